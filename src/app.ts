@@ -1,0 +1,104 @@
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier.js";
+import { type Clock, systemClock } from "./clock.js";
+import type { Config } from "./config.js";
+import { type Database, openDatabase } from "./db/database.js";
+import { migrateToLatest } from "./db/migrate.js";
+import { PolicyService } from "./gen/forest/v1/policy_pb.js";
+import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
+import type { Logger } from "./logger.js";
+import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
+import { createPolicyHandlers } from "./rpc/policy-service.js";
+import { createReleaseHandlers } from "./rpc/release-service.js";
+import { Listener } from "./server/listener.js";
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Use this database instead of opening one from config (tests). */
+  readonly database?: Database;
+}
+
+/** A running releasegate server: start() binds, stop() drains and closes. */
+export class App {
+  readonly #options: AppOptions;
+  readonly #clock: Clock;
+  #database?: Database;
+  #listener?: Listener;
+  #verifier?: TokenVerifier;
+
+  constructor(options: AppOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  get port(): number {
+    return this.#listener?.port ?? this.#options.config.port;
+  }
+
+  get database(): Database {
+    if (this.#database === undefined) throw new Error("app not started");
+    return this.#database;
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.#options;
+    const database =
+      this.#options.database ??
+      (await openDatabase({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        poolSize: config.dbPoolSize,
+        onPoolError: (err) => logger.warn({ err: err.message }, "database client error"),
+      }));
+    this.#database = database;
+    const applied = await migrateToLatest(database.db);
+    logger.info({ database: database.description, applied }, "database ready");
+
+    this.#verifier = await createTokenVerifier(config.jwt, config.dataDir);
+    if (this.#verifier.mode === "local")
+      logger.warn(
+        { dataDir: config.dataDir },
+        "no JWT key configured: local mode, tokens signed with the secret in DATA_DIR (mint one with `npm run token`)",
+      );
+
+    const interceptors: Interceptor[] = [
+      errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
+      authInterceptor(this.#verifier),
+    ];
+    const deps = { db: database.db, clock: this.#clock };
+    const routes = (router: ConnectRouter) => {
+      router.service(PolicyService, { ...createPolicyHandlers(deps) });
+      router.service(ReleaseService, createReleaseHandlers(deps));
+    };
+    const handler = connectNodeAdapter({
+      routes,
+      interceptors,
+      readMaxBytes: config.maxRequestBytes,
+    });
+    this.#listener = new Listener(
+      {
+        host: config.host,
+        port: config.port,
+        tls:
+          config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+            ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }
+            : undefined,
+      },
+      handler,
+    );
+    await this.#listener.start();
+    logger.info(
+      { host: config.host, port: this.port, tls: config.tlsCertFile !== undefined, database: database.kind },
+      `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2)`,
+    );
+  }
+
+  /** Stop serving (bounded grace), then close the database. */
+  async stop(graceMs = 5_000): Promise<void> {
+    await this.#listener?.stop(graceMs);
+    await this.#database?.destroy();
+  }
+}

@@ -1,0 +1,27 @@
+/** A user's current vote on one release intent for one target environment. */
+export type Decision = "approved" | "rejected";
+/** `peer`: a normal vote. `admin_override`: an admin author approving their own release. */
+export type DecisionKind = "peer" | "admin_override";
+
+export interface Vote {
+  readonly userId: string;
+  readonly username: string;
+  readonly decision: Decision;
+  readonly decisionKind: DecisionKind;
+  readonly decidedAt: Date;
+  readonly comment?: string;
+}
+
+/** What an approval policy shows: its threshold and the current votes. */
+export interface ApprovalState {
+  readonly requiredApprovals: number;
+  readonly currentApprovals: number;
+  /** Current votes in the order first cast. */
+  readonly decisions: readonly Vote[];
+}
+
+export function approvalState(requiredApprovals: number, votes: readonly Vote[]): ApprovalState {
+  let current = 0;
+  for (const v of votes) if (v.decision === "approved") current++;
+  return { requiredApprovals, currentApprovals: current, decisions: votes };
+}

@@ -1,0 +1,170 @@
+import { z } from "zod";
+
+/** Default gRPC/Connect port. */
+export const DEFAULT_PORT = 50051;
+/** Default admin port for /healthz, /readyz, /metrics. */
+export const DEFAULT_METRICS_PORT = 9464;
+/** Default embedded database directory (also holds the local JWT secret). */
+export const DEFAULT_DATA_DIR = "./.releasegate";
+/** Default JetStream stream for structured approval events. */
+export const DEFAULT_NATS_STREAM = "RELEASEGATE_APPROVALS";
+/** Default JetStream subject prefix; events go to `<prefix>.<org>.<project>.<env>`. */
+export const DEFAULT_NATS_SUBJECT_PREFIX = "releasegate.approvals";
+/** Default maximum request message size: 1 MiB. */
+export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
+/** Default deadline applied to RPCs whose caller set none: 10 s. */
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
+/** Default pg pool size. */
+export const DEFAULT_DB_POOL_SIZE = 10;
+
+export interface JwtConfig {
+  /** HS256 shared secret. */
+  readonly secret?: string;
+  /** PEM (SPKI) public key, with `algorithm`. */
+  readonly publicKey?: string;
+  readonly algorithm: string;
+  readonly jwksUrl?: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+}
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly databaseUrl?: string;
+  readonly dbPoolSize: number;
+  readonly dataDir: string;
+  readonly natsUrl?: string;
+  readonly natsStream: string;
+  readonly natsSubjectPrefix: string;
+  readonly jwt: JwtConfig;
+  readonly tlsCertFile?: string;
+  readonly tlsKeyFile?: string;
+  readonly maxRequestBytes: number;
+  readonly rpcTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+const port = (fallback: number) =>
+  z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(65535).default(fallback));
+const positiveInt = (fallback: number) =>
+  z.preprocess(emptyToUndefined, z.coerce.number().int().positive().default(fallback));
+
+const EnvSchema = z
+  .object({
+    HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
+    PORT: port(DEFAULT_PORT),
+    METRICS_PORT: port(DEFAULT_METRICS_PORT),
+    DATABASE_URL: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+        .optional(),
+    ),
+    DB_POOL_SIZE: positiveInt(DEFAULT_DB_POOL_SIZE),
+    DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_DATA_DIR)),
+    NATS_URL: optionalString,
+    NATS_STREAM: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+$/, "may hold only letters, digits, _ and -")
+        .default(DEFAULT_NATS_STREAM),
+    ),
+    NATS_SUBJECT_PREFIX: z.preprocess(
+      emptyToUndefined,
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
+        .default(DEFAULT_NATS_SUBJECT_PREFIX),
+    ),
+    RELEASEGATE_JWT_SECRET: z.preprocess(
+      emptyToUndefined,
+      z.string().min(32, "must be at least 32 characters").optional(),
+    ),
+    RELEASEGATE_JWT_PUBLIC_KEY: optionalString,
+    RELEASEGATE_JWT_ALGORITHM: z.preprocess(
+      emptyToUndefined,
+      z.enum(["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]).default("RS256"),
+    ),
+    RELEASEGATE_JWKS_URL: z.preprocess(emptyToUndefined, z.url().optional()),
+    RELEASEGATE_JWT_ISSUER: optionalString,
+    RELEASEGATE_JWT_AUDIENCE: optionalString,
+    TLS_CERT_FILE: optionalString,
+    TLS_KEY_FILE: optionalString,
+    MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
+    RPC_TIMEOUT_MS: positiveInt(DEFAULT_RPC_TIMEOUT_MS),
+    LOG_LEVEL: z.preprocess(
+      emptyToUndefined,
+      z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+    ),
+  })
+  .superRefine((env, ctx) => {
+    const keys = [
+      env.RELEASEGATE_JWT_SECRET,
+      env.RELEASEGATE_JWT_PUBLIC_KEY,
+      env.RELEASEGATE_JWKS_URL,
+    ].filter((v) => v !== undefined);
+    if (keys.length > 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["RELEASEGATE_JWT_SECRET"],
+        message:
+          "set only one of RELEASEGATE_JWT_SECRET, RELEASEGATE_JWT_PUBLIC_KEY, RELEASEGATE_JWKS_URL",
+      });
+    if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined))
+      ctx.addIssue({
+        code: "custom",
+        path: ["TLS_CERT_FILE"],
+        message: "TLS_CERT_FILE and TLS_KEY_FILE must be set together",
+      });
+  });
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  /** One line per problem, each naming its variable. */
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    this.problems = problems;
+  }
+}
+
+/** Parses configuration from environment variables once; throws ConfigError. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    host: e.HOST,
+    port: e.PORT,
+    metricsPort: e.METRICS_PORT,
+    databaseUrl: e.DATABASE_URL,
+    dbPoolSize: e.DB_POOL_SIZE,
+    dataDir: e.DATA_DIR,
+    natsUrl: e.NATS_URL,
+    natsStream: e.NATS_STREAM,
+    natsSubjectPrefix: e.NATS_SUBJECT_PREFIX,
+    jwt: Object.freeze({
+      secret: e.RELEASEGATE_JWT_SECRET,
+      publicKey: e.RELEASEGATE_JWT_PUBLIC_KEY,
+      algorithm: e.RELEASEGATE_JWT_ALGORITHM,
+      jwksUrl: e.RELEASEGATE_JWKS_URL,
+      issuer: e.RELEASEGATE_JWT_ISSUER,
+      audience: e.RELEASEGATE_JWT_AUDIENCE,
+    }),
+    tlsCertFile: e.TLS_CERT_FILE,
+    tlsKeyFile: e.TLS_KEY_FILE,
+    maxRequestBytes: e.MAX_REQUEST_BYTES,
+    rpcTimeoutMs: e.RPC_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,120 @@
+import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import type { ProjectRef } from "../policy/policy.js";
+import type { Deployment, DeploymentStatus, ReleaseIntent } from "../release/release.js";
+import type { DB, DeploymentsTable, ReleaseIntentsTable } from "./schema.js";
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+function toIntent(row: Selectable<ReleaseIntentsTable>): ReleaseIntent {
+  return {
+    id: row.id,
+    project: { organisation: row.organisation, project: row.project },
+    authorUserId: row.author_user_id,
+    authorUsername: row.author_username,
+    branch: row.branch,
+    version: row.version,
+    createdAt: row.created_at,
+  };
+}
+
+function toDeployment(row: Selectable<DeploymentsTable>): Deployment {
+  return {
+    id: String(row.id),
+    project: { organisation: row.organisation, project: row.project },
+    environment: row.environment,
+    releaseIntentId: row.release_intent_id,
+    status: row.status as DeploymentStatus,
+    finishedAt: row.finished_at,
+  };
+}
+
+/**
+ * Inserts the intent unless its id exists; returns the stored row and whether
+ * this call created it. Concurrent registrations of one id race safely.
+ */
+export async function insertIntentIfAbsent(
+  db: Db,
+  intent: ReleaseIntent,
+): Promise<{ intent: ReleaseIntent; created: boolean }> {
+  const inserted = await db
+    .insertInto("release_intents")
+    .values({
+      id: intent.id,
+      organisation: intent.project.organisation,
+      project: intent.project.project,
+      author_user_id: intent.authorUserId,
+      author_username: intent.authorUsername,
+      branch: intent.branch,
+      version: intent.version,
+      created_at: intent.createdAt,
+    })
+    .onConflict((oc) => oc.column("id").doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted !== undefined) return { intent: toIntent(inserted), created: true };
+  const existing = await db
+    .selectFrom("release_intents")
+    .selectAll()
+    .where("id", "=", intent.id)
+    .executeTakeFirstOrThrow();
+  return { intent: toIntent(existing), created: false };
+}
+
+/** The intent if it exists in this project (an intent of another project is "not found"). */
+export async function findIntent(db: Db, project: ProjectRef, id: string): Promise<ReleaseIntent | undefined> {
+  const row = await db
+    .selectFrom("release_intents")
+    .selectAll()
+    .where("id", "=", id)
+    .where("organisation", "=", project.organisation)
+    .where("project", "=", project.project)
+    .executeTakeFirst();
+  return row === undefined ? undefined : toIntent(row);
+}
+
+export async function insertDeployment(db: Db, d: Omit<Deployment, "id">): Promise<Deployment> {
+  const row = await db
+    .insertInto("deployments")
+    .values({
+      organisation: d.project.organisation,
+      project: d.project.project,
+      environment: d.environment,
+      release_intent_id: d.releaseIntentId,
+      status: d.status,
+      finished_at: d.finishedAt,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toDeployment(row);
+}
+
+/**
+ * Latest successful deployment time per environment in `environments`: of
+ * the intent when `releaseIntentId` is given, else of the whole project.
+ * One index probe per environment (LATERAL), in one round trip.
+ */
+export async function latestSuccessfulDeploys(
+  db: Db,
+  project: ProjectRef,
+  environments: readonly string[],
+  releaseIntentId: string | undefined,
+): Promise<Map<string, Date>> {
+  const result = new Map<string, Date>();
+  if (environments.length === 0) return result;
+  const envs = sql.join(environments.map((e) => sql`(${e}::text)`));
+  const filter =
+    releaseIntentId !== undefined
+      ? sql`d.release_intent_id = ${releaseIntentId}::uuid`
+      : sql`d.organisation = ${project.organisation} and d.project = ${project.project}`;
+  const rows = await sql<{ environment: string; finished_at: Date }>`
+    select e.env as environment, latest.finished_at
+    from (values ${envs}) as e(env)
+    cross join lateral (
+      select d.finished_at from deployments d
+      where ${filter} and d.environment = e.env and d.status = 'succeeded'
+      order by d.finished_at desc
+      limit 1
+    ) latest`.execute(db);
+  for (const row of rows.rows) result.set(row.environment, new Date(row.finished_at));
+  return result;
+}

@@ -1,0 +1,82 @@
+import type { ColumnType, Generated, JSONColumnType } from "kysely";
+
+/** Kysely table interfaces; keep in step with `migrations/`. */
+export interface PoliciesTable {
+  id: string;
+  organisation: string;
+  project: string;
+  name: string;
+  enabled: boolean;
+  policy_type: string;
+  config: JSONColumnType<Record<string, unknown>, string, string>;
+  created_at: ColumnType<Date, Date, Date>;
+  updated_at: ColumnType<Date, Date, Date>;
+}
+
+export interface ReleaseIntentsTable {
+  id: string;
+  organisation: string;
+  project: string;
+  author_user_id: string;
+  author_username: string;
+  branch: string;
+  version: string;
+  created_at: ColumnType<Date, Date, never>;
+}
+
+export interface DeploymentsTable {
+  id: Generated<string>;
+  organisation: string;
+  project: string;
+  environment: string;
+  release_intent_id: string;
+  status: string;
+  finished_at: ColumnType<Date, Date, never>;
+}
+
+export interface ApprovalVotesTable {
+  release_intent_id: string;
+  environment: string;
+  user_id: string;
+  username: string;
+  decision: string;
+  decision_kind: string;
+  comment: string | null;
+  first_cast_seq: Generated<string>;
+  first_cast_at: ColumnType<Date, Date, never>;
+  decided_at: ColumnType<Date, Date, Date>;
+}
+
+export interface ApprovalHistoryTable {
+  seq: Generated<string>;
+  organisation: string;
+  project: string;
+  release_intent_id: string;
+  environment: string;
+  user_id: string;
+  username: string;
+  decision: string;
+  previous_decision: string | null;
+  decision_kind: string;
+  comment: string | null;
+  decided_at: ColumnType<Date, Date, never>;
+}
+
+export interface OutboxTable {
+  seq: Generated<string>;
+  event_id: string;
+  release_intent_id: string;
+  subject: string;
+  payload: JSONColumnType<Record<string, unknown>, string, never>;
+  created_at: ColumnType<Date, Date, never>;
+  published_at: ColumnType<Date | null, never, Date>;
+}
+
+export interface DB {
+  policies: PoliciesTable;
+  release_intents: ReleaseIntentsTable;
+  deployments: DeploymentsTable;
+  approval_votes: ApprovalVotesTable;
+  approval_history: ApprovalHistoryTable;
+  outbox: OutboxTable;
+}

@@ -1,0 +1,121 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * Domain errors. Handlers and rules throw these; `toConnectError` is the one
+ * place that turns them (and driver errors) into gRPC codes.
+ */
+export class InvalidArgumentError extends Error {
+  override readonly name = "InvalidArgumentError";
+  /** The request field at fault, e.g. `soak_time.duration_seconds`. */
+  readonly field: string;
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(`${field}: ${message}`, options);
+    this.field = field;
+  }
+}
+
+export class NotFoundError extends Error {
+  override readonly name = "NotFoundError";
+}
+
+export class AlreadyExistsError extends Error {
+  override readonly name = "AlreadyExistsError";
+}
+
+export class PermissionDeniedError extends Error {
+  override readonly name = "PermissionDeniedError";
+}
+
+export class UnauthenticatedError extends Error {
+  override readonly name = "UnauthenticatedError";
+}
+
+export class FailedPreconditionError extends Error {
+  override readonly name = "FailedPreconditionError";
+}
+
+export class UnavailableError extends Error {
+  override readonly name = "UnavailableError";
+}
+
+// Node/pg error codes for a database we cannot reach right now.
+const UNAVAILABLE_NET_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+]);
+
+/** SQLSTATE classes/codes that mean "try again", not "bug". */
+function isTransientSqlState(code: string): boolean {
+  return (
+    code.startsWith("08") || // connection exception
+    code === "57P01" || // admin_shutdown
+    code === "57P02" || // crash_shutdown
+    code === "57P03" || // cannot_connect_now
+    code === "53300" || // too_many_connections
+    code === "40001" || // serialization_failure
+    code === "40P01" // deadlock_detected
+  );
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
+
+/** True when `err` is a database error worth retrying the transaction for. */
+export function isRetryableDbError(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === "40001" || code === "40P01";
+}
+
+/**
+ * Maps any thrown value to a ConnectError. Messages of unexpected errors are
+ * never forwarded (they may hold SQL); the original is kept in `cause`.
+ */
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof InvalidArgumentError)
+    return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
+  if (err instanceof NotFoundError)
+    return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);
+  if (err instanceof AlreadyExistsError)
+    return new ConnectError(err.message, Code.AlreadyExists, undefined, undefined, err);
+  if (err instanceof PermissionDeniedError)
+    return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
+  if (err instanceof UnauthenticatedError)
+    return new ConnectError(err.message, Code.Unauthenticated, undefined, undefined, err);
+  if (err instanceof FailedPreconditionError)
+    return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
+  if (err instanceof UnavailableError)
+    return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
+  const code = errorCode(err);
+  if (code === "23505")
+    return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
+  if (code === "57014")
+    // query_canceled: our own deadline/abort reached the database
+    return new ConnectError("deadline exceeded", Code.DeadlineExceeded, undefined, undefined, err);
+  if (code !== undefined && (UNAVAILABLE_NET_CODES.has(code) || isTransientSqlState(code)))
+    return new ConnectError(
+      "database unavailable, retry later",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      err,
+    );
+  if (err instanceof Error && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(err.message))
+    return new ConnectError(
+      "database unavailable, retry later",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      err,
+    );
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}

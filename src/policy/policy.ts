@@ -1,0 +1,48 @@
+/** Domain model of a policy, independent of protobuf and SQL. */
+export type PolicyKind = "soak_time" | "branch_restriction" | "external_approval";
+
+export interface SoakTimeConfig {
+  readonly kind: "soak_time";
+  readonly sourceEnvironment: string;
+  readonly targetEnvironment: string;
+  /** Seconds the release must have run in the source environment. */
+  readonly durationSeconds: number;
+}
+
+export interface BranchRestrictionConfig {
+  readonly kind: "branch_restriction";
+  readonly targetEnvironment: string;
+  /** RE2 pattern, searched within the branch name (anchor with ^…$ for a full match). */
+  readonly branchPattern: string;
+}
+
+export interface ExternalApprovalConfig {
+  readonly kind: "external_approval";
+  readonly targetEnvironment: string;
+  readonly requiredApprovals: number;
+}
+
+export type PolicyConfig = SoakTimeConfig | BranchRestrictionConfig | ExternalApprovalConfig;
+
+export interface ProjectRef {
+  readonly organisation: string;
+  readonly project: string;
+}
+
+export interface Policy {
+  readonly id: string;
+  readonly project: ProjectRef;
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly config: PolicyConfig;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** Limits that validation enforces (and documents). */
+export const POLICY_NAME_MAX = 63;
+export const BRANCH_PATTERN_MAX = 256;
+export const REQUIRED_APPROVALS_MAX = 100;
+/** Ten years: longer soaks are almost certainly a unit mistake. */
+export const SOAK_DURATION_MAX_SECONDS = 10 * 365 * 24 * 3600;
+export const NAME_FIELD_MAX = 200;

@@ -1,0 +1,94 @@
+import { InvalidArgumentError } from "../errors.js";
+import { compileBranchPattern } from "./branch-pattern.js";
+import {
+  NAME_FIELD_MAX,
+  POLICY_NAME_MAX,
+  type PolicyConfig,
+  type ProjectRef,
+  REQUIRED_APPROVALS_MAX,
+  SOAK_DURATION_MAX_SECONDS,
+} from "./policy.js";
+
+const POLICY_NAME_RE = /^[a-z0-9-]+$/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// C0/C1 control characters have no business in names that end up in logs and subjects.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A required, bounded, printable identifier-ish string (org, project, environment). */
+export function requireName(value: string | undefined, field: string): string {
+  if (value === undefined || value.trim() === "") throw new InvalidArgumentError(field, "is required");
+  if (value.length > NAME_FIELD_MAX)
+    throw new InvalidArgumentError(field, `must be at most ${NAME_FIELD_MAX} characters`);
+  if (CONTROL_RE.test(value)) throw new InvalidArgumentError(field, "must not contain control characters");
+  return value;
+}
+
+export function requireProject(
+  project: { organisation: string; project: string } | undefined,
+): ProjectRef {
+  if (project === undefined) throw new InvalidArgumentError("project", "is required");
+  return {
+    organisation: requireName(project.organisation, "project.organisation"),
+    project: requireName(project.project, "project.project"),
+  };
+}
+
+export function requirePolicyName(name: string, field = "name"): string {
+  if (name.length === 0) throw new InvalidArgumentError(field, "is required");
+  if (name.length > POLICY_NAME_MAX)
+    throw new InvalidArgumentError(field, `must be at most ${POLICY_NAME_MAX} characters`);
+  if (!POLICY_NAME_RE.test(name))
+    throw new InvalidArgumentError(field, "may contain only lowercase letters, digits and '-'");
+  return name;
+}
+
+/** Normalises a UUID to lowercase; INVALID_ARGUMENT naming `field` when malformed. */
+export function requireUuid(value: string, field: string): string {
+  if (value === "") throw new InvalidArgumentError(field, "is required");
+  if (!UUID_RE.test(value)) throw new InvalidArgumentError(field, "must be a UUID");
+  return value.toLowerCase();
+}
+
+export function isUuid(value: string): boolean {
+  return UUID_RE.test(value);
+}
+
+/** Validates a policy config; `prefix` is the oneof field name (e.g. `soak_time`). */
+export function validatePolicyConfig(config: PolicyConfig, prefix: string): PolicyConfig {
+  switch (config.kind) {
+    case "soak_time": {
+      requireName(config.sourceEnvironment, `${prefix}.source_environment`);
+      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+      if (!Number.isSafeInteger(config.durationSeconds) || config.durationSeconds <= 0)
+        throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be greater than 0");
+      if (config.durationSeconds > SOAK_DURATION_MAX_SECONDS)
+        throw new InvalidArgumentError(
+          `${prefix}.duration_seconds`,
+          `must be at most ${SOAK_DURATION_MAX_SECONDS} (10 years)`,
+        );
+      if (config.sourceEnvironment === config.targetEnvironment)
+        throw new InvalidArgumentError(
+          `${prefix}.source_environment`,
+          "must differ from target_environment",
+        );
+      return config;
+    }
+    case "branch_restriction":
+      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+      compileBranchPattern(config.branchPattern, `${prefix}.branch_pattern`);
+      return config;
+    case "external_approval":
+      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+      if (
+        !Number.isInteger(config.requiredApprovals) ||
+        config.requiredApprovals < 1 ||
+        config.requiredApprovals > REQUIRED_APPROVALS_MAX
+      )
+        throw new InvalidArgumentError(
+          `${prefix}.required_approvals`,
+          `must be between 1 and ${REQUIRED_APPROVALS_MAX}`,
+        );
+      return config;
+  }
+}

@@ -1,0 +1,177 @@
+import { create } from "@bufbuild/protobuf";
+import type { ApprovalState, Vote } from "../approval/vote.js";
+import { InvalidArgumentError } from "../errors.js";
+import {
+  type CreatePolicyRequest,
+  type ExternalApprovalState,
+  ExternalApprovalStateSchema,
+  type PolicyEvaluation as PolicyEvaluationMsg,
+  PolicyEvaluationSchema,
+  type Policy as PolicyMsg,
+  PolicySchema,
+  PolicyType,
+} from "../gen/forest/v1/policy_pb.js";
+import type { PolicyEvaluation } from "../policy/evaluate.js";
+import type { Policy, PolicyConfig, PolicyKind } from "../policy/policy.js";
+import { validatePolicyConfig } from "../policy/validate.js";
+
+const KIND_TO_TYPE: Record<PolicyKind, PolicyType> = {
+  soak_time: PolicyType.SOAK_TIME,
+  branch_restriction: PolicyType.BRANCH_RESTRICTION,
+  external_approval: PolicyType.EXTERNAL_APPROVAL,
+};
+
+const CASE_TO_KIND = {
+  soakTime: "soak_time",
+  branchRestriction: "branch_restriction",
+  externalApproval: "external_approval",
+} as const satisfies Record<string, PolicyKind>;
+
+export function policyTypeOf(kind: PolicyKind): PolicyType {
+  return KIND_TO_TYPE[kind];
+}
+
+/** RFC 3339 with milliseconds, UTC. */
+export function rfc3339(d: Date): string {
+  return d.toISOString();
+}
+
+type ConfigOneof = CreatePolicyRequest["config"];
+
+/**
+ * Converts and validates the request's config oneof. Returns undefined when
+ * the oneof is unset. Field names in errors are the proto field names.
+ */
+export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
+  switch (config.case) {
+    case undefined:
+      return undefined;
+    case "soakTime": {
+      const d = config.value.durationSeconds;
+      // int64 arrives as bigint; out-of-range values become NaN and fail validation.
+      const duration =
+        d > BigInt(Number.MAX_SAFE_INTEGER) || d < BigInt(Number.MIN_SAFE_INTEGER) ? Number.NaN : Number(d);
+      return validatePolicyConfig(
+        {
+          kind: "soak_time",
+          sourceEnvironment: config.value.sourceEnvironment,
+          targetEnvironment: config.value.targetEnvironment,
+          durationSeconds: duration,
+        },
+        "soak_time",
+      );
+    }
+    case "branchRestriction":
+      return validatePolicyConfig(
+        {
+          kind: "branch_restriction",
+          targetEnvironment: config.value.targetEnvironment,
+          branchPattern: config.value.branchPattern,
+        },
+        "branch_restriction",
+      );
+    case "externalApproval":
+      return validatePolicyConfig(
+        {
+          kind: "external_approval",
+          targetEnvironment: config.value.targetEnvironment,
+          requiredApprovals: config.value.requiredApprovals,
+        },
+        "external_approval",
+      );
+  }
+}
+
+/** CreatePolicy: the config is required and must agree with policy_type. */
+export function requireConfigMatchingType(config: ConfigOneof, policyType: PolicyType): PolicyConfig {
+  if (config.case === undefined)
+    throw new InvalidArgumentError(
+      "config",
+      "is required: set one of soak_time, branch_restriction, external_approval",
+    );
+  const kind = CASE_TO_KIND[config.case];
+  if (policyType !== KIND_TO_TYPE[kind]) {
+    const name = PolicyType[policyType] ?? String(policyType);
+    throw new InvalidArgumentError(
+      "policy_type",
+      `${policyType === PolicyType.UNSPECIFIED ? "is required" : `POLICY_TYPE_${name} does not match`}: config is ${kind}, so policy_type must be POLICY_TYPE_${kind.toUpperCase()}`,
+    );
+  }
+  return configFromProto(config)!;
+}
+
+export function policyToProto(p: Policy): PolicyMsg {
+  const c = p.config;
+  let config: PolicyMsg["config"];
+  switch (c.kind) {
+    case "soak_time":
+      config = {
+        case: "soakTime",
+        value: {
+          $typeName: "forest.v1.SoakTimeConfig",
+          sourceEnvironment: c.sourceEnvironment,
+          targetEnvironment: c.targetEnvironment,
+          durationSeconds: BigInt(c.durationSeconds),
+        },
+      };
+      break;
+    case "branch_restriction":
+      config = {
+        case: "branchRestriction",
+        value: {
+          $typeName: "forest.v1.BranchRestrictionConfig",
+          targetEnvironment: c.targetEnvironment,
+          branchPattern: c.branchPattern,
+        },
+      };
+      break;
+    case "external_approval":
+      config = {
+        case: "externalApproval",
+        value: {
+          $typeName: "forest.v1.ExternalApprovalConfig",
+          targetEnvironment: c.targetEnvironment,
+          requiredApprovals: c.requiredApprovals,
+        },
+      };
+      break;
+  }
+  return create(PolicySchema, {
+    id: p.id,
+    name: p.name,
+    enabled: p.enabled,
+    policyType: KIND_TO_TYPE[c.kind],
+    config,
+    createdAt: rfc3339(p.createdAt),
+    updatedAt: rfc3339(p.updatedAt),
+  });
+}
+
+export function voteToProto(v: Vote) {
+  return {
+    userId: v.userId,
+    username: v.username,
+    decision: v.decision,
+    decidedAt: rfc3339(v.decidedAt),
+    comment: v.comment,
+    decisionKind: v.decisionKind,
+  };
+}
+
+export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
+  return create(ExternalApprovalStateSchema, {
+    requiredApprovals: s.requiredApprovals,
+    currentApprovals: s.currentApprovals,
+    decisions: s.decisions.map(voteToProto),
+  });
+}
+
+export function evaluationToProto(e: PolicyEvaluation): PolicyEvaluationMsg {
+  return create(PolicyEvaluationSchema, {
+    policyName: e.policyName,
+    policyType: KIND_TO_TYPE[e.kind],
+    passed: e.passed,
+    reason: e.reason,
+    externalApprovalState: e.approval === undefined ? undefined : approvalStateToProto(e.approval),
+  });
+}
