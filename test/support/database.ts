@@ -1,8 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { type Database, openDatabase, wrapPglite } from "../../src/db/database.js";
-import { migrateToLatest } from "../../src/db/migrate.js";
+import { defaultMigrationsDir, migrateToLatest } from "../../src/db/migrate.js";
 
 /** The Postgres the machine runs; tests create their own databases on it. */
 export const ADMIN_DATABASE_URL =
@@ -42,14 +45,48 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop: () 
   };
 }
 
+let template: Promise<Blob> | undefined;
+
+/**
+ * The data directory of a freshly migrated PGlite, as a tarball that every
+ * PGlite test database clones (~0.4 s instead of 2-3 s for a fresh start).
+ * vitest re-imports modules per test file, so the dump is also cached on disk,
+ * keyed by the migrations' content: a changed migration makes a new template.
+ */
+export function pgliteTemplate(): Promise<Blob> {
+  template ??= (async () => {
+    const dir = defaultMigrationsDir();
+    const hash = createHash("sha256");
+    for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+    const path = join(tmpdir(), `releasegate-pglite-template-${hash.digest("hex").slice(0, 16)}.tar`);
+    if (existsSync(path)) return new Blob([readFileSync(path)]);
+    const pglite = await PGlite.create();
+    const database = wrapPglite(pglite);
+    try {
+      await migrateToLatest(database.db, dir);
+      const dump = await pglite.dumpDataDir("none");
+      // Write then rename: parallel workers never read a half-written file.
+      const partial = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+      writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
+      renameSync(partial, path);
+      return dump;
+    } finally {
+      await database.destroy();
+    }
+  })();
+  return template;
+}
+
 /** A fresh, migrated database of the chosen kind, isolated to the caller. */
 export async function createTestDatabase(
   kind: "postgres" | "pglite" = testDatabaseKind(),
   poolSize = 10,
 ): Promise<TestDatabase> {
   if (kind === "pglite") {
-    const database = wrapPglite(await PGlite.create());
-    await migrateToLatest(database.db);
+    // A clone of a migrated template: ~0.4 s instead of 2-3 s for a fresh PGlite.
+    const pglite = new PGlite({ loadDataDir: await pgliteTemplate() });
+    await pglite.waitReady;
+    const database = wrapPglite(pglite);
     return { database, dispose: () => database.destroy() };
   }
   const { url, drop } = await createPostgresDatabase();
