@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import type { Kysely, Selectable, Transaction } from "kysely";
 import type { ProjectRef } from "../policy/policy.js";
 import type { Deployment, DeploymentStatus, ReleaseIntent } from "../release/release.js";
 import type { DB, DeploymentsTable, ReleaseIntentsTable } from "./schema.js";
@@ -86,35 +86,4 @@ export async function insertDeployment(db: Db, d: Omit<Deployment, "id">): Promi
     .returningAll()
     .executeTakeFirstOrThrow();
   return toDeployment(row);
-}
-
-/**
- * Latest successful deployment time per environment in `environments`: of
- * the intent when `releaseIntentId` is given, else of the whole project.
- * One index probe per environment (LATERAL), in one round trip.
- */
-export async function latestSuccessfulDeploys(
-  db: Db,
-  project: ProjectRef,
-  environments: readonly string[],
-  releaseIntentId: string | undefined,
-): Promise<Map<string, Date>> {
-  const result = new Map<string, Date>();
-  if (environments.length === 0) return result;
-  const envs = sql.join(environments.map((e) => sql`(${e}::text)`));
-  const filter =
-    releaseIntentId !== undefined
-      ? sql`d.release_intent_id = ${releaseIntentId}::uuid`
-      : sql`d.organisation = ${project.organisation} and d.project = ${project.project}`;
-  const rows = await sql<{ environment: string; finished_at: Date }>`
-    select e.env as environment, latest.finished_at
-    from (values ${envs}) as e(env)
-    cross join lateral (
-      select d.finished_at from deployments d
-      where ${filter} and d.environment = e.env and d.status = 'succeeded'
-      order by d.finished_at desc
-      limit 1
-    ) latest`.execute(db);
-  for (const row of rows.rows) result.set(row.environment, new Date(row.finished_at));
-  return result;
 }

@@ -4,9 +4,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import { authorize } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
-import { listCurrentVotes } from "../db/approval.repository.js";
+import { readEvaluationRows } from "../db/evaluation.repository.js";
 import * as policies from "../db/policy.repository.js";
-import { findIntent, latestSuccessfulDeploys } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
 import { AlreadyExistsError, NotFoundError } from "../errors.js";
 import {
@@ -106,19 +105,19 @@ export function createPolicyHandlers(
           : requireUuid(req.releaseIntentId, "release_intent_id");
       const applicable = applicablePolicies(await loadPolicies(project), targetEnvironment);
 
-      const intent = intentId === undefined ? undefined : await findIntent(db, project, intentId);
+      const sourceEnvironments = [
+        ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
+      ];
+      const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
+      const { intent, lastSuccessfulDeploy, votes } = await readEvaluationRows(db, project, {
+        releaseIntentId: intentId,
+        sourceEnvironments,
+        votesEnvironment: needsVotes ? targetEnvironment : undefined,
+      });
       if (intentId !== undefined && intent === undefined)
         throw new NotFoundError(
           `release_intent_id: release intent ${intentId} not found in ${project.organisation}/${project.project}`,
         );
-      const sourceEnvs = [
-        ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
-      ];
-      const needsVotes = intentId !== undefined && applicable.some((p) => p.config.kind === "external_approval");
-      const [lastSuccessfulDeploy, votes] = await Promise.all([
-        latestSuccessfulDeploys(db, project, sourceEnvs, intentId),
-        needsVotes ? listCurrentVotes(db, intentId, targetEnvironment) : Promise.resolve([]),
-      ]);
       const branch = req.branch !== undefined && req.branch !== "" ? req.branch : intent?.branch || undefined;
       const result = evaluatePolicies(applicable, {
         now: clock.now(),

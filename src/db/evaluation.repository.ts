@@ -1,0 +1,85 @@
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
+import type { ProjectRef } from "../policy/policy.js";
+import type { DB } from "./schema.js";
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+export interface EvaluationReads {
+  /** The release intent to look up in `project`, if the request named one. */
+  readonly releaseIntentId?: string;
+  /** Source environments of the applicable soak policies. */
+  readonly sourceEnvironments: readonly string[];
+  /** Target environment whose votes to read; undefined when no approval policy applies. */
+  readonly votesEnvironment?: string;
+}
+
+export interface EvaluationRows {
+  /** Undefined when no intent was asked for, or it is not in the project. */
+  readonly intent?: { readonly branch: string };
+  /** Latest successful deployment per source environment (of the intent, else of the project). */
+  readonly lastSuccessfulDeploy: Map<string, Date>;
+  /** Current votes for the intent in `votesEnvironment`, in the order first cast. */
+  readonly votes: Vote[];
+}
+
+type VoteRow = [string, string, string, string, string, string | null];
+
+/**
+ * Everything EvaluatePolicies reads besides the policies, in one round trip:
+ * the intent, the latest successful deploy per source environment (one index
+ * probe each, LATERAL) and the current votes. Parts not asked for are not
+ * queried. JSON aggregation keeps it one row; its timestamps are ISO strings.
+ */
+export async function readEvaluationRows(db: Db, project: ProjectRef, reads: EvaluationReads): Promise<EvaluationRows> {
+  const intentId = reads.releaseIntentId;
+  const wantsVotes = intentId !== undefined && reads.votesEnvironment !== undefined;
+  if (intentId === undefined && reads.sourceEnvironments.length === 0)
+    return { lastSuccessfulDeploy: new Map(), votes: [] };
+  const intentPart =
+    intentId === undefined
+      ? sql`null::json`
+      : sql`(select json_build_object('branch', i.branch) from release_intents i
+             where i.id = ${intentId}::uuid and i.organisation = ${project.organisation} and i.project = ${project.project})`;
+  const deployFilter =
+    intentId !== undefined
+      ? sql`d.release_intent_id = ${intentId}::uuid`
+      : sql`d.organisation = ${project.organisation} and d.project = ${project.project}`;
+  const deploysPart =
+    reads.sourceEnvironments.length === 0
+      ? sql`null::json`
+      : sql`(select json_agg(json_build_array(e.env, latest.finished_at))
+             from (values ${sql.join(reads.sourceEnvironments.map((env) => sql`(${env}::text)`))}) as e(env)
+             cross join lateral (
+               select d.finished_at from deployments d
+               where ${deployFilter} and d.environment = e.env and d.status = 'succeeded'
+               order by d.finished_at desc
+               limit 1
+             ) latest)`;
+  const votesPart =
+    !wantsVotes
+      ? sql`null::json`
+      : sql`(select json_agg(json_build_array(v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment)
+                             order by v.first_cast_seq)
+             from approval_votes v
+             where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment})`;
+  const { rows } = await sql<{
+    intent: { branch: string } | null;
+    deploys: [string, string][] | null;
+    votes: VoteRow[] | null;
+  }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes`.execute(db);
+  const row = rows[0];
+  const lastSuccessfulDeploy = new Map<string, Date>();
+  for (const [env, finishedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(finishedAt));
+  const votes = (row?.votes ?? []).map(
+    ([userId, username, decision, decisionKind, decidedAt, comment]): Vote => ({
+      userId,
+      username,
+      decision: decision as Decision,
+      decisionKind: decisionKind as DecisionKind,
+      decidedAt: new Date(decidedAt),
+      ...(comment !== null ? { comment } : {}),
+    }),
+  );
+  return { intent: row?.intent ?? undefined, lastSuccessfulDeploy, votes };
+}
