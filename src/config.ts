@@ -48,81 +48,94 @@ export interface Config {
 
 const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+const PORT_MESSAGE = "must be a port number from 0 to 65535";
 const port = (fallback: number) =>
-  z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(65535).default(fallback));
+  z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number(PORT_MESSAGE)
+      .int(PORT_MESSAGE)
+      .min(0, PORT_MESSAGE)
+      .max(65535, PORT_MESSAGE)
+      .default(fallback),
+  );
+const POSITIVE_MESSAGE = "must be a positive integer";
 const positiveInt = (fallback: number) =>
-  z.preprocess(emptyToUndefined, z.coerce.number().int().positive().default(fallback));
+  z.preprocess(
+    emptyToUndefined,
+    z.coerce.number(POSITIVE_MESSAGE).int(POSITIVE_MESSAGE).positive(POSITIVE_MESSAGE).default(fallback),
+  );
 
-const EnvSchema = z
-  .object({
-    HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
-    PORT: port(DEFAULT_PORT),
-    METRICS_PORT: port(DEFAULT_METRICS_PORT),
-    DATABASE_URL: z.preprocess(
-      emptyToUndefined,
-      z
-        .string()
-        .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
-        .optional(),
-    ),
-    DB_POOL_SIZE: positiveInt(DEFAULT_DB_POOL_SIZE),
-    DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_DATA_DIR)),
-    NATS_URL: optionalString,
-    NATS_STREAM: z.preprocess(
-      emptyToUndefined,
-      z
-        .string()
-        .regex(/^[A-Za-z0-9_-]+$/, "may hold only letters, digits, _ and -")
-        .default(DEFAULT_NATS_STREAM),
-    ),
-    NATS_SUBJECT_PREFIX: z.preprocess(
-      emptyToUndefined,
-      z
-        .string()
-        .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
-        .default(DEFAULT_NATS_SUBJECT_PREFIX),
-    ),
-    RELEASEGATE_JWT_SECRET: z.preprocess(
-      emptyToUndefined,
-      z.string().min(32, "must be at least 32 characters").optional(),
-    ),
-    RELEASEGATE_JWT_PUBLIC_KEY: optionalString,
-    RELEASEGATE_JWT_ALGORITHM: z.preprocess(
-      emptyToUndefined,
-      z.enum(["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]).default("RS256"),
-    ),
-    RELEASEGATE_JWKS_URL: z.preprocess(emptyToUndefined, z.url().optional()),
-    RELEASEGATE_JWT_ISSUER: optionalString,
-    RELEASEGATE_JWT_AUDIENCE: optionalString,
-    TLS_CERT_FILE: optionalString,
-    TLS_KEY_FILE: optionalString,
-    MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
-    RPC_TIMEOUT_MS: positiveInt(DEFAULT_RPC_TIMEOUT_MS),
-    LOG_LEVEL: z.preprocess(
-      emptyToUndefined,
-      z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-    ),
-  })
-  .superRefine((env, ctx) => {
-    const keys = [
-      env.RELEASEGATE_JWT_SECRET,
-      env.RELEASEGATE_JWT_PUBLIC_KEY,
-      env.RELEASEGATE_JWKS_URL,
-    ].filter((v) => v !== undefined);
-    if (keys.length > 1)
-      ctx.addIssue({
-        code: "custom",
-        path: ["RELEASEGATE_JWT_SECRET"],
-        message:
-          "set only one of RELEASEGATE_JWT_SECRET, RELEASEGATE_JWT_PUBLIC_KEY, RELEASEGATE_JWKS_URL",
-      });
-    if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined))
-      ctx.addIssue({
-        code: "custom",
-        path: ["TLS_CERT_FILE"],
-        message: "TLS_CERT_FILE and TLS_KEY_FILE must be set together",
-      });
-  });
+const EnvSchema = z.object({
+  HOST: z.preprocess(emptyToUndefined, z.string().default("0.0.0.0")),
+  PORT: port(DEFAULT_PORT),
+  METRICS_PORT: port(DEFAULT_METRICS_PORT),
+  DATABASE_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  DB_POOL_SIZE: positiveInt(DEFAULT_DB_POOL_SIZE),
+  DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_DATA_DIR)),
+  NATS_URL: optionalString,
+  NATS_STREAM: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "may hold only letters, digits, _ and -")
+      .default(DEFAULT_NATS_STREAM),
+  ),
+  NATS_SUBJECT_PREFIX: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
+      .default(DEFAULT_NATS_SUBJECT_PREFIX),
+  ),
+  RELEASEGATE_JWT_SECRET: z.preprocess(
+    emptyToUndefined,
+    z.string().min(32, "must be at least 32 characters").optional(),
+  ),
+  RELEASEGATE_JWT_PUBLIC_KEY: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/-----BEGIN PUBLIC KEY-----/, "must be a PEM (SPKI) public key: -----BEGIN PUBLIC KEY-----...")
+      .optional(),
+  ),
+  RELEASEGATE_JWT_ALGORITHM: z.preprocess(
+    emptyToUndefined,
+    z.enum(["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]).default("RS256"),
+  ),
+  RELEASEGATE_JWKS_URL: z.preprocess(emptyToUndefined, z.url().optional()),
+  RELEASEGATE_JWT_ISSUER: optionalString,
+  RELEASEGATE_JWT_AUDIENCE: optionalString,
+  TLS_CERT_FILE: optionalString,
+  TLS_KEY_FILE: optionalString,
+  MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
+  RPC_TIMEOUT_MS: positiveInt(DEFAULT_RPC_TIMEOUT_MS),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  ),
+});
+
+/**
+ * Rules that span variables. Checked on the raw environment, separately from
+ * the schema, so they are reported even when a single variable is also wrong.
+ */
+function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
+  const set = (name: string) => env[name] !== undefined && env[name] !== "";
+  const problems: string[] = [];
+  const keys = ["RELEASEGATE_JWT_SECRET", "RELEASEGATE_JWT_PUBLIC_KEY", "RELEASEGATE_JWKS_URL"];
+  if (keys.filter(set).length > 1)
+    problems.push(`RELEASEGATE_JWT_SECRET: set only one of ${keys.join(", ")}`);
+  if (set("TLS_CERT_FILE") !== set("TLS_KEY_FILE"))
+    problems.push("TLS_CERT_FILE: TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  return problems;
+}
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -137,11 +150,11 @@ export class ConfigError extends Error {
 /** Parses configuration from environment variables once; throws ConfigError. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`),
-    );
-  }
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`)),
+    ...crossFieldProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   return Object.freeze({
     host: e.HOST,

@@ -1,6 +1,7 @@
 /**
  * Splits a SQL script into statements on top-level semicolons, honouring
- * single quotes, double quotes, `--` comments and dollar-quoted bodies.
+ * single quotes, double quotes, line comments, nested block comments and
+ * dollar-quoted bodies.
  * Needed because PGlite's extended-protocol `query` runs one statement at a
  * time, and one migration file must serve both PGlite and Postgres.
  */
@@ -15,6 +16,24 @@ export function splitSqlStatements(script: string): string[] {
       const end = script.indexOf("\n", i);
       i = end === -1 ? script.length : end + 1;
       current += "\n";
+      continue;
+    }
+    if (ch === "/" && script[i + 1] === "*") {
+      // Block comments nest in Postgres; a `;` inside one must not split.
+      let depth = 0;
+      let j = i;
+      while (j < script.length) {
+        if (script.startsWith("/*", j)) {
+          depth++;
+          j += 2;
+        } else if (script.startsWith("*/", j)) {
+          depth--;
+          j += 2;
+          if (depth === 0) break;
+        } else j++;
+      }
+      i = j;
+      current += " ";
       continue;
     }
     if (ch === "'" || ch === '"') {

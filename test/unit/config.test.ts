@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConfigError,
+  DEFAULT_DATA_DIR,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_PORT,
+  DEFAULT_RPC_TIMEOUT_MS,
+  loadConfig,
+} from "../../src/config.js";
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies the documented defaults to an empty environment", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      host: "0.0.0.0",
+      port: DEFAULT_PORT,
+      dataDir: DEFAULT_DATA_DIR,
+      databaseUrl: undefined,
+      natsUrl: undefined,
+      maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
+      rpcTimeoutMs: DEFAULT_RPC_TIMEOUT_MS,
+      logLevel: "info",
+      jwt: { secret: undefined, publicKey: undefined, jwksUrl: undefined, algorithm: "RS256" },
+    });
+    expect(DEFAULT_PORT).toBe(50051);
+  });
+
+  it("treats empty variables as unset", () => {
+    const c = loadConfig({ PORT: "", DATABASE_URL: "", RELEASEGATE_JWT_SECRET: "" });
+    expect(c.port).toBe(DEFAULT_PORT);
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.jwt.secret).toBeUndefined();
+  });
+
+  it("returns a frozen config", () => {
+    const c = loadConfig({ PORT: "8080", DATABASE_URL: "postgres://u@h/db" });
+    expect(c.port).toBe(8080);
+    expect(c.databaseUrl).toBe("postgres://u@h/db");
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.jwt)).toBe(true);
+  });
+
+  it("reports every problem on its own line naming the variable", () => {
+    const problems = problemsOf({
+      PORT: "abc",
+      DATABASE_URL: "mysql://x/y",
+      DB_POOL_SIZE: "0",
+      LOG_LEVEL: "loud",
+      RELEASEGATE_JWKS_URL: "not a url",
+      NATS_SUBJECT_PREFIX: "a.>",
+      MAX_REQUEST_BYTES: "1.5",
+    });
+    expect(problems).toEqual([
+      "PORT: must be a port number from 0 to 65535",
+      "DATABASE_URL: must be a postgres:// or postgresql:// URL",
+      "DB_POOL_SIZE: must be a positive integer",
+      "NATS_SUBJECT_PREFIX: must be dot-separated tokens without wildcards",
+      "RELEASEGATE_JWKS_URL: Invalid URL",
+      "MAX_REQUEST_BYTES: must be a positive integer",
+      expect.stringMatching(/^LOG_LEVEL: Invalid option/),
+    ]);
+    for (const p of problems) expect(p).not.toContain("\n");
+  });
+
+  it("rejects an out-of-range port", () => {
+    expect(problemsOf({ PORT: "70000" })).toEqual(["PORT: must be a port number from 0 to 65535"]);
+  });
+
+  it("rejects a short HS256 secret", () => {
+    expect(problemsOf({ RELEASEGATE_JWT_SECRET: "short" })).toEqual([
+      "RELEASEGATE_JWT_SECRET: must be at least 32 characters",
+    ]);
+  });
+
+  it("rejects a public key that is not PEM", () => {
+    expect(problemsOf({ RELEASEGATE_JWT_PUBLIC_KEY: "abc" })).toEqual([
+      expect.stringMatching(/^RELEASEGATE_JWT_PUBLIC_KEY: must be a PEM \(SPKI\) public key/),
+    ]);
+  });
+
+  it("rejects two JWT key sources even when another variable is also wrong", () => {
+    expect(
+      problemsOf({ PORT: "-1", RELEASEGATE_JWT_SECRET: "x".repeat(32), RELEASEGATE_JWKS_URL: "https://idp/jwks" }),
+    ).toEqual([
+      "PORT: must be a port number from 0 to 65535",
+      "RELEASEGATE_JWT_SECRET: set only one of RELEASEGATE_JWT_SECRET, RELEASEGATE_JWT_PUBLIC_KEY, RELEASEGATE_JWKS_URL",
+    ]);
+  });
+
+  it("rejects a TLS certificate without a key", () => {
+    expect(problemsOf({ TLS_CERT_FILE: "cert.pem" })).toEqual([
+      "TLS_CERT_FILE: TLS_CERT_FILE and TLS_KEY_FILE must be set together",
+    ]);
+  });
+
+  it("ConfigError's message lists the problems one per line", () => {
+    try {
+      loadConfig({ PORT: "x", DB_POOL_SIZE: "y" });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toBe(
+        "invalid configuration:\n  PORT: must be a port number from 0 to 65535\n  DB_POOL_SIZE: must be a positive integer",
+      );
+    }
+  });
+});
