@@ -60,3 +60,7 @@ DROP TRIGGER IF EXISTS approval_history_no_change ON approval_history;
 CREATE TRIGGER approval_history_no_change
   BEFORE UPDATE OR DELETE ON approval_history
   FOR EACH ROW EXECUTE FUNCTION approval_history_immutable();
+
+-- Relays check for an older unpublished event of the same intent (per-intent order).
+CREATE INDEX IF NOT EXISTS outbox_unpublished_intent
+  ON outbox (release_intent_id, seq) WHERE published_at IS NULL;

@@ -7,13 +7,19 @@ import { type Database, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { listPolicies } from "./db/policy.repository.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
 import type { Logger } from "./logger.js";
 import { createPolicyCache, invalidateOnPolicyChange } from "./policy/policy-cache.js";
+import { createApprovalAuditHandlers } from "./rpc/approval-audit-service.js";
+import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { Listener } from "./server/listener.js";
+import { ApprovalEventHub } from "./signal/event-hub.js";
+import { NatsPublisher } from "./signal/nats-publisher.js";
+import { OutboxRelay, type OutboxRelayOptions } from "./signal/outbox-relay.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -21,6 +27,8 @@ export interface AppOptions {
   readonly clock?: Clock;
   /** Use this database instead of opening one from config (tests). */
   readonly database?: Database;
+  /** Metrics hooks for the outbox relay. */
+  readonly relayHooks?: Pick<OutboxRelayOptions, "onPublished" | "onPublishError">;
 }
 
 /** A running releasegate server: start() binds, stop() drains and closes. */
@@ -30,6 +38,11 @@ export class App {
   #database?: Database;
   #listener?: Listener;
   #verifier?: TokenVerifier;
+  #hub?: ApprovalEventHub;
+  #publisher?: NatsPublisher;
+  #relay?: OutboxRelay;
+  /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
+  readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
 
   constructor(options: AppOptions) {
@@ -44,6 +57,12 @@ export class App {
   get database(): Database {
     if (this.#database === undefined) throw new Error("app not started");
     return this.#database;
+  }
+
+  /** The outbox relay (metrics: `outboxDepth()`; hooks are set through AppOptions). */
+  get relay(): OutboxRelay {
+    if (this.#relay === undefined) throw new Error("app not started");
+    return this.#relay;
   }
 
   async start(): Promise<void> {
@@ -81,8 +100,42 @@ export class App {
       loadPolicies: policyCache.get,
       onPolicyChanged: policyCache.invalidate,
     };
+    // Approval signal: votes write the outbox; the hub (outbox NOTIFY) feeds
+    // Watch streams and wakes the relay, which publishes to NATS.
+    const hub = new ApprovalEventHub(database, logger);
+    this.#hub = hub;
+    await hub.start();
+    if (config.natsUrl !== undefined)
+      this.#publisher = new NatsPublisher({
+        servers: config.natsUrl,
+        stream: config.natsStream,
+        subjectPrefix: config.natsSubjectPrefix,
+        logger,
+        onReady: () => this.#relay?.wake(),
+      });
+    const relay = new OutboxRelay({
+      database,
+      publisher: this.#publisher,
+      logger,
+      clock: this.#clock,
+      subscribeWakeups: (wake) => hub.subscribe({}, wake),
+      ...this.#options.relayHooks,
+    });
+    this.#relay = relay;
+    this.#publisher?.start();
+    relay.start();
+    const approvalHandlers = createApprovalHandlers({
+      db: database.db,
+      clock: this.#clock,
+      subjectPrefix: config.natsSubjectPrefix,
+      onOutboxCommitted: () => relay.wake(),
+    });
     const routes = (router: ConnectRouter) => {
-      router.service(PolicyService, { ...createPolicyHandlers(deps) });
+      router.service(PolicyService, { ...createPolicyHandlers(deps), ...approvalHandlers });
+      router.service(
+        ApprovalAuditService,
+        createApprovalAuditHandlers({ db: database.db, hub, shutdown: this.#shutdown.signal }),
+      );
       router.service(ReleaseService, createReleaseHandlers(deps));
     };
     const handler = connectNodeAdapter({
@@ -110,7 +163,12 @@ export class App {
 
   /** Stop serving (bounded grace), then close the database. */
   async stop(graceMs = 5_000): Promise<void> {
+    this.#shutdown.abort();
     await this.#listener?.stop(graceMs);
+    // Relay flushes what it can, then NATS drains, then nothing listens any more.
+    await this.#relay?.stop();
+    await this.#publisher?.stop();
+    await this.#hub?.stop();
     await this.#stopPolicyInvalidation?.();
     await this.#database?.destroy();
   }

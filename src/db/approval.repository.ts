@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from "kysely";
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
+import type { ProjectRef } from "../policy/policy.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -13,12 +14,147 @@ export async function listCurrentVotes(db: Db, releaseIntentId: string, environm
     .where("environment", "=", environment)
     .orderBy("first_cast_seq")
     .execute();
-  return rows.map((r) => ({
+  return rows.map(toVote);
+}
+
+interface VoteColumns {
+  user_id: string;
+  username: string;
+  decision: string;
+  decision_kind: string;
+  decided_at: Date;
+  comment: string | null;
+}
+
+function toVote(r: VoteColumns): Vote {
+  return {
     userId: r.user_id,
     username: r.username,
     decision: r.decision as Decision,
     decisionKind: r.decision_kind as DecisionKind,
     decidedAt: r.decided_at,
     ...(r.comment !== null ? { comment: r.comment } : {}),
+  };
+}
+
+/**
+ * Locks the release intent row for the rest of the transaction and returns
+ * its author, or undefined when the intent is not in `project`. Every vote
+ * on an intent takes this lock first, so votes on one intent run one at a
+ * time and each sees the votes committed before it (a serial order).
+ */
+export async function lockIntentForVote(
+  trx: Transaction<DB>,
+  project: ProjectRef,
+  releaseIntentId: string,
+): Promise<{ authorUserId: string } | undefined> {
+  const row = await trx
+    .selectFrom("release_intents")
+    .select("author_user_id")
+    .where("id", "=", releaseIntentId)
+    .where("organisation", "=", project.organisation)
+    .where("project", "=", project.project)
+    .forUpdate()
+    .executeTakeFirst();
+  return row === undefined ? undefined : { authorUserId: row.author_user_id };
+}
+
+export interface CastVote {
+  readonly project: ProjectRef;
+  readonly releaseIntentId: string;
+  readonly environment: string;
+  readonly vote: Vote;
+}
+
+/**
+ * Makes `vote` the user's current vote (keeping the order it was first cast
+ * in) and appends it to the immutable history. Returns the previous current
+ * decision. Call with the intent locked (`lockIntentForVote`).
+ */
+export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<Decision | undefined> {
+  const { vote } = c;
+  const previous = await trx
+    .selectFrom("approval_votes")
+    .select("decision")
+    .where("release_intent_id", "=", c.releaseIntentId)
+    .where("environment", "=", c.environment)
+    .where("user_id", "=", vote.userId)
+    .executeTakeFirst();
+  await trx
+    .insertInto("approval_votes")
+    .values({
+      release_intent_id: c.releaseIntentId,
+      environment: c.environment,
+      user_id: vote.userId,
+      username: vote.username,
+      decision: vote.decision,
+      decision_kind: vote.decisionKind,
+      comment: vote.comment ?? null,
+      first_cast_at: vote.decidedAt,
+      decided_at: vote.decidedAt,
+    })
+    .onConflict((oc) =>
+      oc.columns(["release_intent_id", "environment", "user_id"]).doUpdateSet((eb) => ({
+        username: eb.ref("excluded.username"),
+        decision: eb.ref("excluded.decision"),
+        decision_kind: eb.ref("excluded.decision_kind"),
+        comment: eb.ref("excluded.comment"),
+        decided_at: eb.ref("excluded.decided_at"),
+      })),
+    )
+    .execute();
+  await trx
+    .insertInto("approval_history")
+    .values({
+      organisation: c.project.organisation,
+      project: c.project.project,
+      release_intent_id: c.releaseIntentId,
+      environment: c.environment,
+      user_id: vote.userId,
+      username: vote.username,
+      decision: vote.decision,
+      previous_decision: previous?.decision ?? null,
+      decision_kind: vote.decisionKind,
+      comment: vote.comment ?? null,
+      decided_at: vote.decidedAt,
+    })
+    .execute();
+  return previous?.decision as Decision | undefined;
+}
+
+export interface HistoryEntry {
+  readonly sequence: bigint;
+  readonly releaseIntentId: string;
+  readonly environment: string;
+  readonly vote: Vote;
+  readonly previousDecision?: Decision;
+}
+
+export interface HistoryQuery {
+  readonly project: ProjectRef;
+  readonly releaseIntentId?: string;
+  readonly environment?: string;
+  /** Return entries with a sequence greater than this. */
+  readonly afterSequence: bigint;
+  readonly limit: number;
+}
+
+/** History entries of a project, oldest first (keyset paging on the sequence). */
+export async function listHistory(db: Db, q: HistoryQuery): Promise<HistoryEntry[]> {
+  let query = db
+    .selectFrom("approval_history")
+    .selectAll()
+    .where("organisation", "=", q.project.organisation)
+    .where("project", "=", q.project.project)
+    .where("seq", ">", q.afterSequence.toString());
+  if (q.releaseIntentId !== undefined) query = query.where("release_intent_id", "=", q.releaseIntentId);
+  if (q.environment !== undefined) query = query.where("environment", "=", q.environment);
+  const rows = await query.orderBy("seq").limit(q.limit).execute();
+  return rows.map((r) => ({
+    sequence: BigInt(r.seq),
+    releaseIntentId: r.release_intent_id,
+    environment: r.environment,
+    vote: toVote(r),
+    ...(r.previous_decision !== null ? { previousDecision: r.previous_decision as Decision } : {}),
   }));
 }

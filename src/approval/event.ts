@@ -1,0 +1,43 @@
+import type { ProjectRef } from "../policy/policy.js";
+import type { Decision, DecisionKind } from "./vote.js";
+
+/** Kind of every event the approval gate emits. */
+export const APPROVAL_DECIDED = "approval.decided";
+
+/**
+ * The structured event published to JetStream and streamed by
+ * WatchApprovalEvents, one per vote (first vote, change or bypass).
+ * Snake-case JSON, stable: consumers in other languages read it.
+ */
+export interface ApprovalDecidedEvent {
+  readonly event_id: string;
+  readonly kind: typeof APPROVAL_DECIDED;
+  readonly organisation: string;
+  readonly project: string;
+  readonly environment: string;
+  readonly release_intent_id: string;
+  readonly voter_user_id: string;
+  readonly voter_username: string;
+  readonly decision: Decision;
+  readonly decision_kind: DecisionKind;
+  readonly current_approvals: number;
+  readonly required_approvals: number;
+  /** Every approval policy for the environment is satisfied. */
+  readonly passed: boolean;
+  /** RFC 3339. */
+  readonly decided_at: string;
+}
+
+export function projectOf(e: ApprovalDecidedEvent): ProjectRef {
+  return { organisation: e.organisation, project: e.project };
+}
+
+/** Parses an event from JSON we wrote ourselves; undefined when it is not one. */
+export function parseApprovalEvent(json: string): ApprovalDecidedEvent | undefined {
+  try {
+    const v = JSON.parse(json) as Partial<ApprovalDecidedEvent>;
+    return v.kind === APPROVAL_DECIDED && typeof v.event_id === "string" ? (v as ApprovalDecidedEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,63 @@
+import { PermissionDeniedError } from "../errors.js";
+import type { Policy } from "../policy/policy.js";
+import { type ApprovalState, approvalState, type Decision, type DecisionKind, type Vote } from "./vote.js";
+
+/** Longest comment a vote may carry, in characters. */
+export const COMMENT_MAX = 2000;
+
+export interface VoteRequest {
+  readonly decision: Decision;
+  readonly forceBypass: boolean;
+  readonly voterId: string;
+  readonly voterIsAdmin: boolean;
+  readonly authorId: string;
+}
+
+/**
+ * The four-eyes rule. Returns the decision kind of an allowed vote, throws
+ * PermissionDeniedError otherwise:
+ * - `force_bypass` needs an organisation admin (fail closed, author or not);
+ * - the author may not approve their own release intent, unless an admin
+ *   author passes `force_bypass`, which is recorded as `admin_override`;
+ * - `force_bypass` from anyone else, and any rejection, is a `peer` vote.
+ */
+export function decisionKindFor(v: VoteRequest): DecisionKind {
+  if (v.forceBypass && !v.voterIsAdmin)
+    throw new PermissionDeniedError(
+      `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
+    );
+  if (v.decision === "approved" && v.voterId === v.authorId) {
+    if (!v.forceBypass)
+      throw new PermissionDeniedError(
+        `${v.voterId} is the author of this release intent and cannot approve it; an organisation admin author may pass force_bypass`,
+      );
+    return "admin_override";
+  }
+  return "peer";
+}
+
+/** The approval policies that gate `environment`, already filtered to enabled ones. */
+export function approvalPoliciesFor(policies: readonly Policy[], environment: string): Policy[] {
+  return policies.filter(
+    (p) => p.enabled && p.config.kind === "external_approval" && p.config.targetEnvironment === environment,
+  );
+}
+
+export interface GateState {
+  /** The strictest policy's view (highest required_approvals): what vote responses show. */
+  readonly strictest: ApprovalState;
+  /** True when every approval policy for the environment is satisfied. */
+  readonly passed: boolean;
+}
+
+/**
+ * Evaluates every approval policy against the same votes. Responses show the
+ * strictest policy (highest threshold): it passes exactly when all do.
+ */
+export function gateState(approvalPolicies: readonly Policy[], votes: readonly Vote[]): GateState {
+  let required = 0;
+  for (const p of approvalPolicies)
+    if (p.config.kind === "external_approval") required = Math.max(required, p.config.requiredApprovals);
+  const strictest = approvalState(required, votes);
+  return { strictest, passed: strictest.currentApprovals >= required };
+}

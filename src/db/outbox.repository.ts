@@ -1,0 +1,108 @@
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { ApprovalDecidedEvent } from "../approval/event.js";
+import type { DB } from "./schema.js";
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+/**
+ * NOTIFY channel raised by every outbox insert; the payload is the event
+ * JSON. Delivered on commit, to every replica: wakes relays and feeds
+ * WatchApprovalEvents streams.
+ */
+export const OUTBOX_CHANNEL = "releasegate_outbox";
+
+/** An unpublished outbox row. */
+export interface OutboxRow {
+  readonly seq: string;
+  readonly eventId: string;
+  readonly releaseIntentId: string;
+  /** JetStream subject, computed when the event was written. */
+  readonly subject: string;
+  readonly event: ApprovalDecidedEvent;
+}
+
+/** Writes the event in the caller's transaction and notifies listeners on commit. */
+export async function insertOutboxEvent(
+  trx: Transaction<DB>,
+  event: ApprovalDecidedEvent,
+  subject: string,
+  createdAt: Date,
+): Promise<void> {
+  const json = JSON.stringify(event);
+  await trx
+    .insertInto("outbox")
+    .values({
+      event_id: event.event_id,
+      release_intent_id: event.release_intent_id,
+      subject,
+      payload: json,
+      created_at: createdAt,
+    })
+    .execute();
+  // Event JSON is well under NOTIFY's 8000-byte payload limit (names are bounded).
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, ${json})`.execute(trx);
+}
+
+/**
+ * Claims up to `limit` unpublished rows, oldest first, locking them until
+ * the transaction ends; rows another relay holds are skipped (SKIP LOCKED),
+ * so two relays never publish one row. To keep per-intent order across
+ * relays, rows of an intent that still has an older unpublished row this
+ * transaction did not claim are left out (that older row is being published
+ * by someone else).
+ */
+export async function claimUnpublished(trx: Transaction<DB>, limit: number): Promise<OutboxRow[]> {
+  const rows = await trx
+    .selectFrom("outbox")
+    .select(["seq", "event_id", "release_intent_id", "subject", "payload"])
+    .where("published_at", "is", null)
+    .orderBy("seq")
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+  if (rows.length === 0) return [];
+  const claimed = rows.map((r) => String(r.seq));
+  const intents = [...new Set(rows.map((r) => r.release_intent_id))];
+  const older = await trx
+    .selectFrom("outbox")
+    .select(["release_intent_id", "seq"])
+    .where("published_at", "is", null)
+    .where("release_intent_id", "in", intents)
+    .where("seq", "not in", claimed)
+    .where("seq", "<", claimed[claimed.length - 1]!)
+    .execute();
+  const firstOlder = new Map<string, bigint>();
+  for (const o of older) {
+    const s = BigInt(o.seq);
+    const prev = firstOlder.get(o.release_intent_id);
+    if (prev === undefined || s < prev) firstOlder.set(o.release_intent_id, s);
+  }
+  return rows
+    .filter((r) => {
+      const blocker = firstOlder.get(r.release_intent_id);
+      return blocker === undefined || BigInt(r.seq) < blocker;
+    })
+    .map((r) => ({
+      seq: String(r.seq),
+      eventId: r.event_id,
+      releaseIntentId: r.release_intent_id,
+      subject: r.subject,
+      event: (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
+    }));
+}
+
+export async function markPublished(trx: Transaction<DB>, seqs: readonly string[], at: Date): Promise<void> {
+  if (seqs.length === 0) return;
+  await trx.updateTable("outbox").set({ published_at: at }).where("seq", "in", seqs).execute();
+}
+
+/** Number of events waiting to be published (for metrics and readiness). */
+export async function outboxDepth(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom("outbox")
+    .select((eb) => eb.fn.countAll<string>().as("n"))
+    .where("published_at", "is", null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

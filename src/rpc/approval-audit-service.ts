@@ -1,0 +1,172 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { Kysely } from "kysely";
+import type { ApprovalDecidedEvent } from "../approval/event.js";
+import { authorize } from "../auth/permissions.js";
+import { listHistory } from "../db/approval.repository.js";
+import type { DB } from "../db/schema.js";
+import { InvalidArgumentError } from "../errors.js";
+import {
+  type ApprovalAuditService,
+  type ApprovalEvent,
+  ApprovalEventSchema,
+  ApprovalHistoryEntrySchema,
+  ListApprovalHistoryResponseSchema,
+  WatchApprovalEventsResponseSchema,
+} from "../gen/releasegate/v1/approval_pb.js";
+import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import type { ApprovalEventHub } from "../signal/event-hub.js";
+import { callerOf } from "./context.js";
+import { rfc3339 } from "./convert.js";
+
+/** History page size when the request sets none. */
+export const HISTORY_PAGE_DEFAULT = 100;
+/** Larger page sizes are lowered to this. */
+export const HISTORY_PAGE_MAX = 1000;
+/** Events a Watch stream may fall behind by before it is ended (RESOURCE_EXHAUSTED). */
+const WATCH_QUEUE_MAX = 1000;
+
+export interface ApprovalAuditDeps {
+  readonly db: Kysely<DB>;
+  readonly hub: ApprovalEventHub;
+  /** Aborted when the server shuts down: ends open Watch streams. */
+  readonly shutdown?: AbortSignal;
+}
+
+interface PageCursor {
+  /** Last sequence returned. */
+  readonly a: string;
+  /** The filters the token was issued for. */
+  readonly i: string;
+  readonly e: string;
+}
+
+function encodeToken(c: PageCursor): string {
+  return Buffer.from(JSON.stringify(c)).toString("base64url");
+}
+
+function decodeToken(token: string, intent: string, env: string): bigint {
+  if (token === "") return 0n;
+  let c: Partial<PageCursor>;
+  try {
+    c = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Partial<PageCursor>;
+  } catch (err) {
+    throw new InvalidArgumentError("page_token", "is not a token from a previous response", { cause: err });
+  }
+  if (typeof c.a !== "string" || !/^\d{1,19}$/.test(c.a))
+    throw new InvalidArgumentError("page_token", "is not a token from a previous response");
+  if (c.i !== intent || c.e !== env)
+    throw new InvalidArgumentError("page_token", "was issued for other filters (release_intent_id, target_environment)");
+  return BigInt(c.a);
+}
+
+function pageSize(requested: number): number {
+  if (requested < 0) throw new InvalidArgumentError("page_size", "must not be negative");
+  if (requested === 0) return HISTORY_PAGE_DEFAULT;
+  return Math.min(requested, HISTORY_PAGE_MAX);
+}
+
+export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
+  return create(ApprovalEventSchema, {
+    eventId: e.event_id,
+    kind: e.kind,
+    project: { organisation: e.organisation, project: e.project },
+    targetEnvironment: e.environment,
+    releaseIntentId: e.release_intent_id,
+    voterUserId: e.voter_user_id,
+    voterUsername: e.voter_username,
+    decision: e.decision,
+    decisionKind: e.decision_kind,
+    currentApprovals: e.current_approvals,
+    requiredApprovals: e.required_approvals,
+    passed: e.passed,
+    decidedAt: e.decided_at,
+  });
+}
+
+/** releasegate.v1.ApprovalAuditService: the read-only history and the live decision feed. */
+export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImpl<typeof ApprovalAuditService> {
+  const { db, hub } = deps;
+  return {
+    async listApprovalHistory(req, ctx) {
+      const project = requireProject(req.project);
+      authorize(callerOf(ctx), project.organisation, "approval.read");
+      const intent = req.releaseIntentId === "" ? "" : requireUuid(req.releaseIntentId, "release_intent_id");
+      const env = req.targetEnvironment === "" ? "" : requireName(req.targetEnvironment, "target_environment");
+      const after = decodeToken(req.pageToken, intent, env);
+      const limit = pageSize(req.pageSize);
+      // One extra row tells whether another page exists.
+      const rows = await listHistory(db, {
+        project,
+        releaseIntentId: intent === "" ? undefined : intent,
+        environment: env === "" ? undefined : env,
+        afterSequence: after,
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return create(ListApprovalHistoryResponseSchema, {
+        entries: page.map((h) =>
+          create(ApprovalHistoryEntrySchema, {
+            sequence: h.sequence,
+            releaseIntentId: h.releaseIntentId,
+            targetEnvironment: h.environment,
+            userId: h.vote.userId,
+            username: h.vote.username,
+            decision: h.vote.decision,
+            previousDecision: h.previousDecision ?? "",
+            decisionKind: h.vote.decisionKind,
+            comment: h.vote.comment,
+            decidedAt: rfc3339(h.vote.decidedAt),
+          }),
+        ),
+        nextPageToken:
+          rows.length > limit && last !== undefined ? encodeToken({ a: last.sequence.toString(), i: intent, e: env }) : "",
+      });
+    },
+
+    async *watchApprovalEvents(req, ctx) {
+      const project = requireProject(req.project);
+      authorize(callerOf(ctx), project.organisation, "approval.read");
+      const environment =
+        req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+
+      const queue: ApprovalDecidedEvent[] = [];
+      let overflow = false;
+      let notify: (() => void) | undefined;
+      const unsubscribe = hub.subscribe({ ...project, environment }, (e) => {
+        if (queue.length >= WATCH_QUEUE_MAX) overflow = true;
+        else queue.push(e);
+        notify?.();
+      });
+      const ended = () => ctx.signal.aborted || deps.shutdown?.aborted === true;
+      const onEnd = () => notify?.();
+      ctx.signal.addEventListener("abort", onEnd);
+      deps.shutdown?.addEventListener("abort", onEnd);
+      try {
+        // Confirms the subscription: every event committed after this message is delivered.
+        yield create(WatchApprovalEventsResponseSchema, { subscribed: true });
+        while (!ended()) {
+          if (overflow)
+            throw new ConnectError(
+              `watch stream fell more than ${WATCH_QUEUE_MAX} events behind; reconnect and read ListApprovalHistory`,
+              Code.ResourceExhausted,
+            );
+          const event = queue.shift();
+          if (event !== undefined) {
+            yield create(WatchApprovalEventsResponseSchema, { event: eventToProto(event) });
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            notify = resolve;
+          });
+          notify = undefined;
+        }
+      } finally {
+        unsubscribe();
+        ctx.signal.removeEventListener("abort", onEnd);
+        deps.shutdown?.removeEventListener("abort", onEnd);
+      }
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { type ApprovalDecidedEvent, parseApprovalEvent } from "../approval/event.js";
+import type { Database } from "../db/database.js";
+import { OUTBOX_CHANNEL } from "../db/outbox.repository.js";
+import type { Logger } from "../logger.js";
+
+/** Which events a subscriber wants; unset fields match everything. */
+export interface EventFilter {
+  readonly organisation?: string;
+  readonly project?: string;
+  readonly environment?: string;
+}
+
+type Listener = (event: ApprovalDecidedEvent) => void;
+
+function matches(f: EventFilter, e: ApprovalDecidedEvent): boolean {
+  return (
+    (f.organisation === undefined || f.organisation === e.organisation) &&
+    (f.project === undefined || f.project === e.project) &&
+    (f.environment === undefined || f.environment === e.environment)
+  );
+}
+
+/**
+ * Fans committed approval events out to in-process subscribers (Watch
+ * streams, the relay's wake-up). Fed by the outbox NOTIFY, so every replica
+ * sees every replica's events, in commit order, with or without NATS. A live
+ * feed: events committed while the listen connection is down are not
+ * replayed (NATS/JetStream is the durable path).
+ */
+export class ApprovalEventHub {
+  readonly #database: Database;
+  readonly #logger: Logger;
+  readonly #subscribers = new Map<number, { filter: EventFilter; listener: Listener }>();
+  #nextId = 0;
+  #unlisten?: () => Promise<void>;
+
+  constructor(database: Database, logger: Logger) {
+    this.#database = database;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.#unlisten = await this.#database.listen(OUTBOX_CHANNEL, (payload) => this.#dispatch(payload));
+    } catch (err) {
+      // Without LISTEN the relay still polls; only live Watch streams go quiet.
+      this.#logger.warn({ err: (err as Error).message }, "cannot LISTEN for approval events; Watch streams get none");
+    }
+  }
+
+  #dispatch(payload: string): void {
+    const event = parseApprovalEvent(payload);
+    if (event === undefined) return;
+    for (const { filter, listener } of this.#subscribers.values()) {
+      if (!matches(filter, event)) continue;
+      try {
+        listener(event);
+      } catch (err) {
+        this.#logger.warn({ err }, "approval event subscriber failed");
+      }
+    }
+  }
+
+  /** Calls `listener` for each matching committed event; returns the unsubscribe function. */
+  subscribe(filter: EventFilter, listener: Listener): () => void {
+    const id = this.#nextId++;
+    this.#subscribers.set(id, { filter, listener });
+    return () => {
+      this.#subscribers.delete(id);
+    };
+  }
+
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  async stop(): Promise<void> {
+    this.#subscribers.clear();
+    await this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
+}

@@ -1,0 +1,160 @@
+import type { Clock } from "../clock.js";
+import type { Database } from "../db/database.js";
+import { claimUnpublished, markPublished, type OutboxRow, outboxDepth } from "../db/outbox.repository.js";
+import type { Logger } from "../logger.js";
+import type { EventPublisher } from "./nats-publisher.js";
+
+/** Fallback poll when no wake-up arrives (lost NOTIFY, another replica's commit), in ms. */
+export const DEFAULT_RELAY_POLL_MS = 5_000;
+/** Rows claimed per transaction. */
+export const DEFAULT_RELAY_BATCH = 100;
+/** Retry backoff after a failed publish, in ms: doubles from min to max. */
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+export interface OutboxRelayOptions {
+  readonly database: Database;
+  /** Undefined: signals are off (no NATS_URL); events stay in the outbox. */
+  readonly publisher?: EventPublisher;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Registers a wake-up callback (e.g. on the outbox NOTIFY); returns the unsubscribe function. */
+  readonly subscribeWakeups?: (wake: () => void) => () => void;
+  readonly pollIntervalMs?: number;
+  readonly batchSize?: number;
+  /** Metrics hook: one call per event published. */
+  readonly onPublished?: (row: OutboxRow) => void;
+  /** Metrics hook: one call per failed publish attempt (the event is retried). */
+  readonly onPublishError?: (err: unknown) => void;
+}
+
+/**
+ * Publishes committed outbox rows: claims them in a transaction
+ * (`FOR UPDATE SKIP LOCKED`, so replicas never publish a row twice),
+ * publishes in sequence order, marks them published in the same transaction.
+ * Runs on every wake-up, with a slow poll as fallback; after a failure it
+ * stops at the failed row (keeping per-intent order) and retries with
+ * backoff. Several calls to wake() while a drain runs cause one more drain.
+ */
+export class OutboxRelay {
+  readonly #o: OutboxRelayOptions;
+  readonly #pollMs: number;
+  readonly #batch: number;
+  #timer?: NodeJS.Timeout;
+  #running?: Promise<void>;
+  #again = false;
+  /** Current retry backoff; 0 while healthy. */
+  #backoffMs = 0;
+  #retryPending = false;
+  #stopped = true;
+  #unsubscribe?: () => void;
+
+  constructor(options: OutboxRelayOptions) {
+    this.#o = options;
+    this.#pollMs = options.pollIntervalMs ?? DEFAULT_RELAY_POLL_MS;
+    this.#batch = options.batchSize ?? DEFAULT_RELAY_BATCH;
+  }
+
+  start(): void {
+    if (this.#o.publisher === undefined) {
+      this.#o.logger.warn("NATS_URL not set: approval signals are off; events stay in the outbox");
+      return;
+    }
+    this.#stopped = false;
+    this.#unsubscribe = this.#o.subscribeWakeups?.(() => this.wake());
+    this.wake();
+  }
+
+  /** Publish now (after a local commit, a NOTIFY, or NATS becoming ready). */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#running !== undefined || this.#retryPending) {
+      // The running drain (or the pending retry) schedules the next one.
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#launch();
+  }
+
+  #launch(): void {
+    this.#running = this.#run().finally(() => {
+      this.#running = undefined;
+      this.#scheduleNext();
+    });
+  }
+
+  #scheduleNext(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#retryPending = this.#backoffMs > 0;
+    const delay = this.#retryPending ? this.#backoffMs : this.#again ? 0 : this.#pollMs;
+    this.#again = false;
+    this.#timer = setTimeout(() => {
+      this.#retryPending = false;
+      this.#launch();
+    }, delay);
+    this.#timer.unref();
+  }
+
+  async #run(): Promise<void> {
+    const publisher = this.#o.publisher;
+    // Not connected: nothing to try; the publisher wakes us when it is ready again.
+    if (publisher === undefined || !publisher.ready) return;
+    try {
+      for (;;) {
+        const { claimed, published, error } = await this.#drainBatch(publisher);
+        if (error !== undefined) throw error;
+        // A short batch means we are done; none published means the rest is another relay's.
+        if (claimed < this.#batch || published === 0) break;
+      }
+      this.#backoffMs = 0;
+    } catch (err) {
+      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
+      this.#o.onPublishError?.(err);
+      this.#o.logger.warn({ err: (err as Error).message, retryInMs: this.#backoffMs }, "outbox relay: publish failed");
+    }
+  }
+
+  async #drainBatch(publisher: EventPublisher): Promise<{ claimed: number; published: number; error?: unknown }> {
+    const published: OutboxRow[] = [];
+    let error: unknown;
+    const claimed = await this.#o.database.db.transaction().execute(async (trx) => {
+      const rows = await claimUnpublished(trx, this.#batch);
+      for (const row of rows) {
+        try {
+          await publisher.publish(row);
+        } catch (err) {
+          // Stop here: later rows may belong to the same intent and must not overtake this one.
+          error = err;
+          break;
+        }
+        published.push(row);
+      }
+      await markPublished(
+        trx,
+        published.map((r) => r.seq),
+        this.#o.clock.now(),
+      );
+      return rows.length;
+    });
+    for (const row of published) this.#o.onPublished?.(row);
+    return { claimed, published: published.length, error };
+  }
+
+  /** Events waiting to be published (metrics). */
+  outboxDepth(): Promise<number> {
+    return outboxDepth(this.#o.database.db);
+  }
+
+  /** Stops waking; lets a running drain finish, then tries one last drain if NATS is ready. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#unsubscribe?.();
+    await this.#running;
+    const publisher = this.#o.publisher;
+    if (publisher?.ready) await this.#run();
+  }
+}
