@@ -31,6 +31,8 @@ const LABEL_MAX = 256;
 
 function optionalLabel(value: string, field: string, max = LABEL_MAX): string {
   if (value.length > max) throw new InvalidArgumentError(field, `must be at most ${max} characters`);
+  // Postgres text cannot hold NUL; the insert would fail with SQLSTATE 22021.
+  if (value.includes("\u0000")) throw new InvalidArgumentError(field, "must not contain NUL characters");
   return value;
 }
 
