@@ -60,13 +60,16 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
     case "soak_time": {
       requireName(config.sourceEnvironment, `${prefix}.source_environment`);
       requireName(config.targetEnvironment, `${prefix}.target_environment`);
-      if (!Number.isSafeInteger(config.durationSeconds) || config.durationSeconds <= 0)
-        throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be greater than 0");
-      if (config.durationSeconds > SOAK_DURATION_MAX_SECONDS)
+      const duration = config.durationSeconds;
+      // `!(d > 0)` also catches NaN.
+      if (!(duration > 0)) throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be greater than 0");
+      if (duration > SOAK_DURATION_MAX_SECONDS)
         throw new InvalidArgumentError(
           `${prefix}.duration_seconds`,
           `must be at most ${SOAK_DURATION_MAX_SECONDS} (10 years)`,
         );
+      if (!Number.isInteger(duration))
+        throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be a whole number of seconds");
       if (config.sourceEnvironment === config.targetEnvironment)
         throw new InvalidArgumentError(
           `${prefix}.source_environment`,

@@ -48,9 +48,14 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
       return undefined;
     case "soakTime": {
       const d = config.value.durationSeconds;
-      // int64 arrives as bigint; out-of-range values become NaN and fail validation.
+      // int64 arrives as bigint; beyond the safe range only the sign matters
+      // to validation ("greater than 0" / "at most 10 years").
       const duration =
-        d > BigInt(Number.MAX_SAFE_INTEGER) || d < BigInt(Number.MIN_SAFE_INTEGER) ? Number.NaN : Number(d);
+        d > BigInt(Number.MAX_SAFE_INTEGER)
+          ? Number.POSITIVE_INFINITY
+          : d < BigInt(Number.MIN_SAFE_INTEGER)
+            ? Number.NEGATIVE_INFINITY
+            : Number(d);
       return validatePolicyConfig(
         {
           kind: "soak_time",

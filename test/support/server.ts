@@ -31,6 +31,10 @@ export class ManualClock implements Clock {
   }
 }
 
+/** The wire protocols the tests speak: gRPC over HTTP/2, Connect JSON over HTTP/1.1. */
+export type Protocol = "grpc" | "connect";
+export const PROTOCOLS: readonly Protocol[] = ["grpc", "connect"];
+
 export interface TestServer {
   readonly app: App;
   readonly db: TestDatabase;
@@ -40,7 +44,8 @@ export interface TestServer {
   grpc(token?: string): Transport;
   /** Connect protocol (HTTP/1.1 JSON) transport with the given bearer token. */
   connect(token?: string): Transport;
-  client<S extends DescService>(service: S, token?: string): Client<S>;
+  /** A client over gRPC (default) or the Connect protocol (JSON over HTTP/1.1). */
+  client<S extends DescService>(service: S, token?: string, protocol?: Protocol): Client<S>;
   stop(): Promise<void>;
 }
 
@@ -102,15 +107,17 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   const baseUrl = `http://127.0.0.1:${app.port}`;
   const grpc = (tok?: string) =>
     createGrpcTransport({ baseUrl, interceptors: authHeader(tok) as never });
+  const connect = (tok?: string) =>
+    createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: authHeader(tok) as never });
   return {
     app,
     db,
     config,
     baseUrl,
     grpc,
-    connect: (tok?: string) =>
-      createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: authHeader(tok) as never }),
-    client: (service, tok) => createClient(service, grpc(tok)),
+    connect,
+    client: (service, tok, protocol = "grpc") =>
+      createClient(service, protocol === "grpc" ? grpc(tok) : connect(tok)),
     async stop() {
       await app.stop(1_000);
       if (!options.shared) await db.dispose();

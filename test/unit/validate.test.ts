@@ -93,17 +93,23 @@ describe("validatePolicyConfig", () => {
     expect(validatePolicyConfig(soak(), "soak_time")).toEqual(soak());
   });
 
-  it.each([0, -5, 1.5, Number.NaN])("rejects soak duration %s", (d) => {
+  it("rejects a fractional soak duration", () => {
+    expect(invalid(() => validatePolicyConfig(soak({ durationSeconds: 1.5 }), "soak_time")).message).toBe(
+      "soak_time.duration_seconds: must be a whole number of seconds",
+    );
+  });
+
+  it.each([0, -5, Number.NaN, Number.NEGATIVE_INFINITY])("rejects soak duration %s", (d) => {
     expect(invalid(() => validatePolicyConfig(soak({ durationSeconds: d }), "soak_time"))).toEqual({
       field: "soak_time.duration_seconds",
       message: "soak_time.duration_seconds: must be greater than 0",
     });
   });
 
-  it("rejects an absurd soak duration (more than ten years)", () => {
-    expect(
-      invalid(() => validatePolicyConfig(soak({ durationSeconds: 10 * 365 * 24 * 3600 + 1 }), "soak_time")).message,
-    ).toBe("soak_time.duration_seconds: must be at most 315360000 (10 years)");
+  it.each([10 * 365 * 24 * 3600 + 1, Number.POSITIVE_INFINITY])("rejects an absurd soak duration %s", (d) => {
+    expect(invalid(() => validatePolicyConfig(soak({ durationSeconds: d }), "soak_time")).message).toBe(
+      "soak_time.duration_seconds: must be at most 315360000 (10 years)",
+    );
   });
 
   it("rejects empty environments", () => {
