@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import { authorize } from "../auth/permissions.js";
+import { authorize, isAdmin } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
 import { findIntent, insertDeployment, insertIntentIfAbsent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
 import {
   DeploymentStatus,
   GetReleaseIntentResponseSchema,
@@ -64,7 +64,18 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       const caller = callerOf(ctx);
       authorize(caller, project.organisation, "intent.register");
       const id = req.releaseIntentId === "" ? randomUUID() : requireUuid(req.releaseIntentId, "release_intent_id");
-      // The author is who approval's four-eyes rule checks against: default to the caller.
+      // The author is who approval's four-eyes rule checks against: default to
+      // the caller. Only pipelines and admins register on someone's behalf, or
+      // a member could name another author and then approve their own release.
+      if (
+        req.authorUserId !== "" &&
+        req.authorUserId !== caller.userId &&
+        caller.actorType !== "service" &&
+        !isAdmin(caller, project.organisation)
+      )
+        throw new PermissionDeniedError(
+          `author_user_id: member ${caller.userId} may register release intents only as themselves (service accounts and admins may name another author)`,
+        );
       const authorUserId =
         req.authorUserId === "" ? caller.userId : optionalLabel(req.authorUserId, "author_user_id", NAME_FIELD_MAX);
       const authorUsername =
