@@ -31,7 +31,7 @@ export async function cast(): Promise<Cast> {
 }
 
 export async function createApprovalPolicy(
-  server: TestServer,
+  server: Pick<TestServer, "client">,
   adminToken: string,
   project: { organisation: string; project: string },
   name: string,
@@ -48,7 +48,7 @@ export async function createApprovalPolicy(
 
 /** Registers a release intent authored by `author` (default alice); returns its id. */
 export async function registerIntent(
-  server: TestServer,
+  server: Pick<TestServer, "client">,
   tok: string,
   project: { organisation: string; project: string },
   author = "alice",

@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { App } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService, type ApprovalEvent } from "../src/gen/releasegate/v1/approval_pb.js";
+import { type Cast, cast, createApprovalPolicy, expectCode, registerIntent, waitFor } from "./support/approval-fixtures.js";
+import { createTestDatabase } from "./support/database.js";
+import { startTestServer, TEST_JWT_SECRET, type TestServer } from "./support/server.js";
+
+const project = { organisation: "acme", project: "web" };
+let server: TestServer;
+let t: Cast;
+
+beforeAll(async () => {
+  // No NATS_URL: the Watch stream must work without NATS.
+  server = await startTestServer();
+  t = await cast();
+  await createApprovalPolicy(server, t.ada, project, "two-approvals", "prod", 2);
+  await createApprovalPolicy(server, t.ada, project, "one-approval", "staging", 1);
+});
+afterAll(() => server?.stop());
+
+/** Opens a Watch stream and collects its events until the returned stop() is called. */
+async function watch(tok: string, targetEnvironment = "") {
+  const controller = new AbortController();
+  const events: ApprovalEvent[] = [];
+  const stream = server
+    .client(ApprovalAuditService, tok)
+    .watchApprovalEvents({ project, targetEnvironment }, { signal: controller.signal });
+  const iterator = stream[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  expect(first.value).toMatchObject({ subscribed: true });
+  const done = (async () => {
+    try {
+      for (let r = await iterator.next(); !r.done; r = await iterator.next())
+        if (r.value.event !== undefined) events.push(r.value.event);
+    } catch (err) {
+      if (!controller.signal.aborted) throw err;
+    }
+  })();
+  return {
+    events,
+    async stop() {
+      controller.abort();
+      await done;
+    },
+  };
+}
+
+describe("WatchApprovalEvents", () => {
+  it("streams the decisions of the project and environment asked for, as they commit", async () => {
+    const prod = await watch(t.pipeline, "prod");
+    const all = await watch(t.alice);
+    const id = await registerIntent(server, t.ada, project);
+    const other = { organisation: "acme", project: "elsewhere" };
+    await createApprovalPolicy(server, t.ada, other, "gate", "prod", 1);
+    const otherId = await registerIntent(server, t.ada, other);
+
+    await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+    await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "staging" });
+    await server
+      .client(PolicyService, t.bob)
+      .externalApproveRelease({ project: other, releaseIntentId: otherId, targetEnvironment: "prod" });
+    await server.client(PolicyService, t.carol).externalRejectRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+
+    await waitFor(() => (prod.events.length >= 2 && all.events.length >= 3 ? true : undefined), 10_000, "events");
+    await prod.stop();
+    await all.stop();
+    expect(prod.events.map((e) => `${e.voterUserId}:${e.decision}:${e.targetEnvironment}`)).toEqual([
+      "bob:approved:prod",
+      "carol:rejected:prod",
+    ]);
+    expect(prod.events[1]).toMatchObject({
+      kind: "approval.decided",
+      project,
+      releaseIntentId: id,
+      decisionKind: "peer",
+      currentApprovals: 1,
+      requiredApprovals: 2,
+      passed: false,
+    });
+    expect(all.events.map((e) => e.targetEnvironment)).toEqual(["prod", "staging", "prod"]);
+    expect(all.events[1]).toMatchObject({ passed: true, currentApprovals: 1, requiredApprovals: 1 });
+  });
+
+  it("is denied to callers outside the organisation and validates its filter", async () => {
+    const denied = server.client(ApprovalAuditService, t.mallory).watchApprovalEvents({ project });
+    await expectCode(denied[Symbol.asyncIterator]().next(), Code.PermissionDenied, /no role in organisation acme/);
+    const invalid = server.client(ApprovalAuditService, t.bob).watchApprovalEvents({ project: { organisation: "acme", project: "" } });
+    await expectCode(invalid[Symbol.asyncIterator]().next(), Code.InvalidArgument, "project.project: is required");
+  });
+});
+
+describe("without NATS_URL", () => {
+  it("keeps events in the outbox and logs once that signals are off", async () => {
+    const lines: Array<{ msg: string }> = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        for (const line of String(chunk).split("\n")) if (line !== "") lines.push(JSON.parse(line) as { msg: string });
+        cb();
+      },
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), "rg-nonats-"));
+    const db = await createTestDatabase();
+    const config = loadConfig({ HOST: "127.0.0.1", PORT: "0", DATA_DIR: dataDir, RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET });
+    const app = new App({ config, logger: pino({ level: "info" }, sink), database: db.database });
+    await app.start();
+    try {
+      const local: Pick<TestServer, "client"> = {
+        client: (service, tok) =>
+          createClient(
+            service,
+            createGrpcTransport({
+              baseUrl: `http://127.0.0.1:${app.port}`,
+              interceptors: [
+                (next) => (req) => {
+                  req.header.set("authorization", `Bearer ${tok}`);
+                  return next(req);
+                },
+              ],
+            }),
+          ),
+      };
+      await createApprovalPolicy(local, t.ada, project, "gate", "prod", 1);
+      const id = await registerIntent(local, t.ada, project);
+      const vote = { project, releaseIntentId: id, targetEnvironment: "prod" };
+      await local.client(PolicyService, t.bob).externalApproveRelease(vote);
+      await local.client(PolicyService, t.carol).externalApproveRelease(vote);
+      expect(await app.relay.outboxDepth()).toBe(2);
+    } finally {
+      await app.stop(1_000);
+      await db.dispose();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    expect(lines.filter((l) => /signals are off/.test(l.msg))).toHaveLength(1);
+  });
+});

@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { waitFor } from "./approval-fixtures.js";
+
+/** The machine's NATS (with JetStream). */
+export const SHARED_NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+/** A stream name and subject prefix no other test uses. */
+export function uniqueSignalNames(): { stream: string; prefix: string } {
+  const tag = randomBytes(5).toString("hex");
+  return { stream: `RG_TEST_${tag}`, prefix: `rgtest.${tag}` };
+}
+
+export interface StoredEvent {
+  readonly seq: number;
+  readonly subject: string;
+  readonly msgId: string | undefined;
+  readonly event: Record<string, unknown>;
+}
+
+/** Every message in `stream`, in stream order (empty when the stream does not exist). */
+export async function readStream(nc: NatsConnection, stream: string): Promise<StoredEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  let last: number;
+  try {
+    last = (await jsm.streams.info(stream)).state.last_seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return [];
+    throw err;
+  }
+  const out: StoredEvent[] = [];
+  for (let seq = 1; seq <= last; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq });
+    if (m === null) continue;
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.header?.get("Nats-Msg-Id"), event: m.json() });
+  }
+  return out;
+}
+
+export async function deleteStream(url: string, stream: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: url, timeout: 500, reconnect: false });
+    await nc.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A private nats-server with JetStream on a free port, that a test can stop and start again. */
+export class NatsServerProcess {
+  readonly port: number;
+  readonly #storeDir: string;
+  #child?: ChildProcess;
+
+  private constructor(port: number) {
+    this.port = port;
+    this.#storeDir = mkdtempSync(join(tmpdir(), "rg-nats-"));
+  }
+
+  /** Reserves a port; the server is not running until start(). */
+  static async create(): Promise<NatsServerProcess> {
+    return new NatsServerProcess(await freePort());
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts (again) on the same port and store directory; resolves once it accepts clients. */
+  async start(): Promise<void> {
+    this.#child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.#storeDir], {
+      stdio: "ignore",
+    });
+    await waitFor(async () => ((await canConnect(this.url)) ? true : undefined), 10_000, "nats-server to accept");
+  }
+
+  /** Kills the server and waits for the process to exit. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+    this.#child = undefined;
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.#storeDir, { recursive: true, force: true });
+  }
+}
