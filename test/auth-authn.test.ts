@@ -31,6 +31,8 @@ function rawClient(server: TestServer, protocol: Protocol, authorization?: strin
 const list = (server: TestServer, protocol: Protocol, authorization?: string) =>
   rawClient(server, protocol, authorization).listPolicies({ project });
 
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
+
 const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString("base64url");
 
 describe("HS256 secret mode", () => {
@@ -163,7 +165,7 @@ describe("issuer and audience checks", () => {
 
 describe("RS256 public-key mode", () => {
   let server: TestServer;
-  let privateKey: CryptoKey;
+  let privateKey: PrivateKey;
   beforeAll(async () => {
     const pair = await generateKeyPair("RS256", { extractable: true });
     privateKey = pair.privateKey;
@@ -173,7 +175,7 @@ describe("RS256 public-key mode", () => {
   });
   afterAll(() => server?.stop());
 
-  const sign = (key: CryptoKey, sub = "ada") =>
+  const sign = (key: PrivateKey, sub = "ada") =>
     new SignJWT({ org_roles: ROLES, preferred_username: sub })
       .setProtectedHeader({ alg: "RS256" })
       .setSubject(sub)
@@ -205,7 +207,7 @@ describe("RS256 public-key mode", () => {
 describe("JWKS mode", () => {
   let server: TestServer;
   let jwks: Server;
-  let privateKey: CryptoKey;
+  let privateKey: PrivateKey;
   beforeAll(async () => {
     const pair = await generateKeyPair("ES256", { extractable: true });
     privateKey = pair.privateKey;
