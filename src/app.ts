@@ -1,5 +1,7 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { sql } from "kysely";
+import { AdminServer } from "./admin/admin-server.js";
 import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
@@ -7,16 +9,27 @@ import { type Database, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { listPolicies } from "./db/policy.repository.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
+import { Health } from "./gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
+import { ServerHealth } from "./health/health.js";
+import { createHealthHandlers } from "./health/health-service.js";
 import type { Logger } from "./logger.js";
+import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.js";
 import { createPolicyCache, invalidateOnPolicyChange } from "./policy/policy-cache.js";
 import { createApprovalAuditHandlers } from "./rpc/approval-audit-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
+import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
+import { observabilityInterceptor } from "./rpc/observability.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
+import { createDescriptorIndex } from "./reflection/descriptor-index.js";
+import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { Listener } from "./server/listener.js";
+import { createNodeHandler } from "./server/node-handler.js";
 import { ApprovalEventHub } from "./signal/event-hub.js";
 import { NatsPublisher } from "./signal/nats-publisher.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./signal/outbox-relay.js";
@@ -44,6 +57,9 @@ export class App {
   /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
   readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
+  readonly #metrics = createMetrics();
+  #health?: ServerHealth;
+  #admin?: AdminServer;
 
   constructor(options: AppOptions) {
     this.#options = options;
@@ -57,6 +73,16 @@ export class App {
   get database(): Database {
     if (this.#database === undefined) throw new Error("app not started");
     return this.#database;
+  }
+
+  /** Bound port of the admin server (/healthz, /readyz, /metrics). */
+  get adminPort(): number {
+    return this.#admin?.port ?? this.#options.config.metricsPort;
+  }
+
+  /** This server's Prometheus metrics (a registry of its own). */
+  get metrics(): Metrics {
+    return this.#metrics;
   }
 
   /** The outbox relay (metrics: `outboxDepth()`; hooks are set through AppOptions). */
@@ -74,6 +100,7 @@ export class App {
         dataDir: config.dataDir,
         poolSize: config.dbPoolSize,
         onPoolError: (err) => logger.warn({ err: err.message }, "database client error"),
+        statementTimeoutMs: config.rpcTimeoutMs,
       }));
     this.#database = database;
     const applied = await migrateToLatest(database.db);
@@ -86,7 +113,11 @@ export class App {
         "no JWT key configured: local mode, tokens signed with the secret in DATA_DIR (mint one with `npm run token`)",
       );
 
+    const metrics = this.#metrics;
+    registerDatabaseMetrics(metrics, database);
     const interceptors: Interceptor[] = [
+      observabilityInterceptor(logger, metrics),
+      concurrencyLimitInterceptor(config.maxInFlight),
       errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
       authInterceptor(this.#verifier),
     ];
@@ -119,7 +150,14 @@ export class App {
       logger,
       clock: this.#clock,
       subscribeWakeups: (wake) => hub.subscribe({}, wake),
-      ...this.#options.relayHooks,
+      onPublished: (row) => {
+        metrics.relayPublished.inc();
+        this.#options.relayHooks?.onPublished?.(row);
+      },
+      onPublishError: (err) => {
+        metrics.relayPublishErrors.inc();
+        this.#options.relayHooks?.onPublishError?.(err);
+      },
     });
     this.#relay = relay;
     this.#publisher?.start();
@@ -137,12 +175,33 @@ export class App {
         createApprovalAuditHandlers({ db: database.db, hub, shutdown: this.#shutdown.signal }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(Health, createHealthHandlers(health));
+      router.service(ServerReflection, createReflectionHandlers(reflection));
+      router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
     };
-    const handler = connectNodeAdapter({
-      routes,
-      interceptors,
-      readMaxBytes: config.maxRequestBytes,
+    const served: DescService[] = [
+      PolicyService,
+      ReleaseService,
+      ApprovalAuditService,
+      Health,
+      ServerReflection,
+      ServerReflectionV1Alpha,
+    ];
+    const health = new ServerHealth({
+      services: served.map((s) => s.typeName),
+      ping: async () => {
+        await sql`select 1`.execute(database.db);
+      },
     });
+    this.#health = health;
+    const reflection = createDescriptorIndex(served);
+    const handler = withDefaultDeadline(
+      createNodeHandler({ routes, interceptors, readMaxBytes: config.maxRequestBytes }, (err) =>
+        logger.error({ err }, "rpc handler failed"),
+      ),
+      config.rpcTimeoutMs,
+      served,
+    );
     this.#listener = new Listener(
       {
         host: config.host,
@@ -155,14 +214,29 @@ export class App {
       handler,
     );
     await this.#listener.start();
+    this.#admin = new AdminServer({
+      host: config.host,
+      port: config.metricsPort,
+      health,
+      registry: metrics.registry,
+      logger,
+    });
+    await this.#admin.start();
+    // Migrations ran and the port is bound: SERVING once the database answers.
+    await health.markReady();
     logger.info(
       { host: config.host, port: this.port, tls: config.tlsCertFile !== undefined, database: database.kind },
-      `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2)`,
+      `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2); admin on :${this.adminPort}`,
     );
   }
 
-  /** Stop serving (bounded grace), then close the database. */
-  async stop(graceMs = 5_000): Promise<void> {
+  /**
+   * Drains: health NOT_SERVING (gRPC and /readyz), stop accepting, let
+   * in-flight RPCs finish for up to `graceMs`, flush the relay, close NATS,
+   * the admin port and the pool.
+   */
+  async stop(graceMs = this.#options.config.shutdownGraceMs): Promise<void> {
+    this.#health?.markDraining();
     this.#shutdown.abort();
     await this.#listener?.stop(graceMs);
     // Relay flushes what it can, then NATS drains, then nothing listens any more.
@@ -170,6 +244,7 @@ export class App {
     await this.#publisher?.stop();
     await this.#hub?.stop();
     await this.#stopPolicyInvalidation?.();
+    await this.#admin?.stop();
     await this.#database?.destroy();
   }
 }
