@@ -1,6 +1,7 @@
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
 import { createApprovalPolicy, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
@@ -39,13 +40,30 @@ afterAll(async () => {
 });
 
 describe("two servers on one database", () => {
-  it("relay every event exactly once, in order per release intent", async () => {
+  it("relay every event exactly once, in order per release intent, and both feed Watch streams", async () => {
     const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
     await createApprovalPolicy(a, admin, project, "all-voters", "prod", VOTERS);
     const intents = await Promise.all(Array.from({ length: INTENTS }, () => registerIntent(a, admin, project)));
     const voters = await Promise.all(
       Array.from({ length: VOTERS }, (_, i) => token({ sub: `voter-${i}`, orgs: { acme: "member" } })),
     );
+    // A Watch stream on replica b sees the votes committed through a as well (outbox NOTIFY).
+    const watching = new AbortController();
+    const watched: string[] = [];
+    const stream = b
+      .client(ApprovalAuditService, admin)
+      .watchApprovalEvents({ project }, { signal: watching.signal })
+      [Symbol.asyncIterator]();
+    expect((await stream.next()).value).toMatchObject({ subscribed: true });
+    const collecting = (async () => {
+      try {
+        for (let r = await stream.next(); !r.done; r = await stream.next())
+          if (r.value.event) watched.push(r.value.event.eventId);
+      } catch (err) {
+        if (!watching.signal.aborted) throw err;
+      }
+    })();
+
     // Every vote goes to one of the two replicas; both relays race for the outbox.
     await Promise.all(
       intents.flatMap((id, i) =>
@@ -63,6 +81,10 @@ describe("two servers on one database", () => {
     }, 20_000, `${total} events in the stream`);
     await waitFor(() => (coreIds.length >= total ? true : undefined), 10_000, "core messages");
     expect(await a.app.relay.outboxDepth()).toBe(0);
+    await waitFor(() => (watched.length >= total ? true : undefined), 10_000, "watched events");
+    watching.abort();
+    await collecting;
+    expect(new Set(watched)).toEqual(new Set(stored.map((m) => m.event.event_id)));
 
     for (const id of intents) {
       const counts = stored.filter((m) => m.event.release_intent_id === id).map((m) => m.event.current_approvals);
