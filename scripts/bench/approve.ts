@@ -1,0 +1,87 @@
+import { createClient } from "@connectrpc/connect";
+import pg from "pg";
+import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
+import { BENCH_POOL_SIZE, grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
+import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import type { ServerProcess } from "./server-process.js";
+import type { BenchSettings } from "./settings.js";
+
+/** Concurrent voters in the ApproveRelease comparison. */
+export const APPROVE_CALLERS = 16;
+/** Intents the votes spread over (votes on one intent serialise on its row lock). */
+const INTENTS = 64;
+const VOTERS = 32;
+
+export interface ApproveResult {
+  readonly callers: number;
+  readonly approve: LoadResult;
+  /** The same single-row vote upsert in a transaction from a bare `pg` pool of the server's size. */
+  readonly ceiling: LoadResult;
+}
+
+/**
+ * Item 2: ApproveRelease (a vote, its history row and its outbox event in one
+ * transaction) against the database ceiling: the bare upsert transaction.
+ */
+export async function benchApprove(
+  settings: BenchSettings,
+  server: ServerProcess,
+  seeded: SeededProject,
+  databaseUrl: string,
+): Promise<ApproveResult> {
+  const intents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
+  const voters = await Promise.all(
+    Array.from({ length: VOTERS }, async (_, i) =>
+      createClient(PolicyService, grpcTransport(server.baseUrl, await userToken(`voter-${i}`))),
+    ),
+  );
+  const ceilingIntents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
+  // Call i votes as voter ⌊i/INTENTS⌋ on intent i mod INTENTS: first votes,
+  // then (after INTENTS × VOTERS calls) changes of existing votes.
+  const approve = (i: number) =>
+    (voters[Math.floor(i / INTENTS) % VOTERS] as (typeof voters)[number]).approveRelease({
+      project: seeded.project,
+      releaseIntentId: intents[i % INTENTS],
+      targetEnvironment: "prod",
+    });
+
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: BENCH_POOL_SIZE });
+  const upsert = async (i: number) => {
+    const client = await pool.connect();
+    try {
+      await client.query("begin");
+      await client.query(
+        `insert into approval_votes
+           (release_intent_id, environment, user_id, username, decision, decision_kind, comment, first_cast_at, decided_at)
+         values ($1, 'prod', $2, $2, 'approved', 'peer', null, now(), now())
+         on conflict (release_intent_id, environment, user_id)
+         do update set decision = excluded.decision, decision_kind = excluded.decision_kind, decided_at = excluded.decided_at`,
+        [ceilingIntents[i % INTENTS], `voter-${Math.floor(i / INTENTS) % VOTERS}`],
+      );
+      await client.query("commit");
+    } catch (err) {
+      await client.query("rollback").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  };
+
+  const options = {
+    callers: APPROVE_CALLERS,
+    durationMs: settings.loadMs,
+    maxCalls: settings.maxCalls,
+    warmupCalls: APPROVE_CALLERS * Math.min(4, settings.warmupPerCaller),
+  };
+  const approveRuns: LoadResult[] = [];
+  const ceilingRuns: LoadResult[] = [];
+  try {
+    for (let r = 0; r < settings.runs; r++) {
+      ceilingRuns.push(await runLoad(options, upsert));
+      approveRuns.push(await runLoad(options, approve));
+    }
+  } finally {
+    await pool.end();
+  }
+  return { callers: APPROVE_CALLERS, approve: medianOfRuns(approveRuns), ceiling: medianOfRuns(ceilingRuns) };
+}

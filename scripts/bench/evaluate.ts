@@ -1,0 +1,61 @@
+import { createClient } from "@connectrpc/connect";
+import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
+import { grpcTransport, ORG, type SeededProject, userToken } from "./fixtures.js";
+import { HealthService } from "./health-service.js";
+import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import type { ServerProcess } from "./server-process.js";
+import type { BenchSettings } from "./settings.js";
+
+export interface EvaluateRow {
+  readonly callers: number;
+  readonly ceiling: LoadResult;
+  readonly evaluate: LoadResult;
+}
+
+export interface EvaluateResult {
+  /** What the transport ceiling called. */
+  readonly ceilingName: string;
+  readonly rows: readonly EvaluateRow[];
+}
+
+/**
+ * Item 1: EvaluatePolicies (5 policies, 3 votes) against the cheapest RPC of
+ * the same server, at each caller count; runs alternate so drift hits both.
+ */
+export async function benchEvaluate(
+  settings: BenchSettings,
+  server: ServerProcess,
+  seeded: SeededProject,
+): Promise<EvaluateResult> {
+  const transport = grpcTransport(server.baseUrl, await userToken("bench-pipeline"));
+  const policies = createClient(PolicyService, transport);
+  // Built from a runtime descriptor, so the client's method types are not known statically.
+  const health = createClient(HealthService, transport) as unknown as { check(req: object): Promise<unknown> };
+  const evaluate = () =>
+    policies.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+
+  let ceilingName = "grpc.health.v1.Health/Check";
+  let ceiling: () => Promise<unknown> = () => health.check({});
+  try {
+    await ceiling();
+  } catch {
+    ceilingName = "forest.v1.PolicyService/ListPolicies (empty project; health Check unavailable)";
+    const empty = { organisation: ORG, project: "empty" };
+    ceiling = () => policies.listPolicies({ project: empty });
+  }
+  const answer = await evaluate();
+  if (!answer.allPassed) throw new Error("bench evaluation does not pass");
+
+  const rows: EvaluateRow[] = [];
+  for (const callers of settings.callers) {
+    const options = { callers, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: callers * settings.warmupPerCaller };
+    const ceilingRuns: LoadResult[] = [];
+    const evaluateRuns: LoadResult[] = [];
+    for (let r = 0; r < settings.runs; r++) {
+      ceilingRuns.push(await runLoad(options, ceiling));
+      evaluateRuns.push(await runLoad(options, evaluate));
+    }
+    rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
+  }
+  return { ceilingName, rows };
+}

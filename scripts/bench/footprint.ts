@@ -1,0 +1,71 @@
+import { rmSync } from "node:fs";
+import { createClient } from "@connectrpc/connect";
+import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
+import { BENCH_JWT_SECRET, createBenchDatabase, grpcTransport, seedProject, userToken } from "./fixtures.js";
+import { median, runLoad } from "./load.js";
+import { startServerProcess } from "./server-process.js";
+import type { BenchSettings } from "./settings.js";
+
+export interface StartupResult {
+  /** Median milliseconds from spawn to "listening". */
+  readonly pgliteFresh: number;
+  readonly pgliteReopen: number;
+  readonly postgresFresh: number;
+  readonly postgresMigrated: number;
+}
+
+/** Milliseconds from spawn to "listening" of a server on `env` (stopped again). */
+async function startupMs(env: Record<string, string>): Promise<number> {
+  const server = await startServerProcess(env);
+  await server.stop();
+  return server.startupMs;
+}
+
+/**
+ * Item 5 (start-up): a new and then reused PGlite data directory, an empty
+ * (unmigrated) and then migrated Postgres database; medians over the runs.
+ * Leaves the last PGlite directory in `pgliteDir` for the memory benchmark.
+ */
+export async function benchStartup(settings: BenchSettings, pgliteDir: string): Promise<StartupResult> {
+  const runs = settings.quick ? 1 : 3;
+  const base = { RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET };
+  const times = { pgliteFresh: [] as number[], pgliteReopen: [] as number[], postgresFresh: [] as number[], postgresMigrated: [] as number[] };
+  for (let r = 0; r < runs; r++) {
+    rmSync(pgliteDir, { recursive: true, force: true });
+    times.pgliteFresh.push(await startupMs({ ...base, DATA_DIR: pgliteDir }));
+    times.pgliteReopen.push(await startupMs({ ...base, DATA_DIR: pgliteDir }));
+    const database = await createBenchDatabase();
+    try {
+      const env = { ...base, DATABASE_URL: database.url, DATA_DIR: pgliteDir };
+      times.postgresFresh.push(await startupMs(env));
+      times.postgresMigrated.push(await startupMs(env));
+    } finally {
+      await database.drop();
+    }
+  }
+  return {
+    pgliteFresh: median(times.pgliteFresh),
+    pgliteReopen: median(times.pgliteReopen),
+    postgresFresh: median(times.postgresFresh),
+    postgresMigrated: median(times.postgresMigrated),
+  };
+}
+
+/** Item 5 (memory): peak RSS of a PGlite server after EvaluatePolicies load at 16 callers. */
+export async function benchPgliteUnderLoad(
+  settings: BenchSettings,
+  pgliteDir: string,
+): Promise<{ peakRssBytes: number; throughput: number }> {
+  const server = await startServerProcess({ RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET, DATA_DIR: pgliteDir });
+  try {
+    const seeded = await seedProject(server.baseUrl, "pglite");
+    const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
+    const result = await runLoad(
+      { callers: 16, durationMs: settings.loadMs * 2, maxCalls: settings.maxCalls, warmupCalls: 16 * settings.warmupPerCaller },
+      () => client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId }),
+    );
+    return { peakRssBytes: server.peakRssBytes(), throughput: result.throughput };
+  } finally {
+    await server.stop();
+  }
+}

@@ -1,0 +1,209 @@
+import type { ApproveResult } from "./approve.js";
+import type { DecisionResult } from "./decision.js";
+import type { EvaluateResult } from "./evaluate.js";
+import type { StartupResult } from "./footprint.js";
+import type { LoadResult } from "./load.js";
+import type { ScaleResult } from "./scale.js";
+import type { SignalResult } from "./signal.js";
+
+/** A benchmark's outcome: its numbers, or why it could not run. */
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+
+export interface BenchReport {
+  readonly machine: Record<string, string>;
+  readonly notes: readonly string[];
+  readonly evaluate: Outcome<EvaluateResult>;
+  readonly approve: Outcome<ApproveResult>;
+  readonly signal: Outcome<SignalResult>;
+  readonly scale: Outcome<ScaleResult>;
+  readonly serverPeakRssBytes: Outcome<number>;
+  readonly pgliteUnderLoad: Outcome<{ peakRssBytes: number; throughput: number }>;
+  readonly startup: Outcome<StartupResult>;
+  readonly decision: Outcome<DecisionResult>;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : "n/a");
+const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")}/s`;
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+const met = (ok: boolean) => (ok ? "**met**" : "**not met**");
+const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
+
+function failed(o: Outcome<unknown>): string[] {
+  if (!o.ok && o.error.startsWith("skipped")) return [`_${o.error}_`, ""];
+  return o.ok ? [] : [`Could not run: \`${o.error.replace(/\s+/g, " ").slice(0, 400)}\``, ""];
+}
+
+function errorsNote(...results: LoadResult[]): string[] {
+  const bad = results.filter((r) => r.errors > 0);
+  return bad.map((r) => `Errors during a run: ${r.errors} (first: \`${r.firstError ?? "?"}\`).`);
+}
+
+function evaluateSection(o: Outcome<EvaluateResult>): string[] {
+  const out = ["## 1. EvaluatePolicies vs the transport ceiling", ""];
+  if (!o.ok) return [...out, ...failed(o)];
+  const { ceilingName, rows } = o.value;
+  out.push(
+    `Project with 5 policies on \`prod\` (2 soak, 2 branch, 1 approval with 3 votes), evaluated for a registered intent. Ceiling: \`${ceilingName}\` on the same server, same client, same connection.`,
+    "",
+    row(["callers", "ceiling rps", "ceiling p50", "ceiling p99", "Evaluate rps", "Evaluate p50", "Evaluate p99", "ratio"]),
+    row(["---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+  );
+  for (const r of rows)
+    out.push(
+      row([
+        r.callers,
+        rate(r.ceiling.throughput),
+        ms(r.ceiling.p50),
+        ms(r.ceiling.p99),
+        rate(r.evaluate.throughput),
+        ms(r.evaluate.p50),
+        ms(r.evaluate.p99),
+        (r.evaluate.throughput / r.ceiling.throughput).toFixed(2),
+      ]),
+    );
+  const ratios = rows.map((r) => r.evaluate.throughput / r.ceiling.throughput);
+  const at16 = rows.find((r) => r.callers === 16);
+  out.push(
+    "",
+    `Target ≥ 0.6 of the ceiling: ${met(ratios.every((x) => x >= 0.6))} (lowest ${Math.min(...ratios).toFixed(2)}).` +
+      (at16 ? ` Target p99 < 10 ms at 16 callers: ${met(at16.evaluate.p99 < 10)} (${ms(at16.evaluate.p99)}).` : ""),
+    ...errorsNote(...rows.flatMap((r) => [r.ceiling, r.evaluate])),
+    "",
+  );
+  return out;
+}
+
+function approveSection(o: Outcome<ApproveResult>): string[] {
+  const out = ["## 2. ApproveRelease vs the database ceiling", ""];
+  if (!o.ok) return [...out, ...failed(o)];
+  const { approve, ceiling, callers } = o.value;
+  const ratio = approve.throughput / ceiling.throughput;
+  out.push(
+    `${callers} concurrent voters spread over 64 intents. ApproveRelease commits the vote, its history row and its outbox event in one transaction (with the intent row locked). Ceiling: a bare \`pg\` pool of the same size running \`BEGIN; INSERT … ON CONFLICT DO UPDATE\` (one approval_votes row)\`; COMMIT\` from the same number of callers.`,
+    "",
+    row(["", "rps", "p50", "p99"]),
+    row(["---", "---:", "---:", "---:"]),
+    row(["bare pg upsert transaction", rate(ceiling.throughput), ms(ceiling.p50), ms(ceiling.p99)]),
+    row(["ApproveRelease (gRPC)", rate(approve.throughput), ms(approve.p50), ms(approve.p99)]),
+    "",
+    `Ratio ${ratio.toFixed(2)}; target ≥ 0.5: ${met(ratio >= 0.5)}.`,
+    ...errorsNote(approve, ceiling),
+    "",
+  );
+  return out;
+}
+
+function signalSection(o: Outcome<SignalResult>): string[] {
+  const out = ["## 3. Decision-to-signal latency", ""];
+  if (!o.ok) return [...out, ...failed(o)];
+  const s = o.value;
+  out.push(
+    `${s.approvals} sequential approvals; an ordered JetStream consumer on the run's own stream timestamps each \`approval.decided\` event in the client process. Latency is from the ApproveRelease response to the receipt (${s.arrivedBeforeResponse} events arrived before the response, counted as negative).`,
+    "",
+    row(["p50", "p99", "max", "request → receipt p50"]),
+    row(["---:", "---:", "---:", "---:"]),
+    row([ms(s.p50), ms(s.p99), ms(s.max), ms(s.requestToReceiptP50)]),
+    "",
+    `Targets p50 < 5 ms: ${met(s.p50 < 5)}; p99 < 25 ms: ${met(s.p99 < 25)}.`,
+    "",
+  );
+  return out;
+}
+
+function scaleSection(o: Outcome<ScaleResult>): string[] {
+  const out = ["## 4. Scale: EvaluatePolicies p50 with few vs many rows", ""];
+  if (!o.ok) return [...out, ...failed(o)];
+  const { small, large, plan, seqScans } = o.value;
+  const ratio = large.evaluate.p50 / small.evaluate.p50;
+  out.push(
+    "Each of release_intents, deployments, approval_votes and approval_history grown with `INSERT … SELECT generate_series` (1 in 100 rows in the evaluated project), then `VACUUM ANALYZE`; one caller.",
+    "",
+    row(["rows per table", "load time", "Evaluate p50", "Evaluate p99", "rps"]),
+    row(["---:", "---:", "---:", "---:", "---:"]),
+    ...[small, large].map((p) =>
+      row([p.rows.toLocaleString("en-US"), `${p.loadSeconds.toFixed(1)} s`, ms(p.evaluate.p50), ms(p.evaluate.p99), rate(p.evaluate.throughput)]),
+    ),
+    "",
+    `Ratio ${ratio.toFixed(2)}; target ≤ 1.5: ${met(ratio <= 1.5)}. Sequential scans in the evaluation read: ${seqScans.length === 0 ? "none" : seqScans.join("; ")}.`,
+    "",
+    "<details><summary>EXPLAIN ANALYZE of the evaluation read at the large size</summary>",
+    "",
+    "```",
+    plan,
+    "```",
+    "",
+    "</details>",
+    "",
+  );
+  return out;
+}
+
+function footprintSection(r: BenchReport): string[] {
+  const out = ["## 5. Memory and start-up", ""];
+  const rss: string[] = [];
+  if (r.serverPeakRssBytes.ok) rss.push(row(["Postgres, after sections 1–3 (up to 64 callers)", mb(r.serverPeakRssBytes.value)]));
+  if (r.pgliteUnderLoad.ok)
+    rss.push(row(["PGlite, after EvaluatePolicies at 16 callers", mb(r.pgliteUnderLoad.value.peakRssBytes)]));
+  if (rss.length > 0) {
+    const peak = Math.max(
+      r.serverPeakRssBytes.ok ? r.serverPeakRssBytes.value : 0,
+      r.pgliteUnderLoad.ok ? r.pgliteUnderLoad.value.peakRssBytes : 0,
+    );
+    out.push(row(["server process (peak RSS, VmHWM)", "peak RSS"]), row(["---", "---:"]), ...rss, "");
+    out.push(`Target < 200 MB: ${met(peak < 200 * 1024 * 1024)}.`, "");
+  }
+  out.push(...failed(r.serverPeakRssBytes), ...failed(r.pgliteUnderLoad));
+  if (r.startup.ok) {
+    const s = r.startup.value;
+    out.push(
+      "Start-up: spawn of `node dist/src/main.js` until its \"listening\" log line (Node start, module load, database open, migrations, bind).",
+      "",
+      row(["database", "start-up (median)"]),
+      row(["---", "---:"]),
+      row(["PGlite, new data directory", ms(s.pgliteFresh)]),
+      row(["PGlite, existing data directory", ms(s.pgliteReopen)]),
+      row(["Postgres, empty database (migrations run)", ms(s.postgresFresh)]),
+      row(["Postgres, migrated database", ms(s.postgresMigrated)]),
+      "",
+    );
+  } else out.push(...failed(r.startup));
+  return out;
+}
+
+function decisionSection(o: Outcome<DecisionResult>): string[] {
+  const out = ["## 6. The pure decision", ""];
+  if (!o.ok) return [...out, ...failed(o)];
+  const d = o.value;
+  out.push(
+    `\`evaluatePolicies\` over 5 policies (branch patterns compiled, as the cache holds them) against in-memory facts, tinybench, ${d.samples.toLocaleString("en-US")} samples; the facts pass all five (${d.allPassed}).`,
+    "",
+    row(["median", "p99"]),
+    row(["---:", "---:"]),
+    row([`${d.medianMicros.toFixed(2)} µs`, `${d.p99Micros.toFixed(2)} µs`]),
+    "",
+    `Target < 10 µs median: ${met(d.medianMicros < 10)} (anchors: Cedar 4–11 µs median per request, OPA budgets ~1 ms).`,
+    "",
+  );
+  return out;
+}
+
+/** The whole of docs/benchmarks.md. */
+export function renderReport(r: BenchReport): string {
+  return [
+    "# Benchmarks",
+    "",
+    "Generated by `npm run bench` (scripts in `scripts/bench/`); do not edit by hand. Benchmarks are not tests: CI does not run them and no number fails a build.",
+    "",
+    "## Machine and run",
+    "",
+    ...Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`),
+    ...r.notes.map((n) => `- ${n}`),
+    "",
+    ...evaluateSection(r.evaluate),
+    ...approveSection(r.approve),
+    ...signalSection(r.signal),
+    ...scaleSection(r.scale),
+    ...footprintSection(r),
+    ...decisionSection(r.decision),
+  ].join("\n");
+}

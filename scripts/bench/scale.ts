@@ -1,0 +1,123 @@
+import { createClient } from "@connectrpc/connect";
+import { type CompiledQuery, Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
+import type { DB } from "../../src/db/schema.js";
+import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
+import { grpcTransport, type SeededProject, userToken } from "./fixtures.js";
+import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import type { ServerProcess } from "./server-process.js";
+import type { BenchSettings } from "./settings.js";
+
+/** Rows inserted per statement while bulk-loading. */
+const CHUNK = 200_000;
+
+export interface ScalePoint {
+  /** Rows in each of release_intents, deployments, approval_votes, approval_history. */
+  readonly rows: number;
+  readonly loadSeconds: number;
+  readonly evaluate: LoadResult;
+}
+
+export interface ScaleResult {
+  readonly small: ScalePoint;
+  readonly large: ScalePoint;
+  /** EXPLAIN ANALYZE of the evaluation read at the large size. */
+  readonly plan: string;
+  readonly seqScans: readonly string[];
+}
+
+/**
+ * Grows release_intents, deployments, approval_votes and approval_history to
+ * `total` rows each with one statement per chunk (generate_series); 1 in 100
+ * rows belongs to the benchmark project, the rest spread over 5,000 others.
+ */
+async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
+  for (let lo = from + 1; lo <= total; lo += CHUNK) {
+    const hi = Math.min(total, lo + CHUNK - 1);
+    await pool.query(
+      `with new as (
+         insert into release_intents (id, organisation, project, author_user_id, author_username, branch, version, created_at)
+         select gen_random_uuid(),
+                case when g % 100 = 0 then $3 else 'org-' || (g % 500) end,
+                case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
+                'author-' || (g % 1000), 'author', 'main', 'v' || g, now() - make_interval(secs => g)
+         from generate_series($1::int, $2::int) g
+         returning id, organisation, project, created_at),
+       d as (
+         insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
+         select organisation, project, 'staging', id, 'succeeded', created_at from new),
+       v as (
+         insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
+         select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
+       h as (
+         insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
+         select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new)
+       select count(*) from new`,
+      [lo, hi, seeded.project.organisation, seeded.project.project],
+    );
+  }
+  for (const table of ["release_intents", "deployments", "approval_votes", "approval_history"])
+    await pool.query(`vacuum analyze ${table}`);
+}
+
+/** The evaluation read exactly as the server issues it (captured from Kysely), under EXPLAIN ANALYZE. */
+async function explainEvaluation(pool: pg.Pool, seeded: SeededProject): Promise<string> {
+  const captured: CompiledQuery[] = [];
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    log: (event) => {
+      captured.push(event.query);
+    },
+  });
+  await readEvaluationRows(db, seeded.project, {
+    releaseIntentId: seeded.intentId,
+    sourceEnvironments: ["staging", "qa"],
+    votesEnvironment: "prod",
+  });
+  const query = captured[0];
+  if (query === undefined) throw new Error("no evaluation query captured");
+  const { rows } = await pool.query<{ "QUERY PLAN": string }>(
+    `explain (analyze, costs off, timing off, summary off) ${query.sql}`,
+    query.parameters as unknown[],
+  );
+  return rows.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+/** Item 4: EvaluatePolicies p50 with few vs many rows of decisions, deployments and intents. */
+export async function benchScale(
+  settings: BenchSettings,
+  server: ServerProcess,
+  seeded: SeededProject,
+  databaseUrl: string,
+): Promise<ScaleResult> {
+  const smallRows = 1_000;
+  const largeRows = settings.quick ? 5_000 : 1_000_000;
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
+  const evaluate = () =>
+    client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+  const measure = async (rows: number, from: number): Promise<ScalePoint> => {
+    const started = process.hrtime.bigint();
+    await growTo(pool, seeded, from, rows);
+    const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const runs: LoadResult[] = [];
+    for (let r = 0; r < settings.runs; r++)
+      runs.push(
+        await runLoad({ callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 50 * settings.warmupPerCaller }, evaluate),
+      );
+    return { rows, loadSeconds, evaluate: medianOfRuns(runs) };
+  };
+  try {
+    const small = await measure(smallRows, 0);
+    const large = await measure(largeRows, smallRows);
+    const plan = await explainEvaluation(pool, seeded);
+    const seqScans = plan
+      .split("\n")
+      .filter((line) => /Seq Scan/.test(line))
+      .map((line) => line.trim());
+    return { small, large, plan, seqScans };
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,97 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(import.meta.url);
+/**
+ * How to start the server: the built entry point when this file runs from
+ * dist/ (`npm run bench`), else the TypeScript source through tsx (the smoke test).
+ */
+export const SERVER_COMMAND: readonly string[] = here.endsWith(".ts")
+  ? ["--import", "tsx", join(dirname(here), "..", "..", "src", "main.ts")]
+  : [join(dirname(here), "..", "..", "src", "main.js")];
+/** How long a server may take to say it listens, in milliseconds. */
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export interface ServerProcess {
+  readonly pid: number;
+  readonly port: number;
+  readonly baseUrl: string;
+  /** Milliseconds from spawn to the "listening" log line. */
+  readonly startupMs: number;
+  /** Peak resident set size so far (VmHWM), in bytes. */
+  peakRssBytes(): number;
+  stop(): Promise<void>;
+}
+
+function procStatusBytes(pid: number, field: string): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+  return match === null ? Number.NaN : Number(match[1]) * 1024;
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/**
+ * Spawns the built server on 127.0.0.1 with a kernel-chosen port and waits
+ * for its "listening" log line. `env` adds to a minimal environment.
+ */
+export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [...SERVER_COMMAND], {
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4_000);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${START_TIMEOUT_MS} ms: ${stderr}`)), START_TIMEOUT_MS);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening: ${stderr}`));
+    });
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      let entry: { msg?: string; port?: number } = {};
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        return;
+      }
+      if (entry.msg?.startsWith("releasegate listening") && typeof entry.port === "number") {
+        clearTimeout(timer);
+        resolve(entry.port);
+      }
+    });
+  });
+  const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const pid = child.pid as number;
+  return {
+    pid,
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    startupMs,
+    peakRssBytes: () => procStatusBytes(pid, "VmHWM"),
+    async stop() {
+      child.kill("SIGTERM");
+      if (!(await waitForExit(child, STOP_TIMEOUT_MS))) {
+        child.kill("SIGKILL");
+        await waitForExit(child, STOP_TIMEOUT_MS);
+      }
+    },
+  };
+}
