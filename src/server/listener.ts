@@ -3,6 +3,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import * as net from "node:net";
+import { withSpecGrpcMessage } from "./grpc-message.js";
 import { PrefaceSocket } from "./preface-socket.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
@@ -46,7 +47,7 @@ export class Listener {
   async start(): Promise<void> {
     // connect-node's adapter accepts both request flavours.
     // biome-ignore lint/suspicious/noExplicitAny: one handler serves both servers
-    const handler = this.#handler as (req: any, res: any) => void;
+    const handler = withSpecGrpcMessage(this.#handler) as (req: any, res: any) => void;
     const trackSession = (s: http2.Http2Session) => {
       this.#sessions.add(s);
       s.once("close", () => this.#sessions.delete(s));
