@@ -19,6 +19,8 @@ import { createHealthHandlers } from "./health/health-service.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.js";
 import { createPolicyCache, invalidateOnPolicyChange } from "./policy/policy-cache.js";
+import { createDescriptorIndex } from "./reflection/descriptor-index.js";
+import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers } from "./rpc/approval-audit-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
@@ -26,8 +28,6 @@ import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.j
 import { observabilityInterceptor } from "./rpc/observability.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
-import { createDescriptorIndex } from "./reflection/descriptor-index.js";
-import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { Listener } from "./server/listener.js";
 import { createNodeHandler } from "./server/node-handler.js";
 import { ApprovalEventHub } from "./signal/event-hub.js";

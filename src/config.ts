@@ -14,6 +14,10 @@ export const DEFAULT_NATS_SUBJECT_PREFIX = "releasegate.approvals";
 export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 /** Default deadline applied to RPCs whose caller set none: 10 s. */
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
+/** Default cap on unary RPCs handled at once; more get RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Default time in-flight RPCs get to finish on SIGTERM before they are cut: 10 s. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** Default pg pool size. */
 export const DEFAULT_DB_POOL_SIZE = 10;
 
@@ -43,7 +47,11 @@ export interface Config {
   readonly tlsKeyFile?: string;
   readonly maxRequestBytes: number;
   readonly rpcTimeoutMs: number;
+  readonly maxInFlight: number;
+  readonly shutdownGraceMs: number;
   readonly logLevel: string;
+  /** Undefined: pretty on a TTY, JSON otherwise. */
+  readonly logFormat?: "json" | "pretty";
 }
 
 const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
@@ -116,6 +124,9 @@ const EnvSchema = z.object({
   TLS_KEY_FILE: optionalString,
   MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
   RPC_TIMEOUT_MS: positiveInt(DEFAULT_RPC_TIMEOUT_MS),
+  MAX_IN_FLIGHT: positiveInt(DEFAULT_MAX_IN_FLIGHT),
+  SHUTDOWN_GRACE_MS: positiveInt(DEFAULT_SHUTDOWN_GRACE_MS),
+  LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(["json", "pretty"]).optional()),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
     z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -178,6 +189,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsKeyFile: e.TLS_KEY_FILE,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
+    maxInFlight: e.MAX_IN_FLIGHT,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
   });
 }

@@ -28,6 +28,12 @@ export interface DatabaseOptions {
   poolSize: number;
   /** Called when an idle pool client errors (e.g. the server restarted). */
   onPoolError?: (err: Error) => void;
+  /**
+   * Postgres cancels any statement running longer than this (`statement_timeout`),
+   * so a query outliving its RPC's deadline does not keep holding a connection.
+   * Milliseconds; undefined = no limit. PGlite cannot cancel a running query.
+   */
+  statementTimeoutMs?: number;
 }
 
 function redactUrl(url: string): string {
@@ -52,6 +58,7 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
     connectionTimeoutMillis: 5_000,
     // Keep a dead server from hanging requests forever.
     query_timeout: 30_000,
+    statement_timeout: options.statementTimeoutMs,
   });
   // Without a listener an idle client's error (server restart) crashes the process.
   pool.on("error", (err) => options.onPoolError?.(err));

@@ -1,0 +1,151 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Database } from "./db/database.js";
+import { outboxBacklog, pendingApprovalAges } from "./metrics-queries.js";
+
+/** RPC latency buckets, in seconds. */
+const RPC_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** How long releases wait for approval, in seconds: one minute to two weeks. */
+const PENDING_SECONDS_BUCKETS = [60, 300, 900, 3_600, 4 * 3_600, 12 * 3_600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400];
+
+/**
+ * The server's Prometheus metrics, on a registry of their own (one per App,
+ * so several servers in one process do not clash).
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** `rpc_requests_total{service, method, code}`: finished RPCs. */
+  readonly rpcRequests: Counter<"service" | "method" | "code">;
+  /** `rpc_duration_seconds{service, method, code}`: handling time. */
+  readonly rpcDuration: Histogram<"service" | "method" | "code">;
+  /** `rpc_in_flight`: RPCs being handled now. */
+  readonly rpcInFlight: Gauge;
+  /** `policy_evaluations_total{policy_type, decision}`: per-policy results of EvaluatePolicies (passed/blocked). */
+  readonly policyDecisions: Counter<"policy_type" | "decision">;
+  /** `approval_decisions_total{kind, decision}`: votes cast (peer/admin_override × approved/rejected). */
+  readonly approvalDecisions: Counter<"kind" | "decision">;
+  /** `outbox_relay_publish_errors_total`: failed NATS publish attempts (retried). */
+  readonly relayPublishErrors: Counter;
+  /** `outbox_relay_published_total`: events published to NATS. */
+  readonly relayPublished: Counter;
+}
+
+/** Metric name prefix. */
+export const METRICS_PREFIX = "releasegate_";
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX });
+  const registers = [registry];
+  return {
+    registry,
+    rpcRequests: new Counter({
+      name: `${METRICS_PREFIX}rpc_requests_total`,
+      help: "RPCs handled, by service, method and gRPC code name",
+      labelNames: ["service", "method", "code"],
+      registers,
+    }),
+    rpcDuration: new Histogram({
+      name: `${METRICS_PREFIX}rpc_duration_seconds`,
+      help: "RPC handling time in seconds, by service, method and gRPC code name",
+      labelNames: ["service", "method", "code"],
+      buckets: RPC_SECONDS_BUCKETS,
+      registers,
+    }),
+    rpcInFlight: new Gauge({
+      name: `${METRICS_PREFIX}rpc_in_flight`,
+      help: "RPCs being handled now",
+      registers,
+    }),
+    policyDecisions: new Counter({
+      name: `${METRICS_PREFIX}policy_evaluations_total`,
+      help: "Policy results returned by EvaluatePolicies, by policy type and decision (passed/blocked)",
+      labelNames: ["policy_type", "decision"],
+      registers,
+    }),
+    approvalDecisions: new Counter({
+      name: `${METRICS_PREFIX}approval_decisions_total`,
+      help: "Approval votes cast, by kind (peer/admin_override) and decision (approved/rejected)",
+      labelNames: ["kind", "decision"],
+      registers,
+    }),
+    relayPublishErrors: new Counter({
+      name: `${METRICS_PREFIX}outbox_relay_publish_errors_total`,
+      help: "Failed attempts to publish an outbox event to NATS (the event is retried)",
+      registers,
+    }),
+    relayPublished: new Counter({
+      name: `${METRICS_PREFIX}outbox_relay_published_total`,
+      help: "Outbox events published to NATS",
+      registers,
+    }),
+  };
+}
+
+/**
+ * Registers the gauges read from the database at scrape time: the outbox
+ * backlog, pending approvals and the pool. They describe the shared database,
+ * so every replica reports the same values (aggregate with max, not sum).
+ */
+export function registerDatabaseMetrics(metrics: Metrics, database: Database): void {
+  const registers = [metrics.registry];
+  const db = database.db;
+  // Two metrics read each query: run it once per scrape.
+  const backlog = oncePerScrape(() => outboxBacklog(db));
+  const pendingAges = oncePerScrape(() => pendingApprovalAges(db));
+  new Gauge({
+    name: `${METRICS_PREFIX}outbox_depth`,
+    help: "Outbox events not yet published to NATS",
+    registers,
+    async collect() {
+      this.set((await backlog()).depth);
+    },
+  });
+  new Gauge({
+    name: `${METRICS_PREFIX}outbox_oldest_unpublished_age_seconds`,
+    help: "Age of the oldest outbox event not yet published, in seconds (0 when none)",
+    registers,
+    async collect() {
+      this.set((await backlog()).oldestAgeSeconds);
+    },
+  });
+  new Gauge({
+    name: `${METRICS_PREFIX}approvals_pending`,
+    help: "Release intents waiting for approval to an environment gated by an external-approval policy",
+    registers,
+    async collect() {
+      this.set((await pendingAges()).length);
+    },
+  });
+  new Histogram({
+    name: `${METRICS_PREFIX}approvals_pending_age_seconds`,
+    help: "How long the releases now waiting for approval have waited, in seconds (recomputed at each scrape)",
+    buckets: PENDING_SECONDS_BUCKETS,
+    registers,
+    async collect() {
+      this.reset();
+      for (const age of await pendingAges()) this.observe(age);
+    },
+  });
+  new Gauge({
+    name: `${METRICS_PREFIX}db_pool_connections`,
+    help: "Database pool connections by state (in_use, idle, waiting = requests queued for one)",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const s = database.poolStats();
+      this.set({ state: "in_use" }, s.total - s.idle);
+      this.set({ state: "idle" }, s.idle);
+      this.set({ state: "waiting" }, s.waiting);
+    },
+  });
+}
+
+/** Shares one call's promise between the metrics collected in the same scrape (1 s). */
+function oncePerScrape<T>(load: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (last === undefined || now - last.at > 1_000) last = { at: now, value: load() };
+    return last.value;
+  };
+}
