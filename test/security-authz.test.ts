@@ -1,0 +1,234 @@
+import { randomUUID } from "node:crypto";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
+import { DeploymentStatus, ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
+import { SuiteCounters } from "./support/reliability-report.js";
+import { ALL_METHODS, callMethod, codeName, methodPath } from "./support/rpc-catalog.js";
+import { startTestServer, type TestServer, token } from "./support/server.js";
+
+// Authorisation, per RPC: a table of who may call what, written from the
+// product rules (not from src/auth/permissions.ts), checked against every
+// method of every service for admin, member, service account and a user of
+// another organisation. Then the four-eyes rules of approval votes.
+
+type Role = "admin" | "member" | "service" | "outsider";
+const ROLES: readonly Role[] = ["admin", "member", "service", "outsider"];
+const project = { organisation: "acme", project: "authz" };
+const counters = new SuiteCounters("security-authz");
+
+const EVERYONE_IN_ORG: readonly Role[] = ["admin", "member", "service"];
+/** Who may call each method; anyone else gets PERMISSION_DENIED. */
+const ALLOWED: Record<string, readonly Role[]> = {
+  "forest.v1.PolicyService/CreatePolicy": ["admin"],
+  "forest.v1.PolicyService/UpdatePolicy": ["admin"],
+  "forest.v1.PolicyService/DeletePolicy": ["admin"],
+  "forest.v1.PolicyService/ListPolicies": EVERYONE_IN_ORG,
+  "forest.v1.PolicyService/EvaluatePolicies": EVERYONE_IN_ORG,
+  // People vote; service accounts (pipelines) never do.
+  "forest.v1.PolicyService/ExternalApproveRelease": ["admin", "member"],
+  "forest.v1.PolicyService/ApproveRelease": ["admin", "member"],
+  "forest.v1.PolicyService/ExternalRejectRelease": ["admin", "member"],
+  "forest.v1.PolicyService/RejectRelease": ["admin", "member"],
+  "forest.v1.PolicyService/GetExternalApprovalState": EVERYONE_IN_ORG,
+  "forest.v1.PolicyService/GetApprovalState": EVERYONE_IN_ORG,
+  "releasegate.v1.ReleaseService/RegisterReleaseIntent": EVERYONE_IN_ORG,
+  "releasegate.v1.ReleaseService/GetReleaseIntent": EVERYONE_IN_ORG,
+  // Pipelines and admins report deployments; a member could fake a soak.
+  "releasegate.v1.ReleaseService/RecordDeployment": ["admin", "service"],
+  "releasegate.v1.ApprovalAuditService/ListApprovalHistory": EVERYONE_IN_ORG,
+  "releasegate.v1.ApprovalAuditService/WatchApprovalEvents": EVERYONE_IN_ORG,
+};
+
+let server: TestServer;
+const tokens = {} as Record<Role | "author" | "adminAuthor", string>;
+let intentId: string;
+let seq = 0;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  tokens.admin = await token({ sub: "ada", name: "Ada", orgs: { acme: "admin" } });
+  tokens.member = await token({ sub: "bob", name: "Bob", orgs: { acme: "member" } });
+  tokens.service = await token({ sub: "deploy-bot", orgs: { acme: "member" }, service: true });
+  tokens.outsider = await token({ sub: "mallory", orgs: { globex: "admin" } });
+  tokens.author = await token({ sub: "alice", name: "Alice", orgs: { acme: "member" } });
+  tokens.adminAuthor = await token({ sub: "root", name: "Root", orgs: { acme: "admin" } });
+  await adminPolicies().createPolicy({
+    project,
+    name: "gate",
+    policyType: PolicyType.EXTERNAL_APPROVAL,
+    config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 2 } },
+  });
+  intentId = await registerIntent("someone-else");
+});
+afterAll(async () => {
+  counters.write();
+  await server?.stop();
+});
+
+const adminPolicies = () => server.client(PolicyService, tokens.admin);
+
+async function registerIntent(author: string): Promise<string> {
+  const id = randomUUID();
+  await server
+    .client(ReleaseService, tokens.admin)
+    .registerReleaseIntent({ project, releaseIntentId: id, authorUserId: author, branch: "main", version: "1" });
+  return id;
+}
+
+async function soakPolicy(name: string): Promise<void> {
+  await adminPolicies().createPolicy({
+    project,
+    name,
+    policyType: PolicyType.SOAK_TIME,
+    config: { case: "soakTime", value: { sourceEnvironment: "staging", targetEnvironment: "qa", durationSeconds: 60n } },
+  });
+}
+
+/** A request that succeeds for an allowed caller (fixtures created as admin first). */
+async function requestFor(method: DescMethod): Promise<Record<string, unknown>> {
+  const name = `p-${++seq}`;
+  const vote = { project, releaseIntentId: intentId, targetEnvironment: "prod" };
+  switch (methodPath(method)) {
+    case "forest.v1.PolicyService/CreatePolicy":
+      return {
+        project,
+        name,
+        policyType: PolicyType.SOAK_TIME,
+        config: { case: "soakTime", value: { sourceEnvironment: "staging", targetEnvironment: "qa", durationSeconds: 60n } },
+      };
+    case "forest.v1.PolicyService/UpdatePolicy":
+      await soakPolicy(name);
+      return { project, name, enabled: false };
+    case "forest.v1.PolicyService/DeletePolicy":
+      await soakPolicy(name);
+      return { project, name };
+    case "forest.v1.PolicyService/EvaluatePolicies":
+      return { project, targetEnvironment: "prod", releaseIntentId: intentId };
+    case "releasegate.v1.ReleaseService/RegisterReleaseIntent":
+      return { project, branch: "main", version: "2" };
+    case "releasegate.v1.ReleaseService/GetReleaseIntent":
+      return { project, releaseIntentId: intentId };
+    case "releasegate.v1.ReleaseService/RecordDeployment":
+      return { project, environment: "staging", releaseIntentId: intentId, status: DeploymentStatus.SUCCEEDED };
+    default:
+      return method.input.fields.some((f) => f.localName === "releaseIntentId") ? vote : { project };
+  }
+}
+
+describe("the role matrix", () => {
+  it("covers every method of every service", () => {
+    expect(ALL_METHODS.map(methodPath).sort()).toEqual(Object.keys(ALLOWED).sort());
+  });
+
+  for (const method of ALL_METHODS) {
+    for (const role of ROLES) {
+      const allowed = ALLOWED[methodPath(method)]?.includes(role) ?? false;
+      it(`${methodPath(method)} as ${role}: ${allowed ? "allowed" : "PERMISSION_DENIED"}`, async () => {
+        const outcome = await callMethod(server.grpc(tokens[role]), method, await requestFor(method));
+        if (allowed) expect(outcome, `${codeName(outcome.code)} ${outcome.message}`).toMatchObject({ code: "ok" });
+        else {
+          expect(codeName(outcome.code), outcome.message).toBe("PermissionDenied");
+          expect(outcome.message).toMatch(role === "outsider" ? /has no role in organisation acme/ : /may not .* in organisation acme/);
+        }
+        counters.add("role × RPC cells (admin, member, service account, other organisation)", 1, "allowed exactly per the rule table");
+      });
+    }
+  }
+});
+
+describe("four-eyes rules on votes", () => {
+  const vote = (id: string, extra: Record<string, unknown> = {}) => ({
+    project,
+    releaseIntentId: id,
+    targetEnvironment: "prod",
+    ...extra,
+  });
+  const approve = (tok: string, id: string, extra?: Record<string, unknown>) =>
+    callMethod(server.grpc(tok), PolicyService.method.externalApproveRelease, vote(id, extra));
+  const record = (what: string) => counters.add("four-eyes cases (self-approval, bypass by non-admin, service, other project)", 1, what);
+
+  it("rejects self-approval by a member author", async () => {
+    const id = await registerIntent("alice");
+    const outcome = await approve(tokens.author, id);
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    expect(outcome.message).toMatch(/alice is the author of this release intent and cannot approve it/);
+    record("PERMISSION_DENIED");
+  });
+
+  it("rejects force_bypass from a member author", async () => {
+    const id = await registerIntent("alice");
+    const outcome = await approve(tokens.author, id, { forceBypass: true });
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
+    record("PERMISSION_DENIED");
+  });
+
+  it("rejects force_bypass from a member who is not the author", async () => {
+    const outcome = await approve(tokens.member, await registerIntent("alice"), { forceBypass: true });
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
+    record("PERMISSION_DENIED");
+  });
+
+  it("rejects force_bypass from a service account", async () => {
+    const outcome = await approve(tokens.service, await registerIntent("alice"), { forceBypass: true });
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    record("PERMISSION_DENIED");
+  });
+
+  it("rejects self-approval by an admin author without force_bypass", async () => {
+    const id = await registerIntent("root");
+    const outcome = await approve(tokens.adminAuthor, id);
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    expect(outcome.message).toMatch(/root is the author/);
+    record("PERMISSION_DENIED");
+  });
+
+  it("records an admin author's force_bypass approval as admin_override, in state and history", async () => {
+    const id = await registerIntent("root");
+    const res = await server.client(PolicyService, tokens.adminAuthor).externalApproveRelease(vote(id, { forceBypass: true }));
+    expect(res.state?.decisions).toMatchObject([{ userId: "root", decision: "approved", decisionKind: "admin_override" }]);
+    const history = await server
+      .client(ApprovalAuditService, tokens.member)
+      .listApprovalHistory({ project, releaseIntentId: id });
+    expect(history.entries).toMatchObject([{ userId: "root", decision: "approved", decisionKind: "admin_override" }]);
+    record("admin_override recorded");
+  });
+
+  it("treats force_bypass from an admin who is not the author as a peer vote", async () => {
+    const id = await registerIntent("alice");
+    const res = await server.client(PolicyService, tokens.admin).externalApproveRelease(vote(id, { forceBypass: true }));
+    expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "peer" }]);
+    record("peer");
+  });
+
+  it("lets an author reject their own release (a rejection is a vote, not an approval)", async () => {
+    const id = await registerIntent("alice");
+    const res = await server.client(PolicyService, tokens.author).externalRejectRelease(vote(id));
+    expect(res.state).toMatchObject({ currentApprovals: 0, decisions: [{ userId: "alice", decision: "rejected" }] });
+    record("peer rejection");
+  });
+
+  it("answers NOT_FOUND for a vote naming an intent of another project", async () => {
+    const id = await registerIntent("alice");
+    const other = { organisation: "acme", project: "elsewhere" };
+    const outcome = await callMethod(server.grpc(tokens.member), PolicyService.method.approveRelease, {
+      project: other,
+      releaseIntentId: id,
+      targetEnvironment: "prod",
+    });
+    expect(codeName(outcome.code)).toBe("NotFound");
+    expect(outcome.message).toContain(id);
+    record("NOT_FOUND");
+  });
+
+  it("denies a user of another organisation even with admin there", async () => {
+    const outcome = await approve(tokens.outsider, intentId, { forceBypass: true });
+    expect(outcome.code).toBe(Code.PermissionDenied);
+    expect(outcome.message).toMatch(/has no role in organisation acme/);
+    record("PERMISSION_DENIED");
+  });
+});
