@@ -1,0 +1,170 @@
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
+import { DeploymentStatus, ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
+import { expectCode } from "./support/approval-fixtures.js";
+import { SuiteCounters } from "./support/reliability-report.js";
+import { startTestServer, type TestServer, token } from "./support/server.js";
+
+// SQL-injection and quoting probes in every free-text field: stored and
+// returned byte for byte, and the tables are still there afterwards.
+
+const PROBES: readonly string[] = [
+  "'; DROP TABLE policies; --",
+  "\" OR 1=1 --",
+  "' OR '1'='1' /*",
+  "$$; DELETE FROM approval_votes; $$",
+  "$1 $2 $$ $tag$ x $tag$",
+  "\\",
+  "C:\\path\\to\\'file'\\",
+  "100% _like_ %",
+  "Robert'); DROP TABLE release_intents;--",
+  "Ünïcödé ☃ 🚀 漢字 עברית",
+  "e\u0301 (combining) \u200b (zero width)",
+];
+
+const counters = new SuiteCounters("security-injection");
+let server: TestServer;
+let admin: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  admin = await token({ sub: "ada", orgs: { acme: "admin" } });
+});
+afterAll(async () => {
+  counters.write();
+  await server?.stop();
+});
+
+const record = (what: string) => counters.add(`injection probes: ${what}`, 1, "stored and returned verbatim; tables intact");
+
+async function tablesIntact(): Promise<void> {
+  const project = { organisation: "acme", project: "control" };
+  const policies = server.client(PolicyService, admin);
+  await policies.createPolicy({
+    project,
+    name: `control-${randomUUID().slice(0, 8)}`,
+    policyType: PolicyType.EXTERNAL_APPROVAL,
+    config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
+  });
+  expect((await policies.listPolicies({ project })).policies.length).toBeGreaterThan(0);
+}
+
+describe("release intent text fields", () => {
+  it.each(PROBES)("stores branch, version and author fields verbatim: %s", async (probe) => {
+    const project = { organisation: "acme", project: "intents" };
+    const releases = server.client(ReleaseService, admin);
+    const id = randomUUID();
+    const registered = await releases.registerReleaseIntent({
+      project,
+      releaseIntentId: id,
+      authorUserId: probe,
+      authorUsername: probe,
+      branch: probe,
+      version: probe,
+    });
+    expect(registered.releaseIntent).toMatchObject({ authorUserId: probe, authorUsername: probe, branch: probe, version: probe });
+    const read = await releases.getReleaseIntent({ project, releaseIntentId: id });
+    expect(read.releaseIntent).toMatchObject({ authorUserId: probe, authorUsername: probe, branch: probe, version: probe });
+    // Idempotent re-registration compares the stored text exactly.
+    const again = await releases.registerReleaseIntent({
+      project,
+      releaseIntentId: id,
+      authorUserId: probe,
+      authorUsername: probe,
+      branch: probe,
+      version: probe,
+    });
+    expect(again.created).toBe(false);
+    await tablesIntact();
+    record("intent branch, version and author fields");
+  });
+});
+
+describe("environment names, organisations and projects", () => {
+  it.each(PROBES)("evaluates policies and deployments in environment %s", async (probe) => {
+    const project = { organisation: "acme", project: `env-${randomUUID().slice(0, 8)}` };
+    const policies = server.client(PolicyService, admin);
+    const created = await policies.createPolicy({
+      project,
+      name: "soak",
+      policyType: PolicyType.SOAK_TIME,
+      config: { case: "soakTime", value: { sourceEnvironment: `${probe}-src`, targetEnvironment: probe, durationSeconds: 1n } },
+    });
+    expect(created.policy?.config).toMatchObject({ value: { sourceEnvironment: `${probe}-src`, targetEnvironment: probe } });
+    const id = randomUUID();
+    await server.client(ReleaseService, admin).registerReleaseIntent({ project, releaseIntentId: id, branch: probe });
+    const deployment = await server.client(ReleaseService, admin).recordDeployment({
+      project,
+      environment: `${probe}-src`,
+      releaseIntentId: id,
+      status: DeploymentStatus.SUCCEEDED,
+      finishedAt: "2020-01-01T00:00:00Z",
+    });
+    expect(deployment.deployment?.environment).toBe(`${probe}-src`);
+    const result = await policies.evaluatePolicies({ project, targetEnvironment: probe, releaseIntentId: id });
+    expect(result.evaluations.map((e) => [e.policyName, e.passed])).toEqual([["soak", true]]);
+    expect(result.allPassed).toBe(true);
+    await tablesIntact();
+    record("environment names (policy configs, deployments, evaluation)");
+  });
+
+  it.each(PROBES)("keeps organisation and project names apart: %s", async (probe) => {
+    const tok = await token({ sub: "ada", orgs: { [probe]: "admin" } });
+    const project = { organisation: probe, project: probe };
+    const policies = server.client(PolicyService, tok);
+    await policies.createPolicy({
+      project,
+      name: "gate",
+      policyType: PolicyType.EXTERNAL_APPROVAL,
+      config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
+    });
+    const listed = await policies.listPolicies({ project });
+    expect(listed.policies.map((p) => p.name)).toEqual(["gate"]);
+    // A caller whose organisation is the probe sees nothing of acme, and vice versa.
+    await expectCode(
+      policies.listPolicies({ project: { organisation: "acme", project: probe } }),
+      Code.PermissionDenied,
+      /has no role in organisation acme/,
+    );
+    await tablesIntact();
+    record("organisation and project names");
+  });
+});
+
+describe("vote comments and voter names", () => {
+  it.each(PROBES)("returns comment and username verbatim in state and history: %s", async (probe) => {
+    const project = { organisation: "acme", project: "votes" };
+    const policies = server.client(PolicyService, admin);
+    if ((await policies.listPolicies({ project })).policies.length === 0)
+      await policies.createPolicy({
+        project,
+        name: "gate",
+        policyType: PolicyType.EXTERNAL_APPROVAL,
+        config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
+      });
+    const id = randomUUID();
+    await server.client(ReleaseService, admin).registerReleaseIntent({ project, releaseIntentId: id, authorUserId: "someone" });
+    const voter = await token({ sub: `voter-${probe}`, name: probe, orgs: { acme: "member" } });
+    const res = await server
+      .client(PolicyService, voter)
+      .approveRelease({ project, releaseIntentId: id, targetEnvironment: "prod", comment: probe });
+    expect(res.state?.decisions).toMatchObject([{ userId: `voter-${probe}`, username: probe, comment: probe }]);
+    const history = await server.client(ApprovalAuditService, admin).listApprovalHistory({ project, releaseIntentId: id });
+    expect(history.entries).toMatchObject([{ userId: `voter-${probe}`, username: probe, comment: probe }]);
+    await tablesIntact();
+    record("vote comments and voter names (state and history)");
+  });
+});
+
+describe("policy names are identifiers", () => {
+  it.each(PROBES)("rejects %s as a policy name with INVALID_ARGUMENT", async (probe) => {
+    await expectCode(
+      server.client(PolicyService, admin).deletePolicy({ project: { organisation: "acme", project: "x" }, name: probe }),
+      Code.InvalidArgument,
+      /^name: /,
+    );
+  });
+});
