@@ -70,56 +70,73 @@ export interface CastVote {
  * Makes `vote` the user's current vote (keeping the order it was first cast
  * in) and appends it to the immutable history. Returns the previous current
  * decision. Call with the intent locked (`lockIntentForVote`).
+ *
+ * One statement, one round trip: every part of it sees the snapshot taken
+ * at its start, so `previous` is the vote as it was before the upsert, and
+ * Postgres runs each data-modifying CTE exactly once.
  */
 export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<Decision | undefined> {
   const { vote } = c;
-  const previous = await trx
-    .selectFrom("approval_votes")
-    .select("decision")
-    .where("release_intent_id", "=", c.releaseIntentId)
-    .where("environment", "=", c.environment)
-    .where("user_id", "=", vote.userId)
-    .executeTakeFirst();
-  await trx
-    .insertInto("approval_votes")
-    .values({
-      release_intent_id: c.releaseIntentId,
-      environment: c.environment,
-      user_id: vote.userId,
-      username: vote.username,
-      decision: vote.decision,
-      decision_kind: vote.decisionKind,
-      comment: vote.comment ?? null,
-      first_cast_at: vote.decidedAt,
-      decided_at: vote.decidedAt,
-    })
-    .onConflict((oc) =>
-      oc.columns(["release_intent_id", "environment", "user_id"]).doUpdateSet((eb) => ({
-        username: eb.ref("excluded.username"),
-        decision: eb.ref("excluded.decision"),
-        decision_kind: eb.ref("excluded.decision_kind"),
-        comment: eb.ref("excluded.comment"),
-        decided_at: eb.ref("excluded.decided_at"),
-      })),
+  const row = await trx
+    .with("previous", (db) =>
+      db
+        .selectFrom("approval_votes")
+        .select("decision")
+        .where("release_intent_id", "=", c.releaseIntentId)
+        .where("environment", "=", c.environment)
+        .where("user_id", "=", vote.userId),
     )
-    .execute();
-  await trx
-    .insertInto("approval_history")
-    .values({
-      organisation: c.project.organisation,
-      project: c.project.project,
-      release_intent_id: c.releaseIntentId,
-      environment: c.environment,
-      user_id: vote.userId,
-      username: vote.username,
-      decision: vote.decision,
-      previous_decision: previous?.decision ?? null,
-      decision_kind: vote.decisionKind,
-      comment: vote.comment ?? null,
-      decided_at: vote.decidedAt,
-    })
-    .execute();
-  return previous?.decision as Decision | undefined;
+    .with("upserted", (db) =>
+      db
+        .insertInto("approval_votes")
+        .values({
+          release_intent_id: c.releaseIntentId,
+          environment: c.environment,
+          user_id: vote.userId,
+          username: vote.username,
+          decision: vote.decision,
+          decision_kind: vote.decisionKind,
+          comment: vote.comment ?? null,
+          first_cast_at: vote.decidedAt,
+          decided_at: vote.decidedAt,
+        })
+        .onConflict((oc) =>
+          oc.columns(["release_intent_id", "environment", "user_id"]).doUpdateSet((eb) => ({
+            username: eb.ref("excluded.username"),
+            decision: eb.ref("excluded.decision"),
+            decision_kind: eb.ref("excluded.decision_kind"),
+            comment: eb.ref("excluded.comment"),
+            decided_at: eb.ref("excluded.decided_at"),
+          })),
+        )
+        .returning("user_id"),
+    )
+    .with("logged", (db) =>
+      db
+        .insertInto("approval_history")
+        .values((eb) => ({
+          organisation: c.project.organisation,
+          project: c.project.project,
+          release_intent_id: c.releaseIntentId,
+          environment: c.environment,
+          user_id: vote.userId,
+          username: vote.username,
+          decision: vote.decision,
+          previous_decision: eb.selectFrom("previous").select("decision"),
+          decision_kind: vote.decisionKind,
+          comment: vote.comment ?? null,
+          decided_at: vote.decidedAt,
+        }))
+        .returning("seq"),
+    )
+    .selectNoFrom((eb) => [
+      eb.selectFrom("previous").select("decision").as("previous_decision"),
+      eb.selectFrom("upserted").select("user_id").as("upserted"),
+      eb.selectFrom("logged").select("seq").as("logged"),
+    ])
+    .executeTakeFirstOrThrow();
+  if (row.upserted === null || row.logged === null) throw new Error("vote upsert or history insert wrote no row");
+  return (row.previous_decision ?? undefined) as Decision | undefined;
 }
 
 export interface HistoryEntry {

@@ -29,18 +29,24 @@ export async function insertOutboxEvent(
   createdAt: Date,
 ): Promise<void> {
   const json = JSON.stringify(event);
+  // Insert and NOTIFY in one statement (one round trip). Event JSON is well
+  // under NOTIFY's 8000-byte payload limit (names are bounded).
   await trx
-    .insertInto("outbox")
-    .values({
-      event_id: event.event_id,
-      release_intent_id: event.release_intent_id,
-      subject,
-      payload: json,
-      created_at: createdAt,
-    })
+    .with("inserted", (db) =>
+      db
+        .insertInto("outbox")
+        .values({
+          event_id: event.event_id,
+          release_intent_id: event.release_intent_id,
+          subject,
+          payload: json,
+          created_at: createdAt,
+        })
+        .returning("seq"),
+    )
+    .selectFrom("inserted")
+    .select(sql<string>`pg_notify(${OUTBOX_CHANNEL}, ${json})::text`.as("notified"))
     .execute();
-  // Event JSON is well under NOTIFY's 8000-byte payload limit (names are bounded).
-  await sql`select pg_notify(${OUTBOX_CHANNEL}, ${json})`.execute(trx);
 }
 
 /**
