@@ -196,8 +196,16 @@ export class App {
     this.#health = health;
     const reflection = createDescriptorIndex(served);
     const handler = withDefaultDeadline(
-      createNodeHandler({ routes, interceptors, readMaxBytes: config.maxRequestBytes }, (err) =>
-        logger.error({ err }, "rpc handler failed"),
+      createNodeHandler(
+        {
+          routes,
+          interceptors,
+          readMaxBytes: config.maxRequestBytes,
+          // Connect JSON answers show false/0/"" too: `"allPassed": false`,
+          // not an absent field, for pipelines reading it with curl and jq.
+          jsonOptions: { alwaysEmitImplicit: true },
+        },
+        (err) => logger.error({ err }, "rpc handler failed"),
       ),
       config.rpcTimeoutMs,
       served,
