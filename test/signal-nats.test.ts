@@ -102,4 +102,16 @@ describe("publishing approval decisions", () => {
     }, 10_000, "the override event");
     expect(event?.event).toMatchObject({ voter_user_id: "ada", decision_kind: "admin_override", decision: "approved" });
   });
+
+  it("re-creates a stream deleted under it and still delivers the event", async () => {
+    await deleteStream(SHARED_NATS_URL, names.stream);
+    const id = await registerIntent(server, t.ada, project);
+    await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: environment });
+    const stored = await waitFor(async () => {
+      const all = await readStream(nc, names.stream);
+      return all.some((m) => m.event.release_intent_id === id) ? all : undefined;
+    }, 15_000, "the event in the re-created stream");
+    expect(stored.filter((m) => m.event.release_intent_id === id)).toHaveLength(1);
+    expect(await server.app.relay.outboxDepth()).toBe(0);
+  });
 });

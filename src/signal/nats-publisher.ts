@@ -42,6 +42,7 @@ export class NatsPublisher implements EventPublisher {
   #stopped = false;
   #connecting?: Promise<void>;
   #retryTimer?: NodeJS.Timeout;
+  #checkingStream = false;
 
   constructor(options: NatsPublisherOptions) {
     this.#options = options;
@@ -76,7 +77,7 @@ export class NatsPublisher implements EventPublisher {
       this.#connected = true;
       logger.info({ server: nc.getServer() }, "NATS connected");
       void this.#watchStatus(nc);
-      await this.#ensureStream();
+      this.#checkStream();
     } catch (err) {
       logger.warn({ err: (err as Error).message, retryInMs: backoffMs }, "NATS unavailable, retrying");
       this.#retryTimer = setTimeout(() => {
@@ -94,12 +95,34 @@ export class NatsPublisher implements EventPublisher {
         this.#connected = true;
         this.#options.logger.info({ server: s.server }, "NATS reconnected");
         // A restarted server may have lost the stream: check again before publishing.
-        this.#streamReady = false;
-        await this.#ensureStream().catch((err: unknown) =>
-          this.#options.logger.warn({ err: (err as Error).message }, "JetStream stream check failed"),
-        );
+        this.#checkStream();
       }
     }
+  }
+
+  /**
+   * (Re)checks the stream in the background until it exists; the publisher
+   * is not ready meanwhile. Retries with backoff while connected.
+   */
+  #checkStream(backoffMs = CONNECT_BACKOFF_MIN_MS): void {
+    this.#streamReady = false;
+    if (this.#checkingStream) return;
+    this.#checkingStream = true;
+    this.#ensureStream().then(
+      () => {
+        this.#checkingStream = false;
+      },
+      (err: unknown) => {
+        this.#checkingStream = false;
+        if (this.#stopped) return;
+        this.#options.logger.warn({ err: (err as Error).message, retryInMs: backoffMs }, "JetStream stream check failed");
+        clearTimeout(this.#retryTimer);
+        this.#retryTimer = setTimeout(
+          () => this.#checkStream(Math.min(backoffMs * 2, CONNECT_BACKOFF_MAX_MS)),
+          backoffMs,
+        );
+      },
+    );
   }
 
   async #ensureStream(): Promise<void> {
@@ -126,10 +149,16 @@ export class NatsPublisher implements EventPublisher {
     const nc = this.#nc;
     if (js === undefined || nc === undefined || !this.ready) throw new Error("NATS not ready");
     // JetStream first: the core message below is only a wake-up and may be repeated.
-    await js.publish(row.subject, JSON.stringify(row.event), {
-      msgID: row.eventId,
-      timeout: PUBLISH_TIMEOUT_MS,
-    });
+    try {
+      await js.publish(row.subject, JSON.stringify(row.event), {
+        msgID: row.eventId,
+        timeout: PUBLISH_TIMEOUT_MS,
+      });
+    } catch (err) {
+      // E.g. the stream was deleted: make sure it exists before the relay retries.
+      if (this.#connected) this.#checkStream();
+      throw err;
+    }
     nc.publish(FOREST_EVALUATE_SUBJECT, row.releaseIntentId);
   }
 
