@@ -98,6 +98,26 @@ describe("WatchApprovalEvents", () => {
   });
 });
 
+describe("shutdown", () => {
+  it("ends open Watch streams when the server stops, without waiting out the grace period", async () => {
+    const other = await startTestServer();
+    const stream = other
+      .client(ApprovalAuditService, t.alice)
+      .watchApprovalEvents({ project })
+      [Symbol.asyncIterator]();
+    expect((await stream.next()).value).toMatchObject({ subscribed: true });
+    const started = Date.now();
+    const ended = stream.next().then(
+      (r) => (r.done ? "done" : "message"),
+      () => "error",
+    );
+    await other.app.stop(10_000);
+    expect(await ended).toBe("done");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await other.db.dispose();
+  });
+});
+
 describe("without NATS_URL", () => {
   it("keeps events in the outbox and logs once that signals are off", async () => {
     const lines: Array<{ msg: string }> = [];
