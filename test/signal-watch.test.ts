@@ -12,7 +12,7 @@ import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService, type ApprovalEvent } from "../src/gen/releasegate/v1/approval_pb.js";
 import { type Cast, cast, createApprovalPolicy, expectCode, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { createTestDatabase } from "./support/database.js";
-import { startTestServer, TEST_JWT_SECRET, type TestServer } from "./support/server.js";
+import { startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./support/server.js";
 
 const project = { organisation: "acme", project: "web" };
 let server: TestServer;
@@ -88,6 +88,20 @@ describe("WatchApprovalEvents", () => {
     });
     expect(all.events.map((e) => e.targetEnvironment)).toEqual(["prod", "staging", "prod"]);
     expect(all.events[1]).toMatchObject({ passed: true, currentApprovals: 1, requiredApprovals: 1 });
+  });
+
+  it("delivers an event too large for a NOTIFY payload (a 10 000-character username from the token)", async () => {
+    const watcher = await watch(t.alice, "prod");
+    const id = await registerIntent(server, t.ada, project);
+    const longName = "n".repeat(10_000);
+    const voter = await token({ sub: "verbose", name: longName, orgs: { acme: "member" } });
+    const res = await server
+      .client(PolicyService, voter)
+      .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+    expect(res.state?.decisions[0]?.username).toBe(longName);
+    await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "the large event");
+    await watcher.stop();
+    expect(watcher.events.find((e) => e.releaseIntentId === id)?.voterUsername).toBe(longName);
   });
 
   it("is denied to callers outside the organisation and validates its filter", async () => {

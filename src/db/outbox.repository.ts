@@ -6,10 +6,14 @@ type Db = Kysely<DB> | Transaction<DB>;
 
 /**
  * NOTIFY channel raised by every outbox insert; the payload is the event
- * JSON. Delivered on commit, to every replica: wakes relays and feeds
- * WatchApprovalEvents streams.
+ * JSON, or only the event id when the JSON would not fit (see
+ * `findOutboxEvent`). Delivered on commit, to every replica: wakes relays
+ * and feeds WatchApprovalEvents streams.
  */
 export const OUTBOX_CHANNEL = "releasegate_outbox";
+
+/** NOTIFY payloads must stay under 8000 bytes; larger events notify their id. */
+const NOTIFY_PAYLOAD_MAX_BYTES = 7_900;
 
 /** An unpublished outbox row. */
 export interface OutboxRow {
@@ -29,8 +33,9 @@ export async function insertOutboxEvent(
   createdAt: Date,
 ): Promise<void> {
   const json = JSON.stringify(event);
-  // Insert and NOTIFY in one statement (one round trip). Event JSON is well
-  // under NOTIFY's 8000-byte payload limit (names are bounded).
+  // Usernames come from tokens and are unbounded: a huge one must not fail the vote.
+  const notification = Buffer.byteLength(json) <= NOTIFY_PAYLOAD_MAX_BYTES ? json : event.event_id;
+  // Insert and NOTIFY in one statement (one round trip).
   await trx
     .with("inserted", (db) =>
       db
@@ -45,7 +50,7 @@ export async function insertOutboxEvent(
         .returning("seq"),
     )
     .selectFrom("inserted")
-    .select(sql<string>`pg_notify(${OUTBOX_CHANNEL}, ${json})::text`.as("notified"))
+    .select(sql<string>`pg_notify(${OUTBOX_CHANNEL}, ${notification})::text`.as("notified"))
     .execute();
 }
 
@@ -111,4 +116,11 @@ export async function outboxDepth(db: Db): Promise<number> {
     .where("published_at", "is", null)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** The event an outbox row holds (for notifications that carried only its id). */
+export async function findOutboxEvent(db: Db, eventId: string): Promise<ApprovalDecidedEvent | undefined> {
+  const row = await db.selectFrom("outbox").select("payload").where("event_id", "=", eventId).executeTakeFirst();
+  if (row === undefined) return undefined;
+  return (typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload) as unknown as ApprovalDecidedEvent;
 }

@@ -1,7 +1,8 @@
 import { type ApprovalDecidedEvent, parseApprovalEvent } from "../approval/event.js";
 import type { Database } from "../db/database.js";
-import { OUTBOX_CHANNEL } from "../db/outbox.repository.js";
+import { findOutboxEvent, OUTBOX_CHANNEL } from "../db/outbox.repository.js";
 import type { Logger } from "../logger.js";
+import { isUuid } from "../policy/validate.js";
 
 /** Which events a subscriber wants; unset fields match everything. */
 export interface EventFilter {
@@ -50,7 +51,16 @@ export class ApprovalEventHub {
 
   #dispatch(payload: string): void {
     const event = parseApprovalEvent(payload);
-    if (event === undefined) return;
+    if (event !== undefined) this.#deliver(event);
+    else if (isUuid(payload))
+      // The event was too large for NOTIFY: read it from the outbox.
+      findOutboxEvent(this.#database.db, payload).then(
+        (e) => e !== undefined && this.#deliver(e),
+        (err: unknown) => this.#logger.warn({ err }, "cannot read notified approval event"),
+      );
+  }
+
+  #deliver(event: ApprovalDecidedEvent): void {
     for (const { filter, listener } of this.#subscribers.values()) {
       if (!matches(filter, event)) continue;
       try {
