@@ -3,6 +3,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { AdminServer } from "./admin/admin-server.js";
 import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier.js";
+import { cacheVerifiedTokens } from "./auth/verified-token-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
@@ -106,7 +107,8 @@ export class App {
     const applied = await migrateToLatest(database.db);
     logger.info({ database: database.description, applied }, "database ready");
 
-    this.#verifier = await createTokenVerifier(config.jwt, config.dataDir);
+    // Pipelines call with one token again and again: verify its signature once a minute.
+    this.#verifier = cacheVerifiedTokens(await createTokenVerifier(config.jwt, config.dataDir));
     if (this.#verifier.mode === "local")
       logger.warn(
         { dataDir: config.dataDir },
