@@ -140,12 +140,17 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
   });
 }
 
-/** Shares one call's promise between the metrics collected in the same scrape (1 s). */
+/**
+ * Shares one call's promise between the metrics of one scrape: prom-client
+ * collects all metrics concurrently, so the calls overlap; the next scrape
+ * queries again.
+ */
 function oncePerScrape<T>(load: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
+  let inFlight: Promise<T> | undefined;
   return () => {
-    const now = Date.now();
-    if (last === undefined || now - last.at > 1_000) last = { at: now, value: load() };
-    return last.value;
+    inFlight ??= load().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
   };
 }

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminServer } from "../src/admin/admin-server.js";
 import { ServerHealth } from "../src/health/health.js";
 import { createMetrics } from "../src/metrics.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { App } from "../../src/app.js";
 import type { OrgRole } from "../../src/auth/caller.js";
 import { mintToken } from "../../src/auth/token-verifier.js";
@@ -85,6 +85,8 @@ export interface StartOptions {
   kind?: "postgres" | "pglite";
   /** Reuse a database (e.g. a second replica); not disposed by stop(). */
   shared?: TestDatabase;
+  /** Log here instead of nowhere (tests of the log lines). */
+  logger?: Logger;
 }
 
 /** Starts a real server on 127.0.0.1:0 over a fresh database. */
@@ -102,7 +104,7 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   const db = options.shared ?? (await createTestDatabase(options.kind ?? testDatabaseKind()));
   // The app must not close a shared database: hand it a wrapper whose destroy is a no-op.
   const database = options.shared ? { ...db.database, destroy: async () => {} } : db.database;
-  const app = new App({ config, logger: pino({ level: "silent" }), clock: options.clock, database });
+  const app = new App({ config, logger: options.logger ?? pino({ level: "silent" }), clock: options.clock, database });
   await app.start();
   const baseUrl = `http://127.0.0.1:${app.port}`;
   const grpc = (tok?: string) =>

@@ -1,0 +1,147 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
+import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
+import { createLogger } from "../src/logger.js";
+import { startTestServer, type TestServer, token } from "./support/server.js";
+
+const lines: Record<string, unknown>[] = [];
+const logger = createLogger("info", "json", {
+  write(line: string) {
+    lines.push(JSON.parse(line) as Record<string, unknown>);
+  },
+});
+const project = { organisation: "acme", project: "obs" };
+const intentId = randomUUID();
+let server: TestServer;
+let admin: string;
+let reviewer: string;
+
+async function scrape(): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${server.app.adminPort}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toContain("text/plain");
+  return res.text();
+}
+/** The value of one sample line, e.g. `name{a="b"}`; undefined when absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ logger });
+  admin = await token({ sub: "ada", orgs: { acme: "admin" } });
+  reviewer = await token({ sub: "bob", orgs: { acme: "member" } });
+  const policies = server.client(PolicyService, admin);
+  await policies.createPolicy({
+    project,
+    name: "two-eyes",
+    policyType: PolicyType.EXTERNAL_APPROVAL,
+    config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
+  });
+  await server
+    .client(ReleaseService, admin)
+    .registerReleaseIntent({ project, releaseIntentId: intentId, branch: "main", version: "1.0.0" });
+});
+afterAll(() => server?.stop());
+
+describe("metrics on the admin port", () => {
+  it("counts RPCs per method and code, with a latency histogram", async () => {
+    const err = await server
+      .client(PolicyService, admin)
+      .deletePolicy({ project, name: "no-such-policy" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+    const text = await scrape();
+    const create = 'service="forest.v1.PolicyService",method="CreatePolicy",code="OK"';
+    expect(sample(text, `releasegate_rpc_requests_total{${create}}`)).toBe(1);
+    expect(sample(text, `releasegate_rpc_duration_seconds_count{${create}}`)).toBe(1);
+    expect(
+      sample(text, 'releasegate_rpc_requests_total{service="forest.v1.PolicyService",method="DeletePolicy",code="NOT_FOUND"}'),
+    ).toBe(1);
+    expect(text).toContain("# TYPE releasegate_rpc_duration_seconds histogram");
+  });
+
+  it("counts policy decisions, pending approvals, approval votes and the outbox backlog", async () => {
+    const evaluate = () =>
+      server.client(PolicyService, admin).evaluatePolicies({ project, targetEnvironment: "prod", releaseIntentId: intentId });
+    expect((await evaluate()).allPassed).toBe(false);
+    let text = await scrape();
+    expect(sample(text, 'releasegate_policy_evaluations_total{policy_type="external_approval",decision="blocked"}')).toBe(1);
+    expect(sample(text, "releasegate_approvals_pending")).toBe(1);
+    expect(sample(text, "releasegate_approvals_pending_age_seconds_count")).toBe(1);
+    expect(sample(text, 'releasegate_approvals_pending_age_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(sample(text, "releasegate_outbox_depth")).toBe(0);
+
+    await server
+      .client(PolicyService, reviewer)
+      .externalApproveRelease({ project, releaseIntentId: intentId, targetEnvironment: "prod" });
+    expect((await evaluate()).allPassed).toBe(true);
+    text = await scrape();
+    expect(sample(text, 'releasegate_approval_decisions_total{kind="peer",decision="approved"}')).toBe(1);
+    expect(sample(text, 'releasegate_policy_evaluations_total{policy_type="external_approval",decision="passed"}')).toBe(1);
+    expect(sample(text, "releasegate_approvals_pending")).toBe(0);
+    // No NATS_URL in this server: the vote's event waits in the outbox.
+    expect(sample(text, "releasegate_outbox_depth")).toBe(1);
+    expect(sample(text, "releasegate_outbox_oldest_unpublished_age_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "releasegate_outbox_relay_publish_errors_total")).toBe(0);
+    expect(sample(text, 'releasegate_db_pool_connections{state="in_use"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "releasegate_process_resident_memory_bytes")).toBeGreaterThan(0);
+  });
+});
+
+describe("one JSON log line per RPC", () => {
+  it("logs method, code, duration, actor, organisation/project and the caller's request id, and echoes it", async () => {
+    const requestId = `req-${randomUUID()}`;
+    let echoed: string | null = null;
+    await server.client(PolicyService, admin).listPolicies(
+      { project },
+      {
+        headers: { "x-request-id": requestId },
+        onHeader: (h) => {
+          echoed = h.get("x-request-id");
+        },
+      },
+    );
+    expect(echoed).toBe(requestId);
+    const line = lines.find((l) => l.requestId === requestId);
+    expect(line).toMatchObject({
+      level: 30,
+      msg: "rpc",
+      service: "forest.v1.PolicyService",
+      method: "ListPolicies",
+      code: "OK",
+      actor: "ada",
+      organisation: "acme",
+      project: "obs",
+    });
+    expect(typeof line?.durationMs).toBe("number");
+  });
+
+  it("generates a request id when none is sent and returns it in error metadata", async () => {
+    const err = await server
+      .client(PolicyService, admin)
+      .listPolicies({ project: { organisation: "", project: "" } })
+      .catch((e: unknown) => ConnectError.from(e));
+    const requestId = (err as ConnectError).metadata.get("x-request-id");
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect(lines.find((l) => l.requestId === requestId)).toMatchObject({ method: "ListPolicies", code: "INVALID_ARGUMENT" });
+  });
+
+  it("never logs the token or a vote's comment", async () => {
+    const secretComment = `comment-${randomUUID()}`;
+    await server
+      .client(PolicyService, reviewer)
+      .externalRejectRelease({ project, releaseIntentId: intentId, targetEnvironment: "prod", comment: secretComment })
+      .catch(() => undefined);
+    const all = JSON.stringify(lines);
+    expect(all).not.toContain(secretComment);
+    expect(all).not.toContain(admin);
+    expect(all).not.toContain(reviewer);
+    expect(lines.some((l) => l.method === "ExternalRejectRelease")).toBe(true);
+  });
+});
