@@ -62,7 +62,7 @@ export async function insertOutboxEvent(
  * transaction did not claim are left out (that older row is being published
  * by someone else).
  */
-export async function claimUnpublished(trx: Transaction<DB>, limit: number): Promise<OutboxRow[]> {
+export async function claimUnpublished(trx: Db, limit: number): Promise<OutboxRow[]> {
   const rows = await trx
     .selectFrom("outbox")
     .select(["seq", "event_id", "release_intent_id", "subject", "payload"])
@@ -103,7 +103,7 @@ export async function claimUnpublished(trx: Transaction<DB>, limit: number): Pro
     }));
 }
 
-export async function markPublished(trx: Transaction<DB>, seqs: readonly string[], at: Date): Promise<void> {
+export async function markPublished(trx: Db, seqs: readonly string[], at: Date): Promise<void> {
   if (seqs.length === 0) return;
   await trx.updateTable("outbox").set({ published_at: at }).where("seq", "in", seqs).execute();
 }

@@ -29,9 +29,10 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes committed outbox rows: claims them in a transaction
+ * Publishes committed outbox rows: on Postgres claims them in a transaction
  * (`FOR UPDATE SKIP LOCKED`, so replicas never publish a row twice),
- * publishes in sequence order, marks them published in the same transaction.
+ * publishes in sequence order, marks them published in the same transaction
+ * (embedded PGlite, a single process, does the same without holding locks).
  * Runs on every wake-up, with a slow poll as fallback; after a failure it
  * stops at the failed row (keeping per-intent order) and retries with
  * backoff. Several calls to wake() while a drain runs cause one more drain.
@@ -119,8 +120,7 @@ export class OutboxRelay {
   async #drainBatch(publisher: EventPublisher): Promise<{ claimed: number; published: number; error?: unknown }> {
     const published: OutboxRow[] = [];
     let error: unknown;
-    const claimed = await this.#o.database.db.transaction().execute(async (trx) => {
-      const rows = await claimUnpublished(trx, this.#batch);
+    const publishInOrder = async (rows: readonly OutboxRow[]) => {
       for (const row of rows) {
         try {
           await publisher.publish(row);
@@ -131,13 +131,25 @@ export class OutboxRelay {
         }
         published.push(row);
       }
-      await markPublished(
-        trx,
-        published.map((r) => r.seq),
-        this.#o.clock.now(),
-      );
-      return rows.length;
-    });
+      return published.map((r) => r.seq);
+    };
+    const { db, kind } = this.#o.database;
+    let claimed: number;
+    if (kind === "pglite") {
+      // Embedded PGlite is one process with this one relay, and its single
+      // connection would be blocked by a transaction held across NATS round
+      // trips: read, publish, then mark, without holding locks.
+      const rows = await claimUnpublished(db, this.#batch);
+      await markPublished(db, await publishInOrder(rows), this.#o.clock.now());
+      claimed = rows.length;
+    } else {
+      // Postgres: the row locks held until commit are what keep replicas apart.
+      claimed = await db.transaction().execute(async (trx) => {
+        const rows = await claimUnpublished(trx, this.#batch);
+        await markPublished(trx, await publishInOrder(rows), this.#o.clock.now());
+        return rows.length;
+      });
+    }
     for (const row of published) this.#o.onPublished?.(row);
     return { claimed, published: published.length, error };
   }
