@@ -17,7 +17,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import type { ApprovalDecidedEvent } from "../src/approval/event.js";
+import { parseApprovalEvent } from "../src/approval/event.js";
 import { DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT_PREFIX, DEFAULT_PORT } from "../src/config.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 
@@ -90,7 +90,13 @@ process.on("SIGTERM", stop);
 
 const released = new Set<string>();
 for await (const m of messages) {
-  const event = m.json<ApprovalDecidedEvent>();
+  const event = parseApprovalEvent(m.string());
+  if (event === undefined) {
+    // Not ours (another publisher on the subjects): never redeliver it.
+    console.error(`skipping message ${m.seq} on ${m.subject}: not an approval.decided event`);
+    m.term();
+    continue;
+  }
   const key = `${event.release_intent_id}/${event.environment}`;
   try {
     const res = await policies.evaluatePolicies({
