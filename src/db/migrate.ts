@@ -48,7 +48,14 @@ export class MigrationError extends Error {
  * Returns the names applied by this call.
  */
 export async function migrateToLatest(db: Kysely<DB>, dir = defaultMigrationsDir()): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new SqlFileMigrationProvider(dir) });
+  const migrator = new Migrator({
+    db,
+    provider: new SqlFileMigrationProvider(dir),
+    // Engineers add migrations on parallel branches; a database that already
+    // ran a later-numbered file still gets an earlier one merged after it.
+    // Safe because every statement is idempotent.
+    allowUnorderedMigrations: true,
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error !== undefined || failed !== undefined) {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { type Database, openDatabase, wrapPglite } from "../../src/db/database.js";
@@ -45,53 +45,86 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop: () 
   };
 }
 
-let template: Promise<Blob> | undefined;
+const templates = new Map<string, Promise<Blob>>();
 
 /**
- * The data directory of a freshly migrated PGlite, as a tarball that every
- * PGlite test database clones (~0.4 s instead of 2-3 s for a fresh start).
- * vitest re-imports modules per test file, so the dump is also cached on disk,
- * keyed by the migrations' content: a changed migration makes a new template.
+ * A PGlite data directory as a tarball that test databases clone (~0.4 s
+ * instead of 2-3 s for a fresh PGlite). vitest re-imports modules per test
+ * file, so each dump is also cached on disk under `key` (written then renamed,
+ * so parallel workers never read half a file).
  */
-export function pgliteTemplate(): Promise<Blob> {
-  template ??= (async () => {
-    const dir = defaultMigrationsDir();
-    const hash = createHash("sha256");
-    for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
-    const path = join(tmpdir(), `releasegate-pglite-template-${hash.digest("hex").slice(0, 16)}.tar`);
-    if (existsSync(path)) return new Blob([readFileSync(path)]);
-    const pglite = await PGlite.create();
-    const database = wrapPglite(pglite);
-    try {
-      await migrateToLatest(database.db, dir);
-      const dump = await pglite.dumpDataDir("none");
-      // Write then rename: parallel workers never read a half-written file.
-      const partial = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
-      writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
-      renameSync(partial, path);
-      return dump;
-    } finally {
-      await database.destroy();
-    }
-  })();
+function cachedTemplate(key: string, build: (pglite: PGlite) => Promise<void>): Promise<Blob> {
+  let template = templates.get(key);
+  if (template === undefined) {
+    template = (async () => {
+      const path = join(tmpdir(), `releasegate-pglite-${key}.tar`);
+      if (existsSync(path)) return new Blob([readFileSync(path)]);
+      const pglite = await PGlite.create();
+      try {
+        await build(pglite);
+        const dump = await pglite.dumpDataDir("none");
+        const partial = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+        writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
+        renameSync(partial, path);
+        // Drop dumps of older migrations (40 MB each): same kind, other key.
+        const kind = key.split("-")[0];
+        for (const f of readdirSync(tmpdir()))
+          if (f.startsWith(`releasegate-pglite-${kind}-`) && f.endsWith(".tar") && join(tmpdir(), f) !== path)
+            rmSync(join(tmpdir(), f), { force: true });
+        return dump;
+      } finally {
+        await pglite.close();
+      }
+    })();
+    templates.set(key, template);
+  }
   return template;
 }
 
+// A new PGlite may not read an old version's dump: the version is part of the key.
+const PGLITE_VERSION = JSON.parse(
+  readFileSync(join(dirname(defaultMigrationsDir()), "node_modules/@electric-sql/pglite/package.json"), "utf8"),
+).version as string;
+
+/** A freshly migrated PGlite, keyed by the migrations' content: a changed migration makes a new one. */
+export function pgliteTemplate(): Promise<Blob> {
+  const dir = defaultMigrationsDir();
+  const hash = createHash("sha256").update(PGLITE_VERSION);
+  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+  return cachedTemplate(`migrated-${hash.digest("hex").slice(0, 16)}`, async (pglite) => {
+    const database = wrapPglite(pglite, "template");
+    await migrateToLatest(database.db, dir);
+  });
+}
+
+async function clonePglite(template: Promise<Blob>): Promise<PGlite> {
+  const pglite = new PGlite({ loadDataDir: await template });
+  await pglite.waitReady;
+  return pglite;
+}
+
 /** A fresh, migrated database of the chosen kind, isolated to the caller. */
-export async function createTestDatabase(
+export function createTestDatabase(
   kind: "postgres" | "pglite" = testDatabaseKind(),
   poolSize = 10,
 ): Promise<TestDatabase> {
+  return openFresh(kind, poolSize, true);
+}
+
+/** A fresh database of the chosen kind with no migrations applied (migration tests). */
+export function createEmptyDatabase(kind: "postgres" | "pglite" = testDatabaseKind()): Promise<TestDatabase> {
+  return openFresh(kind, 4, false);
+}
+
+async function openFresh(kind: "postgres" | "pglite", poolSize: number, migrated: boolean): Promise<TestDatabase> {
   if (kind === "pglite") {
-    // A clone of a migrated template: ~0.4 s instead of 2-3 s for a fresh PGlite.
-    const pglite = new PGlite({ loadDataDir: await pgliteTemplate() });
-    await pglite.waitReady;
-    const database = wrapPglite(pglite);
+    const template = migrated ? pgliteTemplate() : cachedTemplate(`empty-${PGLITE_VERSION}`, async () => {});
+    const database = wrapPglite(await clonePglite(template));
     return { database, dispose: () => database.destroy() };
   }
   const { url, drop } = await createPostgresDatabase();
   const database = await openDatabase({ databaseUrl: url, dataDir: "/nonexistent", poolSize });
-  await migrateToLatest(database.db);
+  if (migrated) await migrateToLatest(database.db);
   return {
     database,
     url,
