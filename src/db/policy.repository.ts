@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from "kysely";
+import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import type { Policy, PolicyConfig, PolicyKind, ProjectRef } from "../policy/policy.js";
 import type { DB, PoliciesTable } from "./schema.js";
 
@@ -92,7 +92,9 @@ export async function listPolicies(db: Db, project: ProjectRef): Promise<Policy[
     .selectAll()
     .where("organisation", "=", project.organisation)
     .where("project", "=", project.project)
-    .orderBy("name")
+    // Byte order, whatever the database's collation (en_US would ignore '-'):
+    // the same order evaluation uses, on Postgres and PGlite alike.
+    .orderBy(sql`name collate "C"`)
     .execute();
   return rows.map(toPolicy);
 }
