@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
 import type { DB } from "./schema.js";
@@ -59,6 +59,21 @@ export async function lockIntentForVote(
   return row === undefined ? undefined : { authorUserId: row.author_user_id };
 }
 
+/** A vote as `json_build_array(user_id, username, decision, decision_kind, decided_at, comment)`. */
+export type VoteJson = [string, string, string, string, string, string | null];
+
+/** Maps `json_agg` of VoteJson arrays (null when there were none) to votes; timestamps arrive as ISO strings. */
+export function votesFromJson(rows: readonly VoteJson[] | null | undefined): Vote[] {
+  return (rows ?? []).map(([userId, username, decision, decisionKind, decidedAt, comment]) => ({
+    userId,
+    username,
+    decision: decision as Decision,
+    decisionKind: decisionKind as DecisionKind,
+    decidedAt: new Date(decidedAt),
+    ...(comment !== null ? { comment } : {}),
+  }));
+}
+
 export interface CastVote {
   readonly project: ProjectRef;
   readonly releaseIntentId: string;
@@ -66,16 +81,25 @@ export interface CastVote {
   readonly vote: Vote;
 }
 
+export interface CastResult {
+  /** The user's current decision before this vote, if any. */
+  readonly previous?: Decision;
+  /** The current votes after this one, in the order first cast. */
+  readonly votes: Vote[];
+}
+
 /**
  * Makes `vote` the user's current vote (keeping the order it was first cast
- * in) and appends it to the immutable history. Returns the previous current
- * decision. Call with the intent locked (`lockIntentForVote`).
+ * in), appends it to the immutable history, and returns the previous
+ * decision and the current votes. Call with the intent locked
+ * (`lockIntentForVote`): then every other vote on the intent has committed.
  *
  * One statement, one round trip: every part of it sees the snapshot taken
- * at its start, so `previous` is the vote as it was before the upsert, and
- * Postgres runs each data-modifying CTE exactly once.
+ * at its start, so `previous` is the vote as it was before the upsert and the
+ * current votes are the others' plus the upserted row; Postgres runs each
+ * data-modifying CTE exactly once.
  */
-export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<Decision | undefined> {
+export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<CastResult> {
   const { vote } = c;
   const row = await trx
     .with("previous", (db) =>
@@ -109,7 +133,7 @@ export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<Decis
             decided_at: eb.ref("excluded.decided_at"),
           })),
         )
-        .returning("user_id"),
+        .returning(["user_id", "username", "decision", "decision_kind", "decided_at", "comment", "first_cast_seq"]),
     )
     .with("logged", (db) =>
       db
@@ -133,10 +157,25 @@ export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<Decis
       eb.selectFrom("previous").select("decision").as("previous_decision"),
       eb.selectFrom("upserted").select("user_id").as("upserted"),
       eb.selectFrom("logged").select("seq").as("logged"),
+      sql<VoteJson[] | null>`(
+        select json_agg(
+                 json_build_array(v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment)
+                 order by v.first_cast_seq)
+        from (
+          select user_id, username, decision, decision_kind, decided_at, comment, first_cast_seq
+          from approval_votes
+          where release_intent_id = ${c.releaseIntentId}::uuid and environment = ${c.environment}
+            and user_id <> ${vote.userId}
+          union all
+          select user_id, username, decision, decision_kind, decided_at, comment, first_cast_seq from upserted
+        ) v)`.as("votes"),
     ])
     .executeTakeFirstOrThrow();
   if (row.upserted === null || row.logged === null) throw new Error("vote upsert or history insert wrote no row");
-  return (row.previous_decision ?? undefined) as Decision | undefined;
+  return {
+    ...(row.previous_decision !== null ? { previous: row.previous_decision as Decision } : {}),
+    votes: votesFromJson(row.votes),
+  };
 }
 
 export interface HistoryEntry {

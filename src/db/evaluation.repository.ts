@@ -1,6 +1,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
-import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
+import type { Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
+import { type VoteJson, votesFromJson } from "./approval.repository.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -22,8 +23,6 @@ export interface EvaluationRows {
   /** Current votes for the intent in `votesEnvironment`, in the order first cast. */
   readonly votes: Vote[];
 }
-
-type VoteRow = [string, string, string, string, string, string | null];
 
 /**
  * Everything EvaluatePolicies reads besides the policies, in one round trip:
@@ -66,20 +65,10 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
   const { rows } = await sql<{
     intent: { branch: string } | null;
     deploys: [string, string][] | null;
-    votes: VoteRow[] | null;
+    votes: VoteJson[] | null;
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
   for (const [env, finishedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(finishedAt));
-  const votes = (row?.votes ?? []).map(
-    ([userId, username, decision, decisionKind, decidedAt, comment]): Vote => ({
-      userId,
-      username,
-      decision: decision as Decision,
-      decisionKind: decisionKind as DecisionKind,
-      decidedAt: new Date(decidedAt),
-      ...(comment !== null ? { comment } : {}),
-    }),
-  );
-  return { intent: row?.intent ?? undefined, lastSuccessfulDeploy, votes };
+  return { intent: row?.intent ?? undefined, lastSuccessfulDeploy, votes: votesFromJson(row?.votes) };
 }
