@@ -62,6 +62,11 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   });
   // Without a listener an idle client's error (server restart) crashes the process.
   pool.on("error", (err) => options.onPoolError?.(err));
+  // The pool listens only to idle clients. A checked-out client (inside a
+  // transaction) whose connection drops emits "error" with no listener, which
+  // kills the process; its queries fail anyway (→ UNAVAILABLE), so report it
+  // and let the pool discard the client.
+  pool.on("connect", (client) => client.on("error", (err) => options.onPoolError?.(err)));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
