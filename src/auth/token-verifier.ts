@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   createRemoteJWKSet,
@@ -22,22 +22,38 @@ export interface TokenVerifier {
   readonly mode: string;
 }
 
-/** Reads the local secret under dataDir, creating it on first start. */
+/** A local secret shorter than this (e.g. an empty file) is refused, never used as a key. */
+const LOCAL_SECRET_MIN_CHARS = 32;
+
+/**
+ * Reads the local secret under dataDir, creating it on first start. Two
+ * processes starting together (server and `npm run token`) end up with the
+ * same secret, and neither ever reads a half-written file.
+ */
 export function loadOrCreateLocalSecret(dataDir: string): { secret: string; created: boolean } {
   const path = join(dataDir, LOCAL_SECRET_FILE);
-  try {
-    return { secret: readFileSync(path, "utf8").trim(), created: false };
-  } catch {
+  if (!existsSync(path)) {
     mkdirSync(dataDir, { recursive: true });
     const secret = randomBytes(32).toString("base64url");
+    // Write aside, then link into place: link() is atomic and fails when the
+    // file exists, so a concurrent reader sees no file or the whole secret.
+    const partial = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    writeFileSync(partial, `${secret}\n`, { mode: 0o600 });
     try {
-      // wx: never overwrite a secret another process just wrote.
-      writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: "wx" });
+      linkSync(partial, path);
       return { secret, created: true };
-    } catch {
-      return { secret: readFileSync(path, "utf8").trim(), created: false };
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST") throw err;
+    } finally {
+      rmSync(partial, { force: true });
     }
   }
+  const secret = readFileSync(path, "utf8").trim();
+  if (secret.length < LOCAL_SECRET_MIN_CHARS)
+    throw new Error(
+      `${path}: local JWT secret is shorter than ${LOCAL_SECRET_MIN_CHARS} characters; delete the file to create a new one`,
+    );
+  return { secret, created: false };
 }
 
 /** Maps verified claims to a Caller; rejects tokens without the claims we need. */
