@@ -1,0 +1,66 @@
+import { randomUUID } from "node:crypto";
+import { sql } from "kysely";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
+import { OUTBOX_CHANNEL } from "../src/db/outbox.repository.js";
+import { ApprovalEventHub } from "../src/signal/event-hub.js";
+import { waitFor } from "./support/approval-fixtures.js";
+import { createTestDatabase, type TestDatabase } from "./support/database.js";
+
+let database: TestDatabase;
+let hub: ApprovalEventHub;
+
+beforeAll(async () => {
+  // A LISTEN connection dying under us is a Postgres matter (a restart, a failover).
+  database = await createTestDatabase("postgres");
+  hub = new ApprovalEventHub(database.database, pino({ level: "silent" }), { listenCheckMs: 200 });
+  await hub.start();
+});
+afterAll(async () => {
+  await hub?.stop();
+  await database?.dispose();
+});
+
+const event = (): ApprovalDecidedEvent => ({
+  event_id: randomUUID(),
+  kind: APPROVAL_DECIDED,
+  organisation: "acme",
+  project: "web",
+  environment: "prod",
+  release_intent_id: randomUUID(),
+  voter_user_id: "bob",
+  voter_username: "Bob",
+  decision: "approved",
+  decision_kind: "peer",
+  current_approvals: 1,
+  required_approvals: 2,
+  passed: false,
+  decided_at: new Date().toISOString(),
+});
+
+describe("ApprovalEventHub", () => {
+  it("listens again after its LISTEN connection is terminated", async () => {
+    const received: string[] = [];
+    const unsubscribe = hub.subscribe({ project: "web" }, (e) => received.push(e.event_id));
+    const db = database.database.db;
+    const notify = (e: ApprovalDecidedEvent) => sql`select pg_notify(${OUTBOX_CHANNEL}, ${JSON.stringify(e)})`.execute(db);
+
+    const before = event();
+    await notify(before);
+    await waitFor(() => (received.includes(before.event_id) ? true : undefined), 5_000, "event before the kill");
+
+    const killed = await sql<{ pid: number }>`
+      select pg_terminate_backend(pid) as pid from pg_stat_activity
+      where datname = current_database() and query ilike 'LISTEN %'`.execute(db);
+    expect(killed.rows).toHaveLength(1);
+
+    // Keep notifying until the re-established LISTEN hears one (bounded).
+    const after = event();
+    await waitFor(async () => {
+      await notify(after);
+      return received.includes(after.event_id) ? true : undefined;
+    }, 15_000, "event after the LISTEN connection was re-established");
+    unsubscribe();
+  });
+});
