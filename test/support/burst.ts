@@ -56,15 +56,19 @@ export interface BurstResult {
 /**
  * Runs `clients` concurrent callers, each doing `opsPerClient` random votes
  * (approve/reject, so votes change) and evaluations. `transportFor(i)` gives
- * client i its transport (token = voter `voter-i`); `shouldStop` lets a fault
- * test end the burst early.
+ * client i its transport (token = voter `voter-i`); `onAck`/`onError` let a
+ * fault test inject faults at points of the burst.
  */
 export async function runBurst(
   fixture: BurstFixture,
   clients: number,
   opsPerClient: number,
   transportFor: (i: number) => Transport,
-  options: { onAck?: (n: number) => Promise<void> | void; seed?: number } = {},
+  options: {
+    onAck?: (n: number) => Promise<void> | void;
+    onError?: (code: string, n: number) => Promise<void> | void;
+    seed?: number;
+  } = {},
 ): Promise<BurstResult> {
   const acked: AckedVote[] = [];
   const errors = new Map<string, number>();
@@ -93,6 +97,7 @@ export async function runBurst(
       } catch (err) {
         const code = Code[ConnectError.from(err).code] ?? "unknown";
         errors.set(code, (errors.get(code) ?? 0) + 1);
+        await options.onError?.(code, [...errors.values()].reduce((x, y) => x + y, 0));
       }
     }
   };

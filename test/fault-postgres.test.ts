@@ -1,0 +1,216 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/database.js";
+import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
+import { waitFor } from "./support/approval-fixtures.js";
+import {
+  type BurstFixture,
+  type BurstResult,
+  currentVotes,
+  outboxCounts,
+  prepareBurst,
+  readHistory,
+  replay,
+  runBurst,
+} from "./support/burst.js";
+import type { TestDatabase } from "./support/database.js";
+import { PgCluster } from "./support/pg-cluster.js";
+import { SuiteCounters } from "./support/reliability-report.js";
+import { startTestServer, type TestServer, token } from "./support/server.js";
+
+// Postgres connections dropped (pg_terminate_backend) and the whole Postgres
+// server crashed and restarted in the middle of vote bursts. Callers see
+// UNAVAILABLE and nothing else, the service recovers without a restart, and
+// no vote is half-written: history, current votes and outbox agree.
+
+const CLIENTS = 50;
+const OPS = 6;
+const counters = new SuiteCounters("fault-postgres");
+const cleanup: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  counters.write();
+  for (const f of cleanup.reverse()) await f().catch(() => undefined);
+});
+
+async function voterTokens(): Promise<string[]> {
+  return Promise.all(Array.from({ length: CLIENTS }, (_, i) => token({ sub: `voter-${i}`, orgs: { acme: "member" } })));
+}
+
+/** Only UNAVAILABLE may reach callers during a database fault. */
+function expectOnlyUnavailable(result: BurstResult): number {
+  const codes = Object.fromEntries(result.errors);
+  for (const code of Object.keys(codes)) expect(code, `error codes during the fault: ${JSON.stringify(codes)}`).toBe("Unavailable");
+  return codes.Unavailable ?? 0;
+}
+
+/**
+ * No half-written vote: replaying each intent's history gives its current
+ * votes; every history row has its outbox event; every acknowledged vote is
+ * in the history (a vote whose answer was lost may be in it too).
+ */
+async function expectNoHalfWrites(server: TestServer, admin: string, fixture: BurstFixture, result: BurstResult, unavailable: number) {
+  let rows = 0;
+  for (const intentId of fixture.intentIds) {
+    const history = await readHistory(server.grpc(admin), fixture, intentId);
+    rows += history.length;
+    expect(Object.fromEntries(await currentVotes(server.grpc(admin), fixture, intentId))).toEqual(
+      Object.fromEntries(replay(history)),
+    );
+    const ackedHere = result.acked.filter((v) => v.intentId === intentId);
+    const lastAcked = new Map(ackedHere.map((v) => [v.voter, v]));
+    for (const voter of lastAcked.keys())
+      expect(history.some((h) => h.userId === voter), `acknowledged vote of ${voter} is in the history`).toBe(true);
+  }
+  expect(rows).toBeGreaterThanOrEqual(result.acked.length);
+  expect(rows).toBeLessThanOrEqual(result.acked.length + unavailable);
+  expect((await outboxCounts(server.db.database.db, fixture)).total, "one outbox event per history row").toBe(rows);
+  return rows;
+}
+
+async function waitUntilServing(server: TestServer, admin: string, fixture: BurstFixture): Promise<void> {
+  const client = createClient(PolicyService, server.grpc(admin));
+  await waitFor(
+    async () =>
+      client
+        .getApprovalState({ project: fixture.project, releaseIntentId: fixture.intentIds[0]!, targetEnvironment: "prod" })
+        .then(
+          () => true,
+          (err: unknown) => {
+            expect(Code[ConnectError.from(err).code]).toBe("Unavailable");
+            return undefined;
+          },
+        ),
+    30_000,
+    "the service to answer again",
+  );
+}
+
+describe("Postgres faults mid-burst", () => {
+  it("survives its connections being terminated three times during a burst", async () => {
+    const server = await startTestServer({ kind: "postgres" });
+    cleanup.push(() => server.stop());
+    const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
+    const fixture = await prepareBurst(server.grpc(admin));
+    const transports = (await voterTokens()).map((t) => server.grpc(t));
+    const killer = new pg.Client({ connectionString: server.db.url });
+    await killer.connect();
+    let kills = 0;
+    const at = new Set([30, 90, 150]);
+    const result = await runBurst(fixture, CLIENTS, OPS, (i) => transports[i]!, {
+      seed: 3,
+      onAck: async (n) => {
+        if (!at.delete(n)) return;
+        const res = await killer.query(
+          "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+        );
+        kills += res.rowCount ?? 0;
+      },
+    });
+    await killer.end();
+    const unavailable = expectOnlyUnavailable(result);
+    expect(kills).toBeGreaterThan(0);
+    await waitUntilServing(server, admin, fixture);
+    const rows = await expectNoHalfWrites(server, admin, fixture, result, unavailable);
+    counters.add("Postgres backends terminated mid-burst (pg_terminate_backend)", kills, "callers saw only UNAVAILABLE; recovered by itself");
+    counters.add("votes checked after connection kills", rows, "history == current votes == outbox; no half-written vote");
+  });
+
+  it("recovers by itself when the Postgres server crashes and restarts mid-burst", async () => {
+    const cluster = await PgCluster.create();
+    cleanup.push(() => cluster.dispose());
+    await cluster.start();
+    const database = await openDatabase({ databaseUrl: cluster.url, dataDir: "/nonexistent", poolSize: 10 });
+    const shared: TestDatabase = { database, url: cluster.url, dispose: () => database.destroy() };
+    const server = await startTestServer({ shared });
+    cleanup.push(async () => {
+      await server.stop();
+      await database.destroy();
+    });
+    const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
+    const fixture = await prepareBurst(server.grpc(admin));
+    const transports = (await voterTokens()).map((t) => server.grpc(t));
+    const fault: { state: "up" | "down" | "restarting" | "restarted" } = { state: "up" };
+    const result = await runBurst(fixture, CLIENTS, OPS, (i) => transports[i]!, {
+      seed: 5,
+      onAck: async (n) => {
+        if (n !== 60 || fault.state !== "up") return;
+        fault.state = "down";
+        await cluster.stop("immediate");
+      },
+      onError: async (_code, n) => {
+        // Restart once the outage has been felt by a good number of callers.
+        if (fault.state !== "down" || n < 30) return;
+        fault.state = "restarting";
+        await cluster.start();
+        fault.state = "restarted";
+      },
+    });
+    if (fault.state === "down") await cluster.start();
+    const unavailable = expectOnlyUnavailable(result);
+    expect(unavailable).toBeGreaterThan(0);
+    await waitUntilServing(server, admin, fixture);
+
+    // After recovery a fresh burst runs clean.
+    const after = await runBurst(fixture, 20, 3, (i) => transports[i]!, { seed: 9 });
+    expect(Object.fromEntries(after.errors)).toEqual({});
+    const rows = await expectNoHalfWrites(server, admin, fixture, { ...result, acked: [...result.acked, ...after.acked] }, unavailable);
+
+    counters.add("Postgres server crashes (pg_ctl stop -m immediate) and restarts mid-burst", 1, "UNAVAILABLE only; recovered without a service restart");
+    counters.add("votes checked after the crash", rows, "history == current votes == outbox; no half-written vote");
+  });
+
+  // The event hub re-checks its LISTEN connection every 30 s (DEFAULT_LISTEN_CHECK_MS)
+  // plus a 5 s ping timeout: Watch must resume within that bound, by itself.
+  it("resumes WatchApprovalEvents by itself after the database restarts", { timeout: 90_000 }, async () => {
+    const cluster = await PgCluster.create();
+    cleanup.push(() => cluster.dispose());
+    await cluster.start();
+    const database = await openDatabase({ databaseUrl: cluster.url, dataDir: "/nonexistent", poolSize: 10 });
+    const server = await startTestServer({ shared: { database, url: cluster.url, dispose: () => database.destroy() } });
+    cleanup.push(async () => {
+      await server.stop();
+      await database.destroy();
+    });
+    const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
+    const fixture = await prepareBurst(server.grpc(admin), { intents: 1 });
+    await cluster.stop("immediate");
+    await cluster.start();
+    await waitUntilServing(server, admin, fixture);
+
+    const abort = new AbortController();
+    const seen: string[] = [];
+    const watching = (async () => {
+      const stream = createClient(ApprovalAuditService, server.grpc(admin)).watchApprovalEvents(
+        { project: fixture.project },
+        { signal: abort.signal },
+      );
+      try {
+        for await (const res of stream) seen.push(res.event?.voterUserId ?? "");
+      } catch {
+        // aborted at the end of the test
+      }
+    })();
+    const voter = createClient(PolicyService, server.grpc(await token({ sub: "bob", orgs: { acme: "member" } })));
+    // Events committed while the hub is not listening are not replayed to
+    // Watch (JetStream is the durable path): vote again every half second
+    // until one comes through.
+    let lastVote = 0;
+    await waitFor(
+      async () => {
+        if (seen.includes("bob")) return true;
+        if (Date.now() - lastVote < 500) return undefined;
+        lastVote = Date.now();
+        await voter.approveRelease({ project: fixture.project, releaseIntentId: fixture.intentIds[0]!, targetEnvironment: "prod" });
+        return undefined;
+      },
+      45_000,
+      "a Watch event after the database restart",
+    );
+    abort.abort();
+    await watching;
+    counters.add("Watch stream after a database restart", 1, "events still delivered");
+  });
+});
