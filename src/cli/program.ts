@@ -1,0 +1,44 @@
+import { Command, Option } from "commander";
+import { historyCommand, voteCommands, watchCommand } from "./approval.js";
+import { DEFAULT_SERVER, EXIT } from "./context.js";
+import { policyCommand } from "./policy.js";
+import { deployCommand, intentCommand } from "./release.js";
+import { migrateCommand, serveCommand, tokenCommand } from "./server-commands.js";
+
+/** The `releasegate` command tree (main.ts parses argv with it; tests walk it). */
+export function buildProgram(): Command {
+  const program = new Command("releasegate")
+    .description(
+      "releasegate: release-approval policy engine. Client commands talk gRPC to --server with --token.\n" +
+        "Exit codes: 0 ok, 1 evaluation blocked, 2 usage or configuration error, 3 the server answered an error.",
+    )
+    .option("-s, --server <url>", "server URL (env RELEASEGATE_SERVER)", process.env.RELEASEGATE_SERVER || DEFAULT_SERVER)
+    .option("-t, --token <jwt>", "bearer token (env RELEASEGATE_TOKEN)")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .showHelpAfterError();
+
+  for (const cmd of [
+    serveCommand(),
+    migrateCommand(),
+    tokenCommand(),
+    policyCommand(),
+    intentCommand(),
+    deployCommand(),
+    ...voteCommands(),
+    historyCommand(),
+    watchCommand(),
+  ])
+    program.addCommand(cmd);
+
+  /** Usage errors exit 2 everywhere (commander's default is 1, which means "blocked" here). */
+  function exitCodes(cmd: Command): void {
+    cmd.exitOverride((err) => {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.help" || err.exitCode === 0) process.exit(0);
+      process.exit(err.exitCode === 1 ? EXIT.usage : err.exitCode);
+    });
+    for (const sub of cmd.commands) exitCodes(sub);
+  }
+  exitCodes(program);
+  return program;
+
+}

@@ -1,0 +1,208 @@
+import type { Command } from "commander";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildProgram } from "../src/cli/program.js";
+import { ensureBuilt } from "./support/build.js";
+import { runCli, startCli } from "./support/cli.js";
+import { createPostgresDatabase } from "./support/database.js";
+import { waitFor } from "./support/grpc-js.js";
+import { startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./support/server.js";
+
+let server: TestServer;
+let env: Record<string, string>;
+let bobEnv: Record<string, string>;
+const P = ["--project", "acme/cli"];
+
+beforeAll(async () => {
+  await ensureBuilt();
+  server = await startTestServer();
+  env = { RELEASEGATE_SERVER: server.baseUrl, RELEASEGATE_TOKEN: await token({ sub: "ada", orgs: { acme: "admin" } }) };
+  bobEnv = { ...env, RELEASEGATE_TOKEN: await token({ sub: "bob", name: "Bob", orgs: { acme: "member" } }) };
+}, 240_000);
+afterAll(() => server?.stop());
+
+describe("releasegate CLI against a running server", () => {
+  let intentId = "";
+
+  it("token mints a token the server accepts (RELEASEGATE_JWT_SECRET)", async () => {
+    const minted = await runCli(["token", "--sub", "pipeline", "--org", "acme=member", "--service"], {
+      RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
+    });
+    expect(minted.code).toBe(0);
+    const jwt = minted.stdout.trim();
+    expect(jwt.split(".")).toHaveLength(3);
+    const list = await runCli(["policy", "list", ...P], { ...env, RELEASEGATE_TOKEN: jwt });
+    expect(list).toMatchObject({ code: 0, stderr: "" });
+  });
+
+  it("policy create prints the policy (json) and list shows it (table)", async () => {
+    const created = await runCli(
+      ["-o", "json", "policy", "create", "two-eyes", ...P, "--type", "approval", "--target", "prod", "--required", "1"],
+      env,
+    );
+    expect(created.stderr).toBe("");
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      name: "two-eyes",
+      enabled: true,
+      policyType: "POLICY_TYPE_EXTERNAL_APPROVAL",
+      externalApproval: { targetEnvironment: "prod", requiredApprovals: 1 },
+    });
+    const soak = await runCli(
+      ["policy", "create", "soak", ...P, "--type", "soak", "--source", "staging", "--target", "qa", "--duration", "30m"],
+      env,
+    );
+    expect(soak.code).toBe(0);
+    const list = await runCli(["policy", "list", ...P], env);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^NAME\s+TYPE\s+ENABLED\s+CONFIG\s+UPDATED$/);
+    expect(list.stdout).toMatch(/two-eyes\s+external_approval\s+true\s+prod: 1 approval\(s\)/);
+    expect(list.stdout).toMatch(/soak\s+soak_time\s+true\s+staging → qa for 1800s/);
+  });
+
+  it("intent register prints the id; evaluate exits 1 while approval is missing", async () => {
+    const registered = await runCli(["intent", "register", ...P, "--branch", "main", "--version", "1.2.3"], env);
+    expect(registered.code).toBe(0);
+    intentId = registered.stdout.trim();
+    expect(intentId).toMatch(/^[0-9a-f-]{36}$/);
+    const evaluated = await runCli(["policy", "evaluate", ...P, "--env", "prod", "--intent", intentId], env);
+    expect(evaluated.code).toBe(1);
+    expect(evaluated.stdout).toMatch(/two-eyes\s+external_approval\s+BLOCK/);
+    expect(evaluated.stdout).toContain("blocked");
+  });
+
+  it("approve by a reviewer, state shows 1/1, evaluate then exits 0", async () => {
+    const approved = await runCli(["approve", ...P, "--intent", intentId, "--env", "prod", "-m", "lgtm"], bobEnv);
+    expect(approved.stderr).toBe("");
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toMatch(/APPROVALS\s+1\/1/);
+    const state = await runCli(["-o", "json", "state", ...P, "--intent", intentId, "--env", "prod"], env);
+    expect(JSON.parse(state.stdout)).toMatchObject({
+      state: { requiredApprovals: 1, currentApprovals: 1, decisions: [{ userId: "bob", decision: "approved" }] },
+    });
+    const evaluated = await runCli(["-o", "json", "policy", "evaluate", ...P, "--env", "prod", "--intent", intentId], env);
+    expect(evaluated.code).toBe(0);
+    expect(JSON.parse(evaluated.stdout)).toMatchObject({ allPassed: true });
+  });
+
+  it("reject, then history lists both votes in order", async () => {
+    const rejected = await runCli(["reject", ...P, "--intent", intentId, "--env", "prod", "-m", "found a bug"], bobEnv);
+    expect(rejected.code).toBe(0);
+    const history = await runCli(["-o", "json", "history", ...P, "--intent", intentId], env);
+    expect(history.code).toBe(0);
+    const entries = history.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(entries.map((e) => [e.userId, e.decision])).toEqual([
+      ["bob", "approved"],
+      ["bob", "rejected"],
+    ]);
+    const table = await runCli(["history", ...P, "--intent", intentId, "--env", "prod"], env);
+    expect(table.stdout).toMatch(/^SEQ\s+INTENT\s+ENV\s+USER/);
+  });
+
+  it("deploy record prints the deployment", async () => {
+    const recorded = await runCli(["-o", "json", "deploy", "record", ...P, "--env", "staging", "--intent", intentId], env);
+    expect(recorded.stderr).toBe("");
+    expect(recorded.code).toBe(0);
+    expect(JSON.parse(recorded.stdout)).toMatchObject({
+      deployment: { environment: "staging", releaseIntentId: intentId, status: "DEPLOYMENT_STATUS_SUCCEEDED" },
+    });
+  });
+
+  it("watch streams a decision as it is made and exits 0 on SIGINT", async () => {
+    const watch = startCli(["-o", "json", "watch", ...P, "--env", "prod"], env);
+    await waitFor(() => watch.out.stdout.includes('"subscribed":true'), 15_000, "the subscription");
+    await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    await waitFor(() => watch.out.stdout.includes('"decision":"approved"'), 15_000, "the approval event");
+    const event = JSON.parse(watch.out.stdout.trim().split("\n").at(-1)!) as { event: Record<string, unknown> };
+    expect(event.event).toMatchObject({ releaseIntentId: intentId, voterUserId: "bob", targetEnvironment: "prod" });
+    watch.child.kill("SIGINT");
+    expect(await watch.exited).toBe(0);
+  });
+
+  it("policy update --disable and delete", async () => {
+    const updated = await runCli(["-o", "json", "policy", "update", "two-eyes", ...P, "--disable"], env);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ name: "two-eyes", enabled: false });
+    const deleted = await runCli(["policy", "delete", "two-eyes", ...P], env);
+    expect(deleted).toMatchObject({ code: 0, stdout: "deleted two-eyes\n" });
+    const list = await runCli(["-o", "json", "policy", "list", ...P], env);
+    expect((JSON.parse(list.stdout) as { policies: { name: string }[] }).policies.map((p) => p.name)).toEqual(["soak"]);
+  });
+});
+
+describe("CLI errors and exit codes", () => {
+  it("a server error exits 3 with the code and message on stderr", async () => {
+    const res = await runCli(["policy", "delete", "nope", ...P], env);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/^error: NOT_FOUND: .*nope/);
+  });
+
+  it("no token exits 3 UNAUTHENTICATED", async () => {
+    const res = await runCli(["policy", "list", ...P], { ...env, RELEASEGATE_TOKEN: "" });
+    expect(res.code).toBe(3);
+    expect(res.stderr).toBe("error: UNAUTHENTICATED: missing authorization header (Bearer token)\n");
+  });
+
+  it("a missing required option exits 2 naming it", async () => {
+    const res = await runCli(["policy", "evaluate", ...P], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("error: required option '-e, --env <env>' not specified");
+  });
+
+  it("a malformed --project exits 2", async () => {
+    const res = await runCli(["policy", "list", "--project", "acme"], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("expected ORGANISATION/PROJECT, e.g. acme/web");
+  });
+
+  it.each([[[]], [["policy", "evaluate"]], [["watch"]]])("releasegate %j --help prints usage and exits 0", async (command) => {
+    const res = await runCli([...command, "--help"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain(`Usage: releasegate${command.length > 0 ? ` ${command.join(" ")}` : ""}`);
+  });
+
+  it("every command and subcommand has a description and --help", () => {
+    const all: Command[] = [];
+    const walk = (cmd: Command) => {
+      for (const sub of cmd.commands) {
+        all.push(sub);
+        walk(sub);
+      }
+    };
+    walk(buildProgram());
+    expect(all.map((c) => c.name())).toEqual(
+      expect.arrayContaining(["serve", "migrate", "token", "policy", "create", "list", "update", "delete", "evaluate"]),
+    );
+    expect(all.map((c) => c.name())).toEqual(
+      expect.arrayContaining(["intent", "register", "deploy", "record", "approve", "reject", "state", "history", "watch"]),
+    );
+    for (const cmd of all) {
+      expect(cmd.description(), cmd.name()).not.toBe("");
+      expect(cmd.helpInformation(), cmd.name()).toMatch(/^Usage: releasegate .*\n[\s\S]*-h, --help\s+display help for command/);
+    }
+  });
+});
+
+describe("releasegate migrate", () => {
+  it("applies the migrations to an empty Postgres database, then reports it up to date", async () => {
+    const database = await createPostgresDatabase();
+    try {
+      const first = await runCli(["migrate"], { DATABASE_URL: database.url });
+      expect(first.stderr).toBe("");
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^applied 0001_policies_intents_deployments\n/);
+      const second = await runCli(["migrate"], { DATABASE_URL: database.url });
+      expect(second).toMatchObject({ code: 0, stdout: "database is up to date\n" });
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it("names the variable of a bad configuration and exits 2", async () => {
+    const res = await runCli(["migrate"], { DATABASE_URL: "mysql://nope" });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe("config error: DATABASE_URL: must be a postgres:// or postgresql:// URL\n");
+  });
+});
