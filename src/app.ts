@@ -236,7 +236,13 @@ export class App {
     // Migrations ran and the port is bound: SERVING once the database answers.
     await health.markReady();
     logger.info(
-      { host: config.host, port: this.port, tls: config.tlsCertFile !== undefined, database: database.kind },
+      {
+        host: config.host,
+        port: this.port,
+        adminPort: this.adminPort,
+        tls: config.tlsCertFile !== undefined,
+        database: database.kind,
+      },
       `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2); admin on :${this.adminPort}`,
     );
   }
