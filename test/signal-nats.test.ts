@@ -55,6 +55,8 @@ describe("publishing approval decisions", () => {
     const jsm = await jetstreamManager(nc);
     const info = await waitFor(() => jsm.streams.info(names.stream).catch(() => undefined), 10_000, "stream");
     expect(info.config.subjects).toEqual([`${names.prefix}.>`]);
+    // One hour, in nanoseconds: a publish retried after a long outage is still deduplicated.
+    expect(info.config.duplicate_window).toBe(3_600_000_000_000);
   });
 
   it("publishes each vote to JetStream with Nats-Msg-Id = event id, and the bare intent id to forest.intent.evaluate", async () => {

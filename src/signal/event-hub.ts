@@ -69,14 +69,15 @@ export class ApprovalEventHub {
     }
   }
 
-  async #listen(): Promise<boolean> {
+  /** Starts listening; returns the unlisten function, undefined when LISTEN failed. */
+  async #listen(): Promise<(() => Promise<void>) | undefined> {
     try {
       this.#unlisten = await this.#database.listen(OUTBOX_CHANNEL, (payload) => this.#dispatch(payload));
-      return true;
+      return this.#unlisten;
     } catch (err) {
       // Without LISTEN the relay still polls; only live Watch streams go quiet.
       this.#logger.warn({ err: (err as Error).message }, "cannot LISTEN for approval events; Watch streams get none");
-      return false;
+      return undefined;
     }
   }
 
@@ -98,8 +99,9 @@ export class ApprovalEventHub {
       this.#unlisten = undefined;
       await old?.().catch(() => undefined);
       if (this.#stopped) return;
-      await this.#listen();
-      if (this.#stopped) await this.#unlisten?.();
+      const fresh = await this.#listen();
+      // stop() may have run meanwhile: do not leave a LISTEN connection behind.
+      if (this.#stopped) await fresh?.();
     } catch (err) {
       // The database itself is unreachable: try again at the next check.
       this.#logger.warn({ err: (err as Error).message }, "approval event LISTEN check failed");

@@ -1,5 +1,5 @@
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { OutboxRow } from "../db/outbox.repository.js";
 import type { Logger } from "../logger.js";
 import { FOREST_EVALUATE_SUBJECT } from "./subject.js";
@@ -23,6 +23,12 @@ export interface NatsPublisherOptions {
 
 /** Wait for a JetStream ack, in ms; an unacked publish is retried (deduplicated by Nats-Msg-Id). */
 const PUBLISH_TIMEOUT_MS = 2_000;
+/**
+ * Deduplication window of a stream we create: a publish whose ack was lost is
+ * retried with the same Nats-Msg-Id, possibly after a long NATS outage; the
+ * server default (2 min) would let such a retry through as a second message.
+ */
+const STREAM_DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
 /** First-connect retry backoff bounds, in ms; later reconnects are the client's job. */
 const CONNECT_BACKOFF_MIN_MS = 250;
 const CONNECT_BACKOFF_MAX_MS = 5_000;
@@ -137,7 +143,11 @@ export class NatsPublisher implements EventPublisher {
         logger.warn({ stream, subjects: info.config.subjects, wanted }, "JetStream stream exists without our subjects");
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-      await jsm.streams.add({ name: stream, subjects: [`${subjectPrefix}.>`] });
+      await jsm.streams.add({
+        name: stream,
+        subjects: [`${subjectPrefix}.>`],
+        duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
+      });
       logger.info({ stream, subjects: `${subjectPrefix}.>` }, "JetStream stream created");
     }
     this.#streamReady = true;
