@@ -3,6 +3,7 @@
  *
  *   npm run bench                      # full run (~10 min), rewrites docs/benchmarks.md
  *   npm run bench -- --quick --out F   # smoke run (~30 s) into F
+ *   npm run bench -- --only scale      # some sections: gate, scale, footprint, decision
  *
  * Needs Postgres (BENCH_ADMIN_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres;
  * bench databases are created and dropped) and NATS with JetStream (NATS_URL,
@@ -31,11 +32,15 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     out: { type: "string" },
     note: { type: "string", multiple: true, default: [] },
+    /** Comma-separated sections to run: gate (1–3), scale (4), footprint (5), decision (6). */
+    only: { type: "string" },
   },
 });
 const settings = values.quick ? QUICK : FULL;
 const out = values.out ?? (values.quick ? join(tmpdir(), "releasegate-bench-quick.md") : "docs/benchmarks.md");
 const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const only = values.only?.split(",");
+const wanted = (section: string) => only === undefined || only.includes(section);
 
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -76,7 +81,7 @@ const started = Date.now();
 const report: { -readonly [K in keyof BenchReport]?: BenchReport[K] } = {};
 
 // Sections 1–3 share one server on Postgres with NATS, as deployed.
-{
+if (wanted("gate")) {
   const database = await createBenchDatabase();
   const suffix = randomBytes(4).toString("hex");
   const stream = `RG_BENCH_${suffix}`;
@@ -112,7 +117,7 @@ const report: { -readonly [K in keyof BenchReport]?: BenchReport[K] } = {};
 }
 
 // Section 4 on a database of its own (it grows to a million rows per table).
-{
+if (wanted("scale")) {
   const database = await createBenchDatabase();
   report.scale = await attempt("4 scale", async () => {
     const server = await startServerProcess({
@@ -130,13 +135,15 @@ const report: { -readonly [K in keyof BenchReport]?: BenchReport[K] } = {};
   await database.drop();
 }
 
-const pgliteDir = join(dataDir, "pglite");
-report.startup = await attempt("5 start-up", () => benchStartup(settings, pgliteDir));
-// The smoke run skips this one: it only repeats section 1's calls on PGlite.
-report.pgliteUnderLoad = settings.quick
-  ? failedAll("skipped in --quick")
-  : await attempt("5 PGlite under load", () => benchPgliteUnderLoad(settings, pgliteDir));
-report.decision = await attempt("6 decision", () => benchDecision(settings));
+if (wanted("footprint")) {
+  const pgliteDir = join(dataDir, "pglite");
+  report.startup = await attempt("5 start-up", () => benchStartup(settings, pgliteDir));
+  // The smoke run skips this one: it only repeats section 1's calls on PGlite.
+  report.pgliteUnderLoad = settings.quick
+    ? failedAll("skipped in --quick")
+    : await attempt("5 PGlite under load", () => benchPgliteUnderLoad(settings, pgliteDir));
+}
+if (wanted("decision")) report.decision = await attempt("6 decision", () => benchDecision(settings));
 rmSync(dataDir, { recursive: true, force: true });
 
 const machine = {
@@ -153,14 +160,14 @@ const machine = {
 const full: BenchReport = {
   machine,
   notes: values.note,
-  evaluate: report.evaluate ?? failedAll("not run"),
-  approve: report.approve ?? failedAll("not run"),
-  signal: report.signal ?? failedAll("not run"),
-  scale: report.scale ?? failedAll("not run"),
-  serverPeakRssBytes: report.serverPeakRssBytes ?? failedAll("not run"),
-  pgliteUnderLoad: report.pgliteUnderLoad ?? failedAll("not run"),
-  startup: report.startup ?? failedAll("not run"),
-  decision: report.decision ?? failedAll("not run"),
+  evaluate: report.evaluate ?? failedAll("skipped (--only)"),
+  approve: report.approve ?? failedAll("skipped (--only)"),
+  signal: report.signal ?? failedAll("skipped (--only)"),
+  scale: report.scale ?? failedAll("skipped (--only)"),
+  serverPeakRssBytes: report.serverPeakRssBytes ?? failedAll("skipped (--only)"),
+  pgliteUnderLoad: report.pgliteUnderLoad ?? failedAll("skipped (--only)"),
+  startup: report.startup ?? failedAll("skipped (--only)"),
+  decision: report.decision ?? failedAll("skipped (--only)"),
 };
 writeFileSync(out, `${renderReport(full)}\n`);
 log(`wrote ${out}`);

@@ -1,7 +1,9 @@
 import { createClient } from "@connectrpc/connect";
-import { type CompiledQuery, Kysely, PostgresDialect } from "kysely";
+import { type CompiledQuery, Kysely, PostgresDialect, type Transaction } from "kysely";
 import pg from "pg";
+import { castVote, lockIntentForVote } from "../../src/db/approval.repository.js";
 import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
+import { claimUnpublished } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { grpcTransport, type SeededProject, userToken } from "./fixtures.js";
@@ -22,14 +24,14 @@ export interface ScalePoint {
 export interface ScaleResult {
   readonly small: ScalePoint;
   readonly large: ScalePoint;
-  /** EXPLAIN ANALYZE of the evaluation read at the large size. */
-  readonly plan: string;
+  /** EXPLAIN ANALYZE at the large size, per hot statement. */
+  readonly plans: Readonly<Record<string, string>>;
   readonly seqScans: readonly string[];
 }
 
 /**
- * Grows release_intents, deployments, approval_votes and approval_history to
- * `total` rows each with one statement per chunk (generate_series); 1 in 100
+ * Grows release_intents, deployments, approval_votes, approval_history and
+ * (published) outbox to `total` rows each with one statement per chunk (generate_series); 1 in 100
  * rows belongs to the benchmark project, the rest spread over 5,000 others.
  */
 async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
@@ -52,36 +54,91 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
          select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
        h as (
          insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
-         select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new)
+         select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
+       o as (
+         insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
+         select gen_random_uuid(), id, 'bench.approvals', '{}'::jsonb, created_at, created_at from new)
        select count(*) from new`,
       [lo, hi, seeded.project.organisation, seeded.project.project],
     );
   }
-  for (const table of ["release_intents", "deployments", "approval_votes", "approval_history"])
+  for (const table of ["release_intents", "deployments", "approval_votes", "approval_history", "outbox"])
     await pool.query(`vacuum analyze ${table}`);
 }
 
-/** The evaluation read exactly as the server issues it (captured from Kysely), under EXPLAIN ANALYZE. */
-async function explainEvaluation(pool: pg.Pool, seeded: SeededProject): Promise<string> {
+/** Runs `work` through a logging Kysely in a transaction that is rolled back; returns the SQL it issued. */
+async function capture(pool: pg.Pool, work: (trx: Transaction<DB>) => Promise<unknown>): Promise<CompiledQuery[]> {
   const captured: CompiledQuery[] = [];
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),
     log: (event) => {
-      captured.push(event.query);
+      // Kysely logs the transaction's own begin/commit/rollback too.
+      if (event.level === "query" && !/^(begin|commit|rollback)\b/i.test(event.query.sql)) captured.push(event.query);
     },
   });
-  await readEvaluationRows(db, seeded.project, {
-    releaseIntentId: seeded.intentId,
-    sourceEnvironments: ["staging", "qa"],
-    votesEnvironment: "prod",
-  });
-  const query = captured[0];
-  if (query === undefined) throw new Error("no evaluation query captured");
-  const { rows } = await pool.query<{ "QUERY PLAN": string }>(
-    `explain (analyze, costs off, timing off, summary off) ${query.sql}`,
-    query.parameters as unknown[],
+  const rollback = new Error("rollback");
+  await db
+    .transaction()
+    .execute(async (trx) => {
+      await work(trx);
+      throw rollback;
+    })
+    .catch((err: unknown) => {
+      if (err !== rollback) throw err;
+    });
+  return captured;
+}
+
+/** EXPLAIN ANALYZE of `query` inside a transaction that is rolled back (it may write). */
+async function explain(pool: pg.Pool, query: CompiledQuery): Promise<string> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const { rows } = await client.query<{ "QUERY PLAN": string }>(
+      `explain (analyze, costs off, timing off, summary off) ${query.sql}`,
+      query.parameters as unknown[],
+    );
+    return rows.map((r) => r["QUERY PLAN"]).join("\n");
+  } finally {
+    await client.query("rollback").catch(() => undefined);
+    client.release();
+  }
+}
+
+/**
+ * The statements behind EvaluatePolicies, ApproveRelease and the outbox
+ * relay, exactly as the server issues them (captured from Kysely).
+ */
+async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Record<string, string>> {
+  const [evaluation] = await capture(pool, (trx) =>
+    readEvaluationRows(trx, seeded.project, {
+      releaseIntentId: seeded.intentId,
+      sourceEnvironments: ["staging", "qa"],
+      votesEnvironment: "prod",
+    }),
   );
-  return rows.map((r) => r["QUERY PLAN"]).join("\n");
+  const approve = await capture(pool, async (trx) => {
+    await lockIntentForVote(trx, seeded.project, seeded.intentId);
+    await castVote(trx, {
+      project: seeded.project,
+      releaseIntentId: seeded.intentId,
+      environment: "prod",
+      vote: { userId: "explain", username: "explain", decision: "approved", decisionKind: "peer", decidedAt: new Date() },
+    });
+  });
+  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, 100));
+  const plans: Record<string, string> = {};
+  const named: [string, CompiledQuery | undefined][] = [
+    ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
+    ["ApproveRelease: lock the intent", approve.find((q) => q.sql.includes("for update"))],
+    ["ApproveRelease: cast the vote (upsert, history, current votes)", approve.find((q) => q.sql.startsWith("with"))],
+    ["Outbox relay: claim unpublished events", claim],
+  ];
+  for (const [name, query] of named) {
+    if (query === undefined) throw new Error(`no statement captured for ${name}`);
+    plans[name] = await explain(pool, query);
+  }
+  return plans;
 }
 
 /** Item 4: EvaluatePolicies p50 with few vs many rows of decisions, deployments and intents. */
@@ -111,12 +168,14 @@ export async function benchScale(
   try {
     const small = await measure(smallRows, 0);
     const large = await measure(largeRows, smallRows);
-    const plan = await explainEvaluation(pool, seeded);
-    const seqScans = plan
-      .split("\n")
-      .filter((line) => /Seq Scan/.test(line))
-      .map((line) => line.trim());
-    return { small, large, plan, seqScans };
+    const plans = await explainHotPaths(pool, seeded);
+    const seqScans = Object.entries(plans).flatMap(([name, plan]) =>
+      plan
+        .split("\n")
+        .filter((line) => /Seq Scan/.test(line))
+        .map((line) => `${name}: ${line.trim()}`),
+    );
+    return { small, large, plans, seqScans };
   } finally {
     await pool.end();
   }
