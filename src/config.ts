@@ -107,7 +107,8 @@ const EnvSchema = z.object({
     z.string().min(32, "must be at least 32 characters").optional(),
   ),
   RELEASEGATE_JWT_PUBLIC_KEY: z.preprocess(
-    emptyToUndefined,
+    // A PEM in a one-line env file or secret often arrives with literal "\n".
+    (v) => (typeof v === "string" && v !== "" ? v.replace(/\\n/g, "\n") : emptyToUndefined(v)),
     z
       .string()
       .regex(/-----BEGIN PUBLIC KEY-----/, "must be a PEM (SPKI) public key: -----BEGIN PUBLIC KEY-----...")

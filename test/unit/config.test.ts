@@ -88,6 +88,13 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("turns literal \\n in a one-line public key into newlines", () => {
+    const pem = "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----\\n";
+    expect(loadConfig({ RELEASEGATE_JWT_PUBLIC_KEY: pem }).jwt.publicKey).toBe(
+      "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n",
+    );
+  });
+
   it("rejects two JWT key sources even when another variable is also wrong", () => {
     expect(
       problemsOf({ PORT: "-1", RELEASEGATE_JWT_SECRET: "x".repeat(32), RELEASEGATE_JWKS_URL: "https://idp/jwks" }),
