@@ -2,7 +2,7 @@ import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "./support/approval-fixtures.js";
-import { currentVotes, outboxCounts, prepareBurst, readHistory, replay, runBurst } from "./support/burst.js";
+import { expectReplayConsistent, outboxCounts, prepareBurst, runBurst } from "./support/burst.js";
 import { NatsServerProcess, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { SuiteCounters } from "./support/reliability-report.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -83,14 +83,7 @@ describe("NATS killed and restarted mid-burst", () => {
     expect(Object.fromEntries(result.errors), "votes fail while only NATS is down").toEqual({});
     expect(kills).toBe(2);
 
-    let decisions = 0;
-    for (const intentId of fixture.intentIds) {
-      const history = await readHistory(server.grpc(admin), fixture, intentId);
-      decisions += history.length;
-      expect(Object.fromEntries(await currentVotes(server.grpc(admin), fixture, intentId))).toEqual(
-        Object.fromEntries(replay(history)),
-      );
-    }
+    const decisions = await expectReplayConsistent(server.grpc(admin), fixture, result.acked);
     expect(decisions).toBe(result.acked.length);
     await waitFor(
       async () => ((await outboxCounts(server.db.database.db, fixture)).pending === 0 ? true : undefined),

@@ -8,11 +8,9 @@ import { waitFor } from "./support/approval-fixtures.js";
 import {
   type BurstFixture,
   type BurstResult,
-  currentVotes,
+  expectReplayConsistent,
   outboxCounts,
   prepareBurst,
-  readHistory,
-  replay,
   runBurst,
 } from "./support/burst.js";
 import type { TestDatabase } from "./support/database.js";
@@ -52,18 +50,7 @@ function expectOnlyUnavailable(result: BurstResult): number {
  * in the history (a vote whose answer was lost may be in it too).
  */
 async function expectNoHalfWrites(server: TestServer, admin: string, fixture: BurstFixture, result: BurstResult, unavailable: number) {
-  let rows = 0;
-  for (const intentId of fixture.intentIds) {
-    const history = await readHistory(server.grpc(admin), fixture, intentId);
-    rows += history.length;
-    expect(Object.fromEntries(await currentVotes(server.grpc(admin), fixture, intentId))).toEqual(
-      Object.fromEntries(replay(history)),
-    );
-    const ackedHere = result.acked.filter((v) => v.intentId === intentId);
-    const lastAcked = new Map(ackedHere.map((v) => [v.voter, v]));
-    for (const voter of lastAcked.keys())
-      expect(history.some((h) => h.userId === voter), `acknowledged vote of ${voter} is in the history`).toBe(true);
-  }
+  const rows = await expectReplayConsistent(server.grpc(admin), fixture, result.acked);
   expect(rows).toBeGreaterThanOrEqual(result.acked.length);
   expect(rows).toBeLessThanOrEqual(result.acked.length + unavailable);
   expect((await outboxCounts(server.db.database.db, fixture)).total, "one outbox event per history row").toBe(rows);

@@ -4,12 +4,12 @@ import { openDatabase } from "../src/db/database.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { waitFor } from "./support/approval-fixtures.js";
 import {
+  type AckedVote,
   type BurstFixture,
   currentVotes,
+  expectReplayConsistent,
   outboxCounts,
   prepareBurst,
-  readHistory,
-  replay,
   runBurst,
 } from "./support/burst.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
@@ -57,18 +57,14 @@ afterAll(async () => {
   await nats?.dispose();
 });
 
-async function expectConsistent(fixture: BurstFixture, acked: number): Promise<number> {
-  let historyRows = 0;
-  for (const intentId of fixture.intentIds) {
-    const history = await readHistory(a.grpc(admin), fixture, intentId);
-    historyRows += history.length;
-    const fromA = await currentVotes(a.grpc(admin), fixture, intentId);
-    const fromB = await currentVotes(b.grpc(admin), fixture, intentId);
-    expect(Object.fromEntries(fromA), `current votes of ${intentId} vs replay`).toEqual(Object.fromEntries(replay(history)));
-    expect(Object.fromEntries(fromB)).toEqual(Object.fromEntries(fromA));
-  }
-  expect(historyRows, "one history row per acknowledged vote").toBe(acked);
-  return historyRows;
+async function expectConsistent(fixture: BurstFixture, acked: readonly AckedVote[]): Promise<number> {
+  const rows = await expectReplayConsistent(a.grpc(admin), fixture, acked);
+  for (const intentId of fixture.intentIds)
+    expect(Object.fromEntries(await currentVotes(b.grpc(admin), fixture, intentId)), "replica B agrees").toEqual(
+      Object.fromEntries(await currentVotes(a.grpc(admin), fixture, intentId)),
+    );
+  expect(rows, "one history row per acknowledged vote").toBe(acked.length);
+  return rows;
 }
 
 describe("bursts on two replicas sharing one database", () => {
@@ -78,7 +74,7 @@ describe("bursts on two replicas sharing one database", () => {
     const result = await runBurst(fixture, CLIENTS, OPS, (i) => transports[i]!, { seed: 7 });
 
     expect(Object.fromEntries(result.errors), "errors surfaced to callers").toEqual({});
-    const decisions = await expectConsistent(fixture, result.acked.length);
+    const decisions = await expectConsistent(fixture, result.acked);
 
     const outbox = await outboxCounts(shared.database.db, fixture);
     expect(outbox.total, "one outbox event per decision").toBe(decisions);
@@ -103,14 +99,17 @@ describe("bursts on two replicas sharing one database", () => {
     const fixture = await prepareBurst(a.grpc(admin), { intents: 1, required: 1 });
     const tok = voterTokens[0]!;
     const req = { project: fixture.project, releaseIntentId: fixture.intentIds[0]!, targetEnvironment: "prod" };
-    const calls = Array.from({ length: 40 }, (_, i) => {
+    const acked: AckedVote[] = [];
+    const calls = Array.from({ length: 40 }, async (_, i) => {
       const client = (i % 2 === 0 ? a : b).client(PolicyService, tok);
-      return i % 3 === 0 ? client.rejectRelease(req) : client.approveRelease(req);
+      const decision = i % 3 === 0 ? "rejected" : "approved";
+      await (decision === "rejected" ? client.rejectRelease(req) : client.approveRelease(req));
+      acked.push({ voter: "voter-0", intentId: req.releaseIntentId, decision });
     });
     await Promise.all(calls);
     const current = await currentVotes(a.grpc(admin), fixture, fixture.intentIds[0]!);
     expect([...current.keys()]).toEqual(["voter-0"]);
-    await expectConsistent(fixture, calls.length);
+    await expectConsistent(fixture, acked);
     counters.add("same-user simultaneous votes (40 on two replicas)", calls.length, "one current vote, history replay-consistent");
   });
 });

@@ -57,26 +57,13 @@ describe("release intent text fields", () => {
     const project = { organisation: "acme", project: "intents" };
     const releases = server.client(ReleaseService, admin);
     const id = randomUUID();
-    const registered = await releases.registerReleaseIntent({
-      project,
-      releaseIntentId: id,
-      authorUserId: probe,
-      authorUsername: probe,
-      branch: probe,
-      version: probe,
-    });
-    expect(registered.releaseIntent).toMatchObject({ authorUserId: probe, authorUsername: probe, branch: probe, version: probe });
+    const text = { authorUserId: probe, authorUsername: probe, branch: probe, version: probe };
+    const registered = await releases.registerReleaseIntent({ project, releaseIntentId: id, ...text });
+    expect(registered.releaseIntent).toMatchObject(text);
     const read = await releases.getReleaseIntent({ project, releaseIntentId: id });
-    expect(read.releaseIntent).toMatchObject({ authorUserId: probe, authorUsername: probe, branch: probe, version: probe });
+    expect(read.releaseIntent).toMatchObject(text);
     // Idempotent re-registration compares the stored text exactly.
-    const again = await releases.registerReleaseIntent({
-      project,
-      releaseIntentId: id,
-      authorUserId: probe,
-      authorUsername: probe,
-      branch: probe,
-      version: probe,
-    });
+    const again = await releases.registerReleaseIntent({ project, releaseIntentId: id, ...text });
     expect(again.created).toBe(false);
     await tablesIntact();
     record("intent branch, version and author fields");

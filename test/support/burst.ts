@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
+import { expect } from "vitest";
 import type { DB } from "../../src/db/schema.js";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
@@ -159,4 +160,34 @@ export async function outboxCounts(db: Kysely<DB>, fixture: BurstFixture): Promi
     pending: rows.filter((r) => r.published_at === null).length,
     eventIds: rows.map((r) => r.event_id),
   };
+}
+
+/**
+ * For each intent of the fixture: replaying its history (ListApprovalHistory)
+ * gives exactly the current votes (GetApprovalState), and every acknowledged
+ * vote is in the history at least as often as it was acknowledged (a vote
+ * whose answer was lost may be there too). Returns the number of history rows.
+ */
+export async function expectReplayConsistent(
+  transport: Transport,
+  fixture: BurstFixture,
+  acked: readonly AckedVote[] = [],
+): Promise<number> {
+  let rows = 0;
+  for (const intentId of fixture.intentIds) {
+    const history = await readHistory(transport, fixture, intentId);
+    rows += history.length;
+    expect(Object.fromEntries(await currentVotes(transport, fixture, intentId)), `current votes of ${intentId} vs replay`).toEqual(
+      Object.fromEntries(replay(history)),
+    );
+    const tally = new Map<string, number>();
+    for (const h of history) tally.set(`${h.userId}:${h.decision}`, (tally.get(`${h.userId}:${h.decision}`) ?? 0) + 1);
+    for (const v of acked.filter((a) => a.intentId === intentId)) {
+      const key = `${v.voter}:${v.decision}`;
+      const left = tally.get(key) ?? 0;
+      expect(left, `acknowledged vote ${key} on ${intentId} is in the history`).toBeGreaterThan(0);
+      tally.set(key, left - 1);
+    }
+  }
+  return rows;
 }
