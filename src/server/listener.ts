@@ -8,10 +8,19 @@ import { PrefaceSocket } from "./preface-socket.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
+/** Default time a new cleartext connection gets to send its first bytes: 10 s. */
+export const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
+
 export interface ListenerOptions {
   host: string;
   port: number;
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Milliseconds a cleartext connection may stay silent before we know its
+   * protocol; then it is closed (neither HTTP server's timeouts apply yet).
+   * Default DEFAULT_SNIFF_TIMEOUT_MS.
+   */
+  sniffTimeoutMs?: number;
 }
 
 /**
@@ -93,6 +102,8 @@ export class Listener {
       if (head.length < 3) return;
       socket.off("data", onData);
       socket.off("error", onError);
+      socket.setTimeout(0);
+      socket.off("timeout", onSilent);
       socket.pause();
       if (head.subarray(0, 3).toString("latin1") === "PRI") {
         h2.emit("connection", new PrefaceSocket(socket, head));
@@ -104,6 +115,9 @@ export class Listener {
       }
     };
     const onError = () => socket.destroy();
+    const onSilent = () => socket.destroy();
+    socket.setTimeout(this.#options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS);
+    socket.on("timeout", onSilent);
     // HTTP/2 through PrefaceSocket writes headers, data and trailers as
     // separate small writes: without this, Nagle + delayed ACK add ~40 ms.
     socket.setNoDelay(true);
