@@ -131,6 +131,14 @@ describe.each(PROTOCOLS)("RegisterReleaseIntent over %s", (protocol) => {
     expect(self.releaseIntent?.authorUserId).toBe("mia");
   });
 
+  it("names the caller's username whether the caller's id is given or left empty", async () => {
+    const id = uuid(base + 6);
+    const explicit = await releases(member).registerReleaseIntent({ project, releaseIntentId: id, authorUserId: "mia" });
+    expect(explicit.releaseIntent).toMatchObject({ authorUserId: "mia", authorUsername: "Mia" });
+    const implicit = await releases(member).registerReleaseIntent({ project, releaseIntentId: id });
+    expect(implicit).toMatchObject({ created: false, releaseIntent: { authorUsername: "Mia" } });
+  });
+
   it("GetReleaseIntent returns it within its project and NOT_FOUND elsewhere", async () => {
     const id = uuid(base + 5);
     await releases().registerReleaseIntent({ project, releaseIntentId: id, branch: "main" });

@@ -81,7 +81,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       const authorUsername =
         req.authorUsername !== ""
           ? optionalLabel(req.authorUsername, "author_username", NAME_FIELD_MAX)
-          : req.authorUserId === ""
+          : authorUserId === caller.userId
             ? caller.username
             : authorUserId;
       const candidate: ReleaseIntent = {
