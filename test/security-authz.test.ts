@@ -148,7 +148,12 @@ describe("four-eyes rules on votes", () => {
   });
   const approve = (tok: string, id: string, extra?: Record<string, unknown>) =>
     callMethod(server.grpc(tok), PolicyService.method.externalApproveRelease, vote(id, extra));
-  const record = (what: string) => counters.add("four-eyes cases (self-approval, bypass by non-admin, service, other project)", 1, what);
+  const record = (_outcome: string) =>
+    counters.add(
+      "four-eyes cases (self-approval, bypass by non-admin/service, admin override, other project/org)",
+      1,
+      "each answered as the rule says (PERMISSION_DENIED, NOT_FOUND, admin_override, peer)",
+    );
 
   it("rejects self-approval by a member author", async () => {
     const id = await registerIntent("alice");
