@@ -5,7 +5,7 @@ import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { approvalSubject, subjectToken } from "../src/signal/subject.js";
 import { type Cast, cast, createApprovalPolicy, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
-import { startTestServer, type TestServer } from "./support/server.js";
+import { ManualClock, startTestServer, type TestServer } from "./support/server.js";
 
 // Names with a dot and a space: the subject tokens must escape them.
 const project = { organisation: "acme", project: "web.app" };
@@ -117,5 +117,43 @@ describe("publishing approval decisions", () => {
     expect(stored.filter((m) => m.event.release_intent_id === id)).toHaveLength(1);
     // Published before the relay commits its "published" mark: wait for the commit.
     await waitFor(async () => ((await server.app.relay.outboxDepth()) === 0 ? true : undefined), 5_000, "outbox marked");
+  });
+});
+
+describe("outbox retention", () => {
+  it("deletes published events a week old, keeps newer ones and never unpublished ones", async () => {
+    const clock = new ManualClock(Date.now());
+    const local = uniqueSignalNames();
+    const replica = await startTestServer({
+      clock,
+      env: { NATS_URL: SHARED_NATS_URL, NATS_STREAM: local.stream, NATS_SUBJECT_PREFIX: local.prefix },
+    });
+    try {
+      await createApprovalPolicy(replica, t.ada, project, "gate", environment, 1);
+      const id = await registerIntent(replica, t.ada, project);
+      const vote = { project, releaseIntentId: id, targetEnvironment: environment };
+      const db = replica.app.database.db;
+      const rows = () => db.selectFrom("outbox").select(["event_id", "published_at"]).orderBy("seq").execute();
+      await replica.client(PolicyService, t.bob).externalApproveRelease(vote);
+      const [old] = await waitFor(async () => {
+        const r = await rows();
+        return r.length === 1 && r[0]?.published_at !== null ? r : undefined;
+      }, 10_000, "first event published");
+
+      // Eight days later (and past the hourly prune interval) another vote wakes the relay.
+      clock.advance(8 * 24 * 3600);
+      await replica.client(PolicyService, t.carol).externalApproveRelease(vote);
+      const remaining = await waitFor(async () => {
+        const r = await rows();
+        return r.length === 1 && r[0]?.event_id !== old?.event_id && r[0]?.published_at !== null ? r : undefined;
+      }, 10_000, "old event deleted, new one published");
+      expect(remaining).toHaveLength(1);
+      // The audit history is untouched.
+      const history = await db.selectFrom("approval_history").select("user_id").where("release_intent_id", "=", id).execute();
+      expect(history.map((h) => h.user_id)).toEqual(["bob", "carol"]);
+    } finally {
+      await replica.stop();
+      await deleteStream(SHARED_NATS_URL, local.stream);
+    }
   });
 });

@@ -124,3 +124,9 @@ export async function findOutboxEvent(db: Db, eventId: string): Promise<Approval
   if (row === undefined) return undefined;
   return (typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload) as unknown as ApprovalDecidedEvent;
 }
+
+/** Deletes rows published before `cutoff`; returns how many. History lives in approval_history. */
+export async function deletePublishedBefore(db: Db, cutoff: Date): Promise<number> {
+  const result = await db.deleteFrom("outbox").where("published_at", "<", cutoff).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,6 +1,12 @@
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/database.js";
-import { claimUnpublished, markPublished, type OutboxRow, outboxDepth } from "../db/outbox.repository.js";
+import {
+  claimUnpublished,
+  deletePublishedBefore,
+  markPublished,
+  type OutboxRow,
+  outboxDepth,
+} from "../db/outbox.repository.js";
 import type { Logger } from "../logger.js";
 import type { EventPublisher } from "./nats-publisher.js";
 
@@ -8,6 +14,10 @@ import type { EventPublisher } from "./nats-publisher.js";
 export const DEFAULT_RELAY_POLL_MS = 5_000;
 /** Rows claimed per transaction. */
 export const DEFAULT_RELAY_BATCH = 100;
+/** Published rows are kept this long (for inspection), then deleted: 7 days. */
+export const DEFAULT_OUTBOX_RETENTION_MS = 7 * 24 * 3600 * 1000;
+/** How often the relay deletes expired published rows: hourly. */
+const PRUNE_INTERVAL_MS = 3600 * 1000;
 /** Retry backoff after a failed publish, in ms: doubles from min to max. */
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
@@ -22,6 +32,8 @@ export interface OutboxRelayOptions {
   readonly subscribeWakeups?: (wake: () => void) => () => void;
   readonly pollIntervalMs?: number;
   readonly batchSize?: number;
+  /** How long published rows stay in the outbox. */
+  readonly retentionMs?: number;
   /** Metrics hook: one call per event published. */
   readonly onPublished?: (row: OutboxRow) => void;
   /** Metrics hook: one call per failed publish attempt (the event is retried). */
@@ -49,6 +61,8 @@ export class OutboxRelay {
   #retryPending = false;
   #stopped = true;
   #unsubscribe?: () => void;
+  /** Clock time of the last prune; undefined: not yet (prune on the first healthy run). */
+  #prunedAt?: number;
 
   constructor(options: OutboxRelayOptions) {
     this.#o = options;
@@ -110,6 +124,7 @@ export class OutboxRelay {
         if (claimed < this.#batch || published === 0) break;
       }
       this.#backoffMs = 0;
+      await this.#pruneIfDue();
     } catch (err) {
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
       this.#o.onPublishError?.(err);
@@ -152,6 +167,21 @@ export class OutboxRelay {
     }
     for (const row of published) this.#o.onPublished?.(row);
     return { claimed, published: published.length, error };
+  }
+
+  async #pruneIfDue(): Promise<void> {
+    const now = this.#o.clock.now().getTime();
+    if (this.#prunedAt !== undefined && now - this.#prunedAt < PRUNE_INTERVAL_MS) return;
+    this.#prunedAt = now;
+    const cutoff = new Date(now - (this.#o.retentionMs ?? DEFAULT_OUTBOX_RETENTION_MS));
+    try {
+      const deleted = await deletePublishedBefore(this.#o.database.db, cutoff);
+      if (deleted > 0)
+        this.#o.logger.info({ deleted, before: cutoff.toISOString() }, "outbox: deleted old published events");
+    } catch (err) {
+      // Housekeeping only: the next prune tries again.
+      this.#o.logger.warn({ err: (err as Error).message }, "outbox: deleting old published events failed");
+    }
   }
 
   /** Events waiting to be published (metrics). */
