@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { castVote, lockIntentForVote } from "../src/db/approval.repository.js";
+import { readEvaluationRows } from "../src/db/evaluation.repository.js";
+import { createTestDatabase, type TestDatabase } from "./support/database.js";
+
+/** Counts the statements Kysely sends (a guard against N+1 creeping back). */
+class StatementCounter implements KyselyPlugin {
+  count = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.count++;
+    return args.node;
+  }
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
+
+const project = { organisation: "acme", project: "rt" };
+const intentId = randomUUID();
+const finished = new Date("2026-01-01T10:00:00.123Z");
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const k = db.database.db;
+  await k
+    .insertInto("release_intents")
+    .values({ id: intentId, organisation: "acme", project: "rt", author_user_id: "ann", author_username: "Ann", branch: "main", version: "v1", created_at: finished })
+    .execute();
+  await k
+    .insertInto("deployments")
+    .values([
+      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: finished },
+      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: new Date(finished.getTime() - 60_000) },
+      { organisation: "acme", project: "rt", environment: "qa", release_intent_id: intentId, status: "failed", finished_at: finished },
+    ])
+    .execute();
+  for (const [userId, decision] of [["bob", "approved"], ["cy", "rejected"]] as const)
+    await k
+      .insertInto("approval_votes")
+      .values({
+        release_intent_id: intentId,
+        environment: "prod",
+        user_id: userId,
+        username: userId.toUpperCase(),
+        decision,
+        decision_kind: "peer",
+        comment: userId === "cy" ? "not yet" : null,
+        first_cast_at: finished,
+        decided_at: finished,
+      })
+      .execute();
+});
+afterAll(() => db?.dispose());
+
+describe("round trips on the hot paths", () => {
+  it("reads an evaluation's intent, latest deploys and votes in one statement", async () => {
+    const counter = new StatementCounter();
+    const rows = await readEvaluationRows(db.database.db.withPlugin(counter), project, {
+      releaseIntentId: intentId,
+      sourceEnvironments: ["staging", "qa"],
+      votesEnvironment: "prod",
+    });
+    expect(counter.count).toBe(1);
+    expect(rows.intent).toEqual({ branch: "main" });
+    expect([...rows.lastSuccessfulDeploy]).toEqual([["staging", finished]]);
+    expect(rows.votes.map((v) => [v.userId, v.username, v.decision, v.comment])).toEqual([
+      ["bob", "BOB", "approved", undefined],
+      ["cy", "CY", "rejected", "not yet"],
+    ]);
+    expect(rows.votes[0]?.decidedAt).toEqual(finished);
+  });
+
+  it("reports an intent of another project as absent, in the same one statement", async () => {
+    const counter = new StatementCounter();
+    const rows = await readEvaluationRows(db.database.db.withPlugin(counter), { organisation: "acme", project: "other" }, {
+      releaseIntentId: intentId,
+      sourceEnvironments: [],
+    });
+    expect(counter.count).toBe(1);
+    expect(rows.intent).toBeUndefined();
+  });
+
+  it("sends no statement when the applicable policies need nothing from the database", async () => {
+    const counter = new StatementCounter();
+    const rows = await readEvaluationRows(db.database.db.withPlugin(counter), project, { sourceEnvironments: [] });
+    expect(counter.count).toBe(0);
+    expect(rows.votes).toEqual([]);
+  });
+
+  it("casts a vote (upsert, history row, current votes) in one statement after the intent lock", async () => {
+    const counter = new StatementCounter();
+    const result = await db.database.db
+      .withPlugin(counter)
+      .transaction()
+      .execute(async (trx) => {
+        await lockIntentForVote(trx, project, intentId);
+        return castVote(trx, {
+          project,
+          releaseIntentId: intentId,
+          environment: "prod",
+          vote: { userId: "cy", username: "CY", decision: "approved", decisionKind: "peer", decidedAt: finished },
+        });
+      });
+    expect(counter.count).toBe(2); // the lock, the vote (begin/commit are not Kysely queries)
+    expect(result.previous).toBe("rejected");
+    // cy keeps the place of the first cast; the comment went with the changed vote.
+    expect(result.votes.map((v) => [v.userId, v.decision, v.comment])).toEqual([
+      ["bob", "approved", undefined],
+      ["cy", "approved", undefined],
+    ]);
+    const history = await db.database.db
+      .selectFrom("approval_history")
+      .select(["user_id", "decision", "previous_decision"])
+      .where("release_intent_id", "=", intentId)
+      .execute();
+    expect(history).toEqual([{ user_id: "cy", decision: "approved", previous_decision: "rejected" }]);
+  });
+});
