@@ -64,3 +64,7 @@ CREATE TRIGGER approval_history_no_change
 -- Relays check for an older unpublished event of the same intent (per-intent order).
 CREATE INDEX IF NOT EXISTS outbox_unpublished_intent
   ON outbox (release_intent_id, seq) WHERE published_at IS NULL;
+
+-- The relay's hourly retention sweep deletes by publication time.
+CREATE INDEX IF NOT EXISTS outbox_published_at
+  ON outbox (published_at) WHERE published_at IS NOT NULL;
