@@ -7,6 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_SECRET_FILE, mintToken } from "../src/auth/token-verifier.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { createLogger } from "../src/logger.js";
 import { expectRpcError } from "./support/rpc-error.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 
@@ -28,9 +29,16 @@ async function mintWithScript(...args: string[]): Promise<string> {
   return stdout.trim();
 }
 
+const logs: { msg: string; [key: string]: unknown }[] = [];
+const logger = createLogger("info", "json", {
+  write(line: string) {
+    logs.push(JSON.parse(line) as { msg: string });
+  },
+});
+
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "rg-local-"));
-  server = await startTestServer({ env: { RELEASEGATE_JWT_SECRET: "", DATA_DIR: dataDir } });
+  server = await startTestServer({ env: { RELEASEGATE_JWT_SECRET: "", DATA_DIR: dataDir }, logger });
 });
 afterAll(async () => {
   await server?.stop();
@@ -38,6 +46,24 @@ afterAll(async () => {
 });
 
 describe("local mode", () => {
+  it("logs that it runs in local mode, which database it uses and where it listens", () => {
+    expect(logs).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ level: 30, msg: "database ready", database: expect.stringMatching(/PGlite|postgres/) }),
+        expect.objectContaining({
+          level: 40,
+          dataDir,
+          msg: expect.stringMatching(/^no JWT key configured: local mode/),
+        }),
+        expect.objectContaining({
+          level: 30,
+          port: server.app.port,
+          msg: expect.stringMatching(new RegExp(`^releasegate listening on 127\\.0\\.0\\.1:${server.app.port} `)),
+        }),
+      ]),
+    );
+  });
+
   it("creates a private signing secret under DATA_DIR", () => {
     const path = join(dataDir, LOCAL_SECRET_FILE);
     expect(readFileSync(path, "utf8").trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
