@@ -46,7 +46,7 @@ const clock = new ManualClock();
 let server: TestServer;
 const tokens = new Map<string, string>();
 let pipeline: string;
-const stats = { sequences: 0, commands: 0, evaluations: 0, passes: 0, votes: 0, rejectedCommands: 0 };
+const stats = { sequences: 0, commands: 0, evaluations: 0, passes: 0, verdicts: 0, verdictsPassed: 0, votes: 0, rejectedCommands: 0 };
 
 beforeAll(async () => {
   server = await startTestServer({ clock });
@@ -113,7 +113,7 @@ async function runSequence(seq: number, rand: () => number): Promise<void> {
   const randomConfig = (): ModelConfig => {
     const target = pick(ENVS);
     const r = rand();
-    if (r < 0.35) return { kind: "approval", target, required: 1 + Math.floor(rand() * 3) };
+    if (r < 0.35) return { kind: "approval", target, required: 1 + Math.floor(rand() * 2) };
     if (r < 0.7) {
       const source = pick(SOURCES.filter((s) => s !== target));
       return { kind: "soak", target, source, seconds: pick([1, 30, 60, 3600]) };
@@ -178,7 +178,7 @@ async function runSequence(seq: number, rand: () => number): Promise<void> {
           }),
         ),
       );
-    } else if (r < 0.58) {
+    } else if (r < 0.62) {
       const voter = pick(VOTERS);
       const intentId = anyIntent();
       const env = pick(ENVS);
@@ -195,7 +195,7 @@ async function runSequence(seq: number, rand: () => number): Promise<void> {
           decision === "approved" ? client.approveRelease({ ...req, forceBypass: bypass }) : client.rejectRelease(req),
         ),
       );
-    } else if (r < 0.68) {
+    } else if (r < 0.7) {
       const seconds = pick([1, 10, 29, 30, 59, 60, 61, 3600]);
       clock.advance(seconds);
       log.push(`advance ${seconds}s`);
@@ -255,6 +255,8 @@ async function evaluate(
   if (JSON.stringify(got) !== JSON.stringify({ evaluations: want.evaluations, allPassed: want.allPassed }))
     fail(`model ${JSON.stringify(want)}, service ${JSON.stringify(got)}`);
   if (got.allPassed && got.evaluations.length > 0) stats.passes++;
+  stats.verdicts += got.evaluations.length;
+  stats.verdictsPassed += got.evaluations.filter((e) => e.passed).length;
 }
 
 describe("gate safety against the reference model", () => {
@@ -270,6 +272,7 @@ describe("gate safety against the reference model", () => {
     counters.add("model-based command sequences", stats.sequences, "every answer equal to the model");
     counters.add("commands applied to model and service", stats.commands, `codes agree (${stats.rejectedCommands} expected refusals)`);
     counters.add("EvaluatePolicies compared with the model", stats.evaluations, `0 unsafe passes; ${stats.passes} legitimate passes`);
+    counters.add("policy verdicts compared (soak, branch, approval)", stats.verdicts, `each equal to the model; ${stats.verdictsPassed} passing`);
     counters.add("votes in model sequences", stats.votes, "four-eyes and counts agree");
   });
 });
