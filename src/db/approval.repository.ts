@@ -42,6 +42,8 @@ function toVote(r: VoteColumns): Vote {
  * its author, or undefined when the intent is not in `project`. Every vote
  * on an intent takes this lock first, so votes on one intent run one at a
  * time and each sees the votes committed before it (a serial order).
+ * `FOR NO KEY UPDATE` serialises the votes without blocking the foreign-key
+ * checks of deployments and history rows that reference the intent.
  */
 export async function lockIntentForVote(
   trx: Transaction<DB>,
@@ -54,7 +56,7 @@ export async function lockIntentForVote(
     .where("id", "=", releaseIntentId)
     .where("organisation", "=", project.organisation)
     .where("project", "=", project.project)
-    .forUpdate()
+    .forNoKeyUpdate()
     .executeTakeFirst();
   return row === undefined ? undefined : { authorUserId: row.author_user_id };
 }
