@@ -28,11 +28,11 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 /** Opens a Watch stream and collects its events until the returned stop() is called. */
-async function watch(tok: string, targetEnvironment = "") {
+async function watch(tok: string, targetEnvironment = "", protocol: "grpc" | "connect" = "grpc") {
   const controller = new AbortController();
   const events: ApprovalEvent[] = [];
-  const stream = server
-    .client(ApprovalAuditService, tok)
+  const transport = protocol === "grpc" ? server.grpc(tok) : server.connect(tok);
+  const stream = createClient(ApprovalAuditService, transport)
     .watchApprovalEvents({ project, targetEnvironment }, { signal: controller.signal });
   const iterator = stream[Symbol.asyncIterator]();
   const first = await iterator.next();
@@ -88,6 +88,15 @@ describe("WatchApprovalEvents", () => {
     });
     expect(all.events.map((e) => e.targetEnvironment)).toEqual(["prod", "staging", "prod"]);
     expect(all.events[1]).toMatchObject({ passed: true, currentApprovals: 1, requiredApprovals: 1 });
+  });
+
+  it("streams over the Connect protocol on HTTP/1.1 too", async () => {
+    const watcher = await watch(t.bob, "prod", "connect");
+    const id = await registerIntent(server, t.ada, project);
+    await server.client(PolicyService, t.carol).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+    const event = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "event over Connect");
+    await watcher.stop();
+    expect(event).toMatchObject({ voterUserId: "carol", decision: "approved", targetEnvironment: "prod" });
   });
 
   it("delivers an event too large for a NOTIFY payload (a 10 000-character username from the token)", async () => {
