@@ -5,9 +5,7 @@
  *   npm run token -- --sub alice --org acme=admin [--name Alice] [--service] [--ttl 12h]
  */
 import { parseArgs } from "node:util";
-import type { OrgRole } from "../src/auth/caller.js";
-import { loadOrCreateLocalSecret, mintToken } from "../src/auth/token-verifier.js";
-import { DEFAULT_DATA_DIR } from "../src/config.js";
+import { mintConfiguredToken, OrgRoleError } from "../src/cli/token.js";
 
 const { values } = parseArgs({
   options: {
@@ -18,25 +16,11 @@ const { values } = parseArgs({
     ttl: { type: "string", default: "12h" },
   },
 });
-const orgRoles: Record<string, OrgRole> = {};
-for (const pair of values.org) {
-  const [org, role = "member"] = pair.split("=");
-  if (!org || (role !== "member" && role !== "admin")) {
-    console.error(`--org ${pair}: expected ORG=member or ORG=admin`);
-    process.exit(2);
-  }
-  orgRoles[org] = role;
+try {
+  const token = await mintConfiguredToken({ ...values, orgs: values.org });
+  process.stdout.write(`${token}\n`);
+} catch (err) {
+  if (!(err instanceof OrgRoleError)) throw err;
+  console.error(err.message);
+  process.exit(2);
 }
-const secret =
-  process.env.RELEASEGATE_JWT_SECRET ||
-  loadOrCreateLocalSecret(process.env.DATA_DIR || DEFAULT_DATA_DIR).secret;
-const token = await mintToken(secret, {
-  sub: values.sub,
-  username: values.name,
-  orgRoles,
-  actorType: values.service ? "service" : "user",
-  expiresIn: values.ttl,
-  issuer: process.env.RELEASEGATE_JWT_ISSUER || undefined,
-  audience: process.env.RELEASEGATE_JWT_AUDIENCE || undefined,
-});
-process.stdout.write(`${token}\n`);

@@ -24,6 +24,6 @@ export function createLogger(
       remove: true,
     },
   };
-  if (format === "pretty") return pino(options, PinoPretty({ colorize: true, destination: destination ?? 1 }));
+  if (format === "pretty") return pino(options, PinoPretty({ colorize: destination === undefined && process.stdout.isTTY === true, destination: destination ?? 1 }));
   return destination === undefined ? pino(options) : pino(options, destination);
 }

@@ -95,20 +95,28 @@ async function lockPolicies(url: string) {
   };
 }
 
-describe("deadlines on Postgres", () => {
+/** A Postgres-backed server for the tests of one describe block, with a policies client and auth. */
+function serverFor(env: Record<string, string>) {
   let server: Awaited<ReturnType<typeof startOnPostgres>>;
   let admin: string;
   beforeAll(async () => {
-    server = await startOnPostgres({ RPC_TIMEOUT_MS: "400" });
+    server = await startOnPostgres(env);
     admin = await token({ sub: "ada", orgs: { acme: "admin" } });
   });
   afterAll(() => server?.stop());
+  return {
+    url: () => server.url,
+    policies: () => createClient(PolicyService, server.transport),
+    health: () => createClient(Health, server.transport),
+    auth: () => ({ headers: { authorization: `Bearer ${admin}` } }),
+  };
+}
 
-  const policies = () => createClient(PolicyService, server.transport);
-  const auth = () => ({ headers: { authorization: `Bearer ${admin}` } });
+describe("deadlines on Postgres", () => {
+  const { url, policies, auth } = serverFor({ RPC_TIMEOUT_MS: "400" });
 
   it("gives an RPC without a deadline RPC_TIMEOUT_MS: DEADLINE_EXCEEDED, and Postgres cancels its query", async () => {
-    const lock = await lockPolicies(server.url);
+    const lock = await lockPolicies(url());
     try {
       const started = Date.now();
       const call = errorOf(policies().listPolicies({ project }, auth()));
@@ -126,7 +134,7 @@ describe("deadlines on Postgres", () => {
   });
 
   it("honours a shorter deadline set by the caller", async () => {
-    const lock = await lockPolicies(server.url);
+    const lock = await lockPolicies(url());
     try {
       const started = Date.now();
       const err = await errorOf(policies().listPolicies({ project }, { ...auth(), timeoutMs: 100 }));
@@ -140,19 +148,10 @@ describe("deadlines on Postgres", () => {
 });
 
 describe("overload on Postgres", () => {
-  let server: Awaited<ReturnType<typeof startOnPostgres>>;
-  let admin: string;
-  beforeAll(async () => {
-    server = await startOnPostgres({ MAX_IN_FLIGHT: "2" });
-    admin = await token({ sub: "ada", orgs: { acme: "admin" } });
-  });
-  afterAll(() => server?.stop());
-
-  const policies = () => createClient(PolicyService, server.transport);
-  const auth = () => ({ headers: { authorization: `Bearer ${admin}` } });
+  const { url, policies, health, auth } = serverFor({ MAX_IN_FLIGHT: "2" });
 
   it("answers RESOURCE_EXHAUSTED beyond MAX_IN_FLIGHT, while health still answers", async () => {
-    const lock = await lockPolicies(server.url);
+    const lock = await lockPolicies(url());
     let first: Promise<unknown>[] = [];
     try {
       // Two projects: concurrent loads of one project's policies share a query.
@@ -163,8 +162,8 @@ describe("overload on Postgres", () => {
       const err = await errorOf(policies().listPolicies({ project }, auth()));
       expect(err?.code).toBe(Code.ResourceExhausted);
       expect(err?.rawMessage).toBe("server overloaded: 2 RPCs in flight (MAX_IN_FLIGHT=2); retry with backoff");
-      const health = await createClient(Health, server.transport).check({ service: "" });
-      expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      const status = (await health().check({ service: "" })).status;
+      expect(status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     } finally {
       await lock.release();
     }

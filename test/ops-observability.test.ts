@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { createLogger } from "../src/logger.js";
+import { waitFor } from "./support/grpc-js.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 
 const lines: Record<string, unknown>[] = [];
@@ -145,3 +147,24 @@ describe("one JSON log line per RPC", () => {
     expect(lines.some((l) => l.method === "ExternalRejectRelease")).toBe(true);
   });
 });
+
+describe("log format", () => {
+  it("LOG_FORMAT=pretty writes human-readable lines, still without secrets", async () => {
+    let out = "";
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        out += chunk.toString();
+        done();
+      },
+    });
+    const pretty = createLogger("info", "pretty", sink);
+    pretty.info({ requestId: "req-1", method: "ListPolicies", token: "secret-token", comment: "private" }, "rpc");
+    await waitFor(() => out.includes("rpc"), 5_000, "the pretty line");
+    expect(out).toMatch(/INFO.*rpc/);
+    expect(out).toContain('requestId: "req-1"');
+    expect(() => JSON.parse(out)).toThrow();
+    expect(out).not.toContain("secret-token");
+    expect(out).not.toContain("private");
+  });
+});
+

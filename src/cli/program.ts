@@ -3,7 +3,8 @@ import { historyCommand, voteCommands, watchCommand } from "./approval.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
-import { migrateCommand, serveCommand, tokenCommand } from "./server-commands.js";
+import { migrateCommand, serveCommand } from "./server-commands.js";
+import { tokenCommand } from "./token.js";
 
 /** The `releasegate` command tree (main.ts parses argv with it; tests walk it). */
 export function buildProgram(): Command {

@@ -1,7 +1,5 @@
 import { Command } from "commander";
-import type { OrgRole } from "../auth/caller.js";
-import { loadOrCreateLocalSecret, mintToken } from "../auth/token-verifier.js";
-import { ConfigError, DEFAULT_DATA_DIR, loadConfig } from "../config.js";
+import { ConfigError, loadConfig } from "../config.js";
 import { EXIT } from "./context.js";
 
 /** `serve`: the server, configured by environment variables (see docs/operator.md). */
@@ -46,42 +44,5 @@ export function migrateCommand(): Command {
       } finally {
         await database.destroy();
       }
-    });
-}
-
-/** `token`: mint an HS256 token (local mode secret in DATA_DIR, or RELEASEGATE_JWT_SECRET). */
-export function tokenCommand(): Command {
-  return new Command("token")
-    .description("mint a token for a local-mode server (secret in DATA_DIR) or an HS256 deployment (RELEASEGATE_JWT_SECRET)")
-    .option("--sub <id>", "user id (JWT sub)", "local-admin")
-    .option("--name <username>", "username")
-    .option(
-      "--org <org=role>",
-      "organisation role, repeatable: acme=admin or acme=member",
-      (v: string, all: string[]) => [...all, v],
-      [] as string[],
-    )
-    .option("--service", "a service account (pipelines)")
-    .option("--ttl <duration>", "lifetime, e.g. 12h, 30m", "12h")
-    .action(async (o: { sub: string; name?: string; org: string[]; service?: boolean; ttl: string }, cmd: Command) => {
-      const orgRoles: Record<string, OrgRole> = {};
-      for (const pair of o.org.length > 0 ? o.org : ["acme=admin"]) {
-        const [org, role = "member"] = pair.split("=");
-        if (!org || (role !== "member" && role !== "admin"))
-          cmd.error(`error: --org ${pair}: expected ORG=member or ORG=admin`, { exitCode: EXIT.usage });
-        orgRoles[org as string] = role as OrgRole;
-      }
-      const secret =
-        process.env.RELEASEGATE_JWT_SECRET || loadOrCreateLocalSecret(process.env.DATA_DIR || DEFAULT_DATA_DIR).secret;
-      const token = await mintToken(secret, {
-        sub: o.sub,
-        username: o.name,
-        orgRoles,
-        actorType: o.service ? "service" : "user",
-        expiresIn: o.ttl,
-        issuer: process.env.RELEASEGATE_JWT_ISSUER || undefined,
-        audience: process.env.RELEASEGATE_JWT_AUDIENCE || undefined,
-      });
-      process.stdout.write(`${token}\n`);
     });
 }

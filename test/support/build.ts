@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 
 const ROOT = process.cwd();
 const STAMP = join(ROOT, "dist", ".build-stamp");
-const LOCK = join(ROOT, ".build-lock");
+const LOCK = join(ROOT, "dist", ".build-lock");
 
 function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
   for (const entry of readdirSync(dir).sort()) {
@@ -30,6 +30,7 @@ export async function ensureBuilt(): Promise<void> {
   const deadline = Date.now() + 180_000;
   while (!built()) {
     try {
+      mkdirSync(join(ROOT, "dist"), { recursive: true });
       mkdirSync(LOCK);
     } catch {
       // Another test file is building: wait for it (a stale lock older than 3 minutes is taken over).
