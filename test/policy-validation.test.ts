@@ -1,13 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CreatePolicyRequest, PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { type CreatePolicyRequest, type CreatePolicyRequestSchema, PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { expectRpcError } from "./support/rpc-error.js";
 import { PROTOCOLS, startTestServer, type TestServer, token } from "./support/server.js";
 
 // Every CreatePolicy/UpdatePolicy/DeletePolicy validation rule, over gRPC and
 // over Connect JSON: INVALID_ARGUMENT naming the field, never INTERNAL.
 
-type CreateInit = Partial<Omit<CreatePolicyRequest, "$typeName" | "$unknown">>;
+// The plain-object form of the request (not a constructed message).
+type CreateInit = Exclude<MessageInitShape<typeof CreatePolicyRequestSchema>, CreatePolicyRequest>;
 
 const project = { organisation: "acme", project: "validation" };
 const soakConfig = (over: { sourceEnvironment?: string; targetEnvironment?: string; durationSeconds?: bigint } = {}) =>
