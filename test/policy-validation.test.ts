@@ -1,6 +1,6 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type CreatePolicyRequest, type CreatePolicyRequestSchema, PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { expectRpcError } from "./support/rpc-error.js";
 import { PROTOCOLS, startTestServer, type TestServer, token } from "./support/server.js";
