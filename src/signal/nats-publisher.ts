@@ -29,6 +29,8 @@ const PUBLISH_TIMEOUT_MS = 2_000;
  * server default (2 min) would let such a retry through as a second message.
  */
 const STREAM_DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
+/** Longest wait for NATS to flush on shutdown, in ms. */
+const DRAIN_TIMEOUT_MS = 2_000;
 /** First-connect retry backoff bounds, in ms; later reconnects are the client's job. */
 const CONNECT_BACKOFF_MIN_MS = 250;
 const CONNECT_BACKOFF_MAX_MS = 5_000;
@@ -179,11 +181,18 @@ export class NatsPublisher implements EventPublisher {
     await this.#connecting;
     const nc = this.#nc;
     if (nc === undefined || nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      if (this.#connected) await nc.drain();
-      else await nc.close();
+      if (!this.#connected) return await nc.close();
+      // A server that stopped answering must not hold up shutdown.
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), DRAIN_TIMEOUT_MS);
+      });
+      if ((await Promise.race([nc.drain(), timedOut])) === "timeout") await nc.close();
     } catch {
       await nc.close();
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
