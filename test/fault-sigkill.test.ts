@@ -34,7 +34,7 @@ beforeAll(async () => {
     NATS_SUBJECT_PREFIX: names.prefix,
   });
   await proc.start();
-});
+}, 240_000);
 afterAll(async () => {
   counters.write();
   await proc?.dispose();

@@ -6,13 +6,14 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { waitFor } from "./approval-fixtures.js";
+import { ensureBuilt } from "./build.js";
 import { freePort } from "./pg-cluster.js";
 import { TEST_JWT_SECRET, token } from "./server.js";
 
 /**
- * releasegate as a separate OS process (`src/main.ts` through tsx, the same
- * entry point `npm start` builds), so a test can SIGKILL it and start it
- * again on the same port and database.
+ * The built server (`node dist/src/main.js`, what `npm start` runs) as a
+ * separate OS process, so a test can SIGKILL it and start it again on the
+ * same port and database. `create` builds dist/ first when it is stale.
  */
 export class ServerProcess {
   readonly port: number;
@@ -36,6 +37,7 @@ export class ServerProcess {
 
   /** `env` must carry DATABASE_URL (and NATS_* when wanted). */
   static async create(env: Record<string, string>): Promise<ServerProcess> {
+    await ensureBuilt();
     return new ServerProcess(await freePort(), await freePort(), env);
   }
 
@@ -45,7 +47,7 @@ export class ServerProcess {
 
   /** Starts and resolves once an RPC is answered. */
   async start(): Promise<void> {
-    this.#child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    this.#child = spawn(process.execPath, ["dist/src/main.js"], {
       cwd: join(import.meta.dirname, "..", ".."),
       env: { ...process.env, ...this.#env },
       stdio: ["ignore", "ignore", "inherit"],
