@@ -5,13 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { ensureBuilt } from "./support/build.js";
 import { createPostgresDatabase } from "./support/database.js";
 import { waitFor } from "./support/grpc-js.js";
+import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { TEST_JWT_SECRET, token } from "./support/server.js";
 
 interface Spawned {
@@ -48,17 +51,19 @@ async function spawnServer(env: Record<string, string>): Promise<Spawned> {
 describe("the built server on SIGTERM under load", () => {
   let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
   let dataDir: string;
+  const signal = uniqueSignalNames();
   beforeAll(async () => {
     await ensureBuilt();
     database = await createPostgresDatabase();
     dataDir = mkdtempSync(join(tmpdir(), "rg-process-"));
   }, 240_000);
   afterAll(async () => {
+    await deleteStream(SHARED_NATS_URL, signal.stream);
     await database?.drop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("drains: NOT_SERVING, in-flight RPCs finish, every acknowledged intent is stored whole, exit 0", async () => {
+  it("drains: NOT_SERVING, in-flight RPCs finish, every acknowledged intent stored whole, every vote's event published, exit 0", async () => {
     const server = await spawnServer({
       HOST: "127.0.0.1",
       PORT: "0",
@@ -67,12 +72,25 @@ describe("the built server on SIGTERM under load", () => {
       DATA_DIR: dataDir,
       RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
       LOG_FORMAT: "json",
-      NATS_URL: "",
+      NATS_URL: SHARED_NATS_URL,
+      NATS_STREAM: signal.stream,
+      NATS_SUBJECT_PREFIX: signal.prefix,
     });
     const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` });
     const admin = await token({ sub: "ci", orgs: { acme: "admin" }, service: true });
     const releases = createClient(ReleaseService, transport);
     const project = { organisation: "acme", project: "drain" };
+    const bob = await token({ sub: "bob", orgs: { acme: "member" } });
+    const votes = createClient(PolicyService, transport);
+    await votes.createPolicy(
+      {
+        project,
+        name: "approval",
+        policyType: PolicyType.EXTERNAL_APPROVAL,
+        config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 2 } },
+      },
+      { headers: { authorization: `Bearer ${admin}` } },
+    );
 
     // The probe endpoints see the server ready before the load starts.
     expect((await fetch(`http://127.0.0.1:${server.adminPort}/readyz`)).status).toBe(200);
@@ -86,6 +104,7 @@ describe("the built server on SIGTERM under load", () => {
     })();
 
     const acknowledged = new Map<string, string>();
+    const approved = new Set<string>();
     const failed: ConnectError[] = [];
     let stop = false;
     const worker = async (n: number) => {
@@ -99,6 +118,14 @@ describe("the built server on SIGTERM under load", () => {
           );
           expect(res.created).toBe(true);
           acknowledged.set(id, version);
+          if (i % 3 === 0) {
+            // Every third intent also gets a vote: its event must reach JetStream despite the shutdown.
+            await votes.externalApproveRelease(
+              { project, releaseIntentId: id, targetEnvironment: "prod" },
+              { headers: { authorization: `Bearer ${bob}` } },
+            );
+            approved.add(id);
+          }
         } catch (err) {
           failed.push(ConnectError.from(err));
           return; // the server is going away
@@ -133,6 +160,28 @@ describe("the built server on SIGTERM under load", () => {
       // Nothing half-written: anything else stored (committed as the client lost the answer) is whole too.
       for (const r of rows) expect(r.branch).toBe("main");
       expect(rows.length - acknowledged.size).toBeLessThanOrEqual(failed.length);
+      // A vote, its history entry and its outbox event commit together or not at all.
+      const torn = await client.query<{ n: string }>(
+        `select count(*) as n from approval_votes v
+          where not exists (select 1 from approval_history h where h.release_intent_id = v.release_intent_id)
+             or not exists (select 1 from outbox o where o.release_intent_id = v.release_intent_id)`,
+      );
+      expect(Number(torn.rows[0]?.n)).toBe(0);
+      // Every acknowledged vote's event was published before exit (the relay flushed)…
+      const outbox = await client.query<{ release_intent_id: string; event_id: string; published: boolean }>(
+        "select release_intent_id, event_id, published_at is not null as published from outbox",
+      );
+      const byIntent = new Map(outbox.rows.map((r) => [r.release_intent_id, r]));
+      expect(approved.size).toBeGreaterThan(0);
+      for (const id of approved) expect(byIntent.get(id)?.published, id).toBe(true);
+      // …and is in the stream.
+      const nc = await connect({ servers: SHARED_NATS_URL });
+      try {
+        const inStream = new Set((await readStream(nc, signal.stream)).map((e) => e.msgId));
+        for (const id of approved) expect(inStream.has(byIntent.get(id)?.event_id), id).toBe(true);
+      } finally {
+        await nc.close();
+      }
     } finally {
       await client.end();
     }
