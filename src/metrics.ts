@@ -90,8 +90,11 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
   const registers = [metrics.registry];
   const db = database.db;
   // Two metrics read each query: run it once per scrape.
-  const backlog = oncePerScrape(() => outboxBacklog(db));
-  const pendingAges = oncePerScrape(() => pendingApprovalAges(db));
+  // A failed query (database down) reports NaN instead of failing the whole scrape.
+  const backlog = oncePerScrape(() =>
+    outboxBacklog(db).catch(() => ({ depth: Number.NaN, oldestAgeSeconds: Number.NaN })),
+  );
+  const pendingAges = oncePerScrape(() => pendingApprovalAges(db).catch(() => undefined));
   new Gauge({
     name: `${METRICS_PREFIX}outbox_depth`,
     help: "Outbox events not yet published to NATS",
@@ -113,7 +116,7 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
     help: "Release intents waiting for approval to an environment gated by an external-approval policy",
     registers,
     async collect() {
-      this.set((await pendingAges()).length);
+      this.set((await pendingAges())?.length ?? Number.NaN);
     },
   });
   new Histogram({
@@ -123,7 +126,7 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
     registers,
     async collect() {
       this.reset();
-      for (const age of await pendingAges()) this.observe(age);
+      for (const age of (await pendingAges()) ?? []) this.observe(age);
     },
   });
   new Gauge({

@@ -59,6 +59,7 @@ export class AdminServer {
       case "/readyz": {
         const { health } = this.#options;
         if (health.draining) return text(res, 503, "draining\n");
+        // Each /readyz pings the database (shared with concurrent probes).
         const status = await health.probe();
         return status === ServingStatus.SERVING
           ? text(res, 200, "ready\n")

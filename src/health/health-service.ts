@@ -4,6 +4,9 @@ import { NotFoundError } from "../errors.js";
 import { type Health, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { type ServerHealth, ServingStatus } from "./health.js";
 
+/** A Check reuses a database ping younger than this (probes come often), in ms. */
+const PROBE_REUSE_MS = 1_000;
+
 /**
  * `grpc.health.v1.Health` over a ServerHealth. Check answers NOT_FOUND for an
  * unknown service (as the spec asks); Watch streams SERVICE_UNKNOWN for it
@@ -15,7 +18,7 @@ export function createHealthHandlers(health: ServerHealth): ServiceImpl<typeof H
     async check(req) {
       if (!health.knows(req.service)) throw new NotFoundError(`service: unknown service "${req.service}"`);
       // A fresh probe, so a probe right after the database went away says so.
-      const status = health.draining ? ServingStatus.NOT_SERVING : await health.probe();
+      const status = health.draining ? ServingStatus.NOT_SERVING : await health.probe(PROBE_REUSE_MS);
       return { status };
     },
     async *watch(req, ctx: HandlerContext) {

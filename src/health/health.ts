@@ -30,6 +30,8 @@ export class ServerHealth {
   #phase: Phase = "starting";
   #databaseAnswers = false;
   #timer?: NodeJS.Timeout;
+  #probing?: Promise<ServingStatus>;
+  #probedAt = 0;
 
   constructor(options: HealthOptions) {
     this.#options = options;
@@ -50,8 +52,22 @@ export class ServerHealth {
     return this.#phase === "ready" && this.#databaseAnswers ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   }
 
-  /** Pings the database now and updates the status; returns the new status. */
-  async probe(): Promise<ServingStatus> {
+  /**
+   * Pings the database and updates the status; returns the new status.
+   * Concurrent callers share one ping, and a ping younger than `maxAgeMs` is
+   * reused, so a burst of probes is not a burst of queries.
+   */
+  probe(maxAgeMs = 0): Promise<ServingStatus> {
+    if (this.#probing !== undefined) return this.#probing;
+    if (maxAgeMs > 0 && Date.now() - this.#probedAt < maxAgeMs) return Promise.resolve(this.status());
+    this.#probing = this.#ping().finally(() => {
+      this.#probing = undefined;
+      this.#probedAt = Date.now();
+    });
+    return this.#probing;
+  }
+
+  async #ping(): Promise<ServingStatus> {
     const timeout = AbortSignal.timeout(this.#options.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS);
     let answers: boolean;
     try {
