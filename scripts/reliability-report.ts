@@ -120,7 +120,8 @@ commands; a failure prints its seed and the steps), \`BURST_CLIENTS\` /
   field; SQLSTATE class 22 (data exceptions) maps to INVALID_ARGUMENT.
 - Request bytes that are not protobuf (or a compressed gRPC envelope without
   \`grpc-encoding\`) answered INTERNAL (connect-es, like grpc-go): now
-  INVALID_ARGUMENT, via \`src/server/node-handler.ts\`.
+  INVALID_ARGUMENT on gRPC, gRPC-Web and Connect (unary and streaming), via
+  \`src/server/node-handler.ts\`.
 - A pooled Postgres client whose connection dropped inside a transaction
   emitted an unhandled \`error\` event: the whole server process crashed on a
   Postgres restart. Every pool client now has an error listener.
@@ -133,8 +134,6 @@ commands; a failure prints its seed and the steps), \`BURST_CLIENTS\` /
   LISTEN self-check reconnects (up to 30 s + 5 s); events committed in that
   gap reach NATS/JetStream but not Watch subscribers. The policy cache's
   LISTEN is not re-established; its 5 s TTL bounds staleness across replicas.
-- Undecodable gRPC-Web and Connect-streaming requests still answer INTERNAL
-  (only gRPC and Connect unary are rewritten).
 `;
 }
 

@@ -196,6 +196,50 @@ const badJson = fc.oneof(
   ),
 );
 
+/** Posts to a streaming-framed protocol over HTTP/1.1; "open" when a valid stream stays open past the bound. */
+async function postFramed(path: string, body: Uint8Array, contentType: string): Promise<string> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 300);
+  try {
+    const res = await fetch(`${server.baseUrl}/${path}`, {
+      method: "POST",
+      headers: { "content-type": contentType, authorization: `Bearer ${admin}`, "connect-protocol-version": "1" },
+      body,
+      signal: abort.signal,
+    });
+    return `${res.status} ${Buffer.from(await res.arrayBuffer()).toString("latin1")}`;
+  } catch (err) {
+    if (abort.signal.aborted) return "open";
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("raw bytes over gRPC-Web and Connect streaming", () => {
+  const framed = ALL_METHODS.flatMap((m) => [
+    { method: m, contentType: "application/grpc-web+proto" },
+    ...(m.methodKind === "server_streaming" ? [{ method: m, contentType: "application/connect+proto" }] : []),
+  ]);
+  for (const { method, contentType } of framed) {
+    it(`${methodPath(method)} as ${contentType}`, async () => {
+      let cases = 0;
+      await fc.assert(
+        fc.asyncProperty(grpcBody, async (body) => {
+          cases++;
+          const answer = await postFramed(methodPath(method), body, contentType);
+          expect(answer.startsWith("500"), answer).toBe(false);
+          expect(/grpc-status: (2|13)\r\n/.test(answer), answer).toBe(false);
+          expect(/"code":"(internal|unknown)"/.test(answer), answer).toBe(false);
+        }),
+        { numRuns: Math.max(5, Math.ceil(RUNS / 3)), seed: SEED },
+      );
+      await stillServing();
+      counters.add("raw non-protobuf bodies over gRPC-Web and Connect streaming", cases, "no INTERNAL/UNKNOWN; next call served");
+    });
+  }
+});
+
 describe("JSON that does not fit the schema", () => {
   for (const method of unary) {
     it(`${methodPath(method)} as application/json over HTTP/1.1`, async () => {

@@ -22,8 +22,8 @@ const DECODE_FAILURE = /^(parse binary|received compressed envelope)/;
 
 /**
  * `connectNodeAdapter` with one difference: undecodable request messages are
- * answered INVALID_ARGUMENT instead of INTERNAL (gRPC trailers and Connect
- * unary error bodies; gRPC-Web is left as connect-es answers it).
+ * answered INVALID_ARGUMENT instead of INTERNAL (gRPC trailers, gRPC-Web
+ * trailer frames, Connect unary error bodies and end-stream frames).
  */
 export function createNodeHandler(
   options: ConnectNodeAdapterOptions,
@@ -62,6 +62,15 @@ async function asInvalidArgument(uRes: UniversalServerResponse): Promise<Univers
       })(),
     };
   }
+  // gRPC-Web and Connect streaming: the status travels in a final frame.
+  const contentType = uRes.header?.get("content-type") ?? "";
+  if (contentType.startsWith("application/grpc-web") || contentType.startsWith("application/connect+"))
+    return {
+      ...uRes,
+      body: (async function* () {
+        for await (const chunk of body) yield rewriteEndFrame(chunk);
+      })(),
+    };
   // Connect unary: an error is a small JSON body with HTTP 500.
   if (uRes.status !== 500 || uRes.header?.get("content-type") !== "application/json") return uRes;
   const chunks: Uint8Array[] = [];
@@ -86,4 +95,41 @@ async function asInvalidArgument(uRes: UniversalServerResponse): Promise<Univers
       yield rewritten;
     })(),
   };
+}
+
+const GRPC_WEB_TRAILER_FLAG = 0x80;
+const CONNECT_END_STREAM_FLAG = 0x02;
+
+function frame(flags: number, payload: string): Uint8Array {
+  const bytes = Buffer.from(payload, "utf8");
+  const out = Buffer.alloc(5 + bytes.length);
+  out.writeUInt8(flags, 0);
+  out.writeUInt32BE(bytes.length, 1);
+  bytes.copy(out, 5);
+  return out;
+}
+
+/** Rewrites a chunk that is exactly one gRPC-Web trailer or Connect end-stream frame reporting a decode failure. */
+function rewriteEndFrame(chunk: Uint8Array): Uint8Array {
+  if (chunk.length < 5) return chunk;
+  const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const flags = view.readUInt8(0);
+  if (view.readUInt32BE(1) !== chunk.length - 5) return chunk;
+  const payload = view.subarray(5).toString("utf8");
+  if (flags === GRPC_WEB_TRAILER_FLAG) {
+    const message = /grpc-message: ([^\r]*)/.exec(payload)?.[1] ?? "";
+    if (!payload.includes(`grpc-status: ${Code.Internal}\r\n`) || !DECODE_FAILURE.test(decodeURIComponent(message)))
+      return chunk;
+    return frame(flags, payload.replace(`grpc-status: ${Code.Internal}\r\n`, `grpc-status: ${Code.InvalidArgument}\r\n`));
+  }
+  if (flags === CONNECT_END_STREAM_FLAG) {
+    try {
+      const end = JSON.parse(payload) as { error?: { code?: string; message?: string } };
+      if (end.error?.code === "internal" && DECODE_FAILURE.test(end.error.message ?? ""))
+        return frame(flags, JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
+    } catch {
+      // Not JSON: leave it.
+    }
+  }
+  return chunk;
 }
