@@ -108,22 +108,31 @@ export async function createTokenVerifier(config: JwtConfig, dataDir: string): P
       let payload: JWTPayload;
       try {
         // jose never accepts alg "none"; `algorithms` pins the expected family.
-        ({ payload } = await jwtVerify(token, key as Uint8Array, { ...options, algorithms }));
+        // A token without `exp` would be valid forever: require it.
+        ({ payload } = await jwtVerify(token, key as Uint8Array, { ...options, algorithms, requiredClaims: ["exp"] }));
       } catch (err) {
-        const code = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
-        throw new UnauthenticatedError(`invalid token (${describeJoseError(code)})`, { cause: err });
+        throw new UnauthenticatedError(`invalid token (${describeJoseError(err)})`, { cause: err });
       }
       return callerFromClaims(payload);
     },
   };
 }
 
-function describeJoseError(code: string): string {
+const CLAIM_PROBLEMS: Record<string, string> = {
+  iss: "iss does not match the configured issuer",
+  aud: "aud does not match the configured audience",
+  nbf: "nbf is in the future",
+};
+
+/** A short reason for the caller; never the token's content. */
+function describeJoseError(err: unknown): string {
+  const { code, claim, reason } = err as { code?: string; claim?: string; reason?: string };
   switch (code) {
     case "ERR_JWT_EXPIRED":
       return "expired";
     case "ERR_JWT_CLAIM_VALIDATION_FAILED":
-      return "claim check failed: issuer, audience or not-before";
+      if (reason === "missing") return `claim check failed: ${claim} is missing`;
+      return `claim check failed: ${CLAIM_PROBLEMS[claim ?? ""] ?? `${claim} is invalid`}`;
     case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
       return "bad signature";
     case "ERR_JOSE_ALG_NOT_ALLOWED":
