@@ -26,8 +26,8 @@ interface Spawned {
 }
 
 /** Spawns the built server (`node dist/src/main.js`) and waits for its "listening" log line. */
-async function spawnServer(env: Record<string, string>): Promise<Spawned> {
-  const child = spawn(process.execPath, ["dist/src/main.js"], { env: { ...process.env, ...env }, stdio: "pipe" });
+async function spawnServer(env: Record<string, string>, args = ["dist/src/main.js"]): Promise<Spawned> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: "pipe" });
   const lines: Record<string, unknown>[] = [];
   let buffered = "";
   child.stdout?.on("data", (d: Buffer) => {
@@ -184,6 +184,37 @@ describe("the built server on SIGTERM under load", () => {
       }
     } finally {
       await client.end();
+    }
+  }, 120_000);
+
+  it("`releasegate serve` runs the same server: flags override PORT/METRICS_PORT, probes answer, SIGINT exits 0", async () => {
+    const other = await createPostgresDatabase();
+    try {
+      const server = await spawnServer(
+        {
+          HOST: "127.0.0.1",
+          PORT: "1",
+          METRICS_PORT: "1",
+          DATABASE_URL: other.url,
+          DATA_DIR: dataDir,
+          RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
+          LOG_FORMAT: "json",
+          NATS_URL: "",
+        },
+        ["dist/src/cli/main.js", "serve", "--port", "0", "--metrics-port", "0"],
+      );
+      expect(server.port).not.toBe(1);
+      const ready = await fetch(`http://127.0.0.1:${server.adminPort}/readyz`);
+      expect(`${ready.status} ${await ready.text()}`).toBe("200 ready\n");
+      const health = await createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` })).check(
+        {},
+      );
+      expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      server.child.kill("SIGINT");
+      expect(await server.exited).toBe(0);
+      expect(server.lines.some((l) => l.msg === "shutting down" && l.signal === "SIGINT")).toBe(true);
+    } finally {
+      await other.drop();
     }
   }, 120_000);
 });
