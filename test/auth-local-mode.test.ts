@@ -45,7 +45,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe("local mode", () => {
+// Child processes and a second server start slowly on a loaded 2-core machine.
+describe("local mode", { timeout: 60_000 }, () => {
   it("logs that it runs in local mode, which database it uses and where it listens", () => {
     expect(logs).toEqual(
       expect.arrayContaining([

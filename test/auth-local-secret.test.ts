@@ -11,7 +11,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("loadOrCreateLocalSecret", () => {
+describe("loadOrCreateLocalSecret", { timeout: 60_000 }, () => {
   it("creates a 256-bit secret readable only by the owner, then reuses it", () => {
     const first = loadOrCreateLocalSecret(join(dir, "nested"));
     expect(first.created).toBe(true);

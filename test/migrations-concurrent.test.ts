@@ -36,7 +36,8 @@ function migrateProcess() {
   });
 }
 
-describe("migrations from concurrent processes", () => {
+// Child processes start slowly on a loaded 2-core machine.
+describe("migrations from concurrent processes", { timeout: 60_000 }, () => {
   it(`${PROCESSES} processes migrating a fresh database at once all succeed with one schema`, async () => {
     const results = await Promise.allSettled(Array.from({ length: PROCESSES }, migrateProcess));
     for (const r of results) expect(r.status, r.status === "rejected" ? String(r.reason) : "").toBe("fulfilled");

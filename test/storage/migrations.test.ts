@@ -27,7 +27,8 @@ async function empty(): Promise<Kysely<unknown>> {
   return opened.database.db as Kysely<unknown>;
 }
 
-describe(`migrations on ${testDatabaseKind()}`, () => {
+// Fresh PGlite instances start slowly on a loaded 2-core machine.
+describe(`migrations on ${testDatabaseKind()}`, { timeout: 60_000 }, () => {
   it("applies every migration on a fresh database, then nothing on a second run", async () => {
     const db = await empty();
     expect(await migrateToLatest(db as never)).toEqual(names);
