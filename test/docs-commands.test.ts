@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt } from "./support/build.js";
-import { CLI } from "./support/cli.js";
+import { CLI, runProcess } from "./support/cli.js";
 import { startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./support/server.js";
 
 /** Every ```sh block right after a `<!-- doc-test -->` line in the README and docs/. */
@@ -43,19 +42,9 @@ afterAll(async () => {
   if (bin) rmSync(bin, { recursive: true, force: true });
 });
 
-function runBash(script: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-euo", "pipefail", "-c", script], { env: { ...process.env, ...env }, stdio: "pipe" });
-    let output = "";
-    child.stdout.on("data", (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      output += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, output }));
-  });
+async function runBash(script: string): Promise<{ code: number | null; output: string }> {
+  const { code, stdout, stderr } = await runProcess("bash", ["-euo", "pipefail", "-c", script], env);
+  return { code, output: stdout + stderr };
 }
 
 describe("shell blocks marked doc-test in README.md and docs/", () => {

@@ -7,12 +7,11 @@ import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { App } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import { createPostgresDatabase } from "./support/database.js";
 import { waitFor } from "./support/grpc-js.js";
-import { PROTOCOLS, startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./support/server.js";
+import { PROTOCOLS, startTestServer, type TestServer, testConfig, token } from "./support/server.js";
 
 const project = { organisation: "acme", project: "limits" };
 const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
@@ -47,15 +46,7 @@ describe("max request size (MAX_REQUEST_BYTES)", () => {
 async function startOnPostgres(env: Record<string, string>) {
   const database = await createPostgresDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), "rg-limits-"));
-  const config = loadConfig({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    METRICS_PORT: "0",
-    DATA_DIR: dataDir,
-    DATABASE_URL: database.url,
-    RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
-    ...env,
-  });
+  const config = testConfig(dataDir, { DATABASE_URL: database.url, ...env });
   const app = new App({ config, logger: pino({ level: "silent" }) });
   await app.start();
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${app.port}` });

@@ -89,18 +89,23 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-/** Starts a real server on 127.0.0.1:0 over a fresh database. */
-export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "rg-test-"));
-  const config = loadConfig({
+/** A test server's configuration: 127.0.0.1, ports 0, the test JWT secret, silent; `env` overrides. */
+export function testConfig(dataDir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
     HOST: "127.0.0.1",
     PORT: "0",
     METRICS_PORT: "0",
     DATA_DIR: dataDir,
     RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: "silent",
-    ...options.env,
+    ...env,
   });
+}
+
+/** Starts a real server on 127.0.0.1:0 over a fresh database. */
+export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "rg-test-"));
+  const config = testConfig(dataDir, options.env);
   const db = options.shared ?? (await createTestDatabase(options.kind ?? testDatabaseKind()));
   // The app must not close a shared database: hand it a wrapper whose destroy is a no-op.
   const database = options.shared ? { ...db.database, destroy: async () => {} } : db.database;
