@@ -238,6 +238,16 @@ describe.each(PROTOCOLS)("EvaluatePolicies validation over %s", (protocol) => {
     await expectRpcError(evaluate({ targetEnvironment: "" }), Code.InvalidArgument, "target_environment: is required");
   });
 
+  it("rejects a branch longer than 256 characters", async () => {
+    await expectRpcError(
+      server
+        .client(PolicyService, admin, protocol)
+        .evaluatePolicies({ project, targetEnvironment: "prod", branch: "b".repeat(257) }),
+      Code.InvalidArgument,
+      "branch: must be at most 256 characters",
+    );
+  });
+
   it("rejects a malformed release_intent_id", async () => {
     await expectRpcError(
       evaluate({ releaseIntentId: "release-42" }),

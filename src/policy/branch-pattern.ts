@@ -1,6 +1,6 @@
 import re2 from "re2-wasm";
 import { InvalidArgumentError } from "../errors.js";
-import { BRANCH_PATTERN_MAX } from "./policy.js";
+import { BRANCH_NAME_MAX, BRANCH_PATTERN_MAX } from "./policy.js";
 
 const { RE2 } = re2;
 
@@ -42,6 +42,9 @@ export function compileBranchPattern(pattern: string, field = "branch_pattern"):
       if (hit !== undefined) return hit;
       re.lastIndex = 0;
       const result = re.test(branch);
+      // Only real branch names are memoised: a stream of huge distinct inputs
+      // must not pin megabytes per pattern.
+      if (branch.length > BRANCH_NAME_MAX) return result;
       if (results.size >= RESULT_CACHE_MAX) results.clear();
       results.set(branch, result);
       return result;

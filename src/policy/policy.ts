@@ -42,6 +42,8 @@ export interface Policy {
 /** Limits that validation enforces (and documents). */
 export const POLICY_NAME_MAX = 63;
 export const BRANCH_PATTERN_MAX = 256;
+/** Longest branch name accepted (EvaluatePolicies `branch`, intent `branch`). */
+export const BRANCH_NAME_MAX = 256;
 export const REQUIRED_APPROVALS_MAX = 100;
 /** Ten years: longer soaks are almost certainly a unit mistake. */
 export const SOAK_DURATION_MAX_SECONDS = 10 * 365 * 24 * 3600;

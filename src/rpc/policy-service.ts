@@ -7,7 +7,7 @@ import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import * as policies from "../db/policy.repository.js";
 import type { DB } from "../db/schema.js";
-import { AlreadyExistsError, NotFoundError } from "../errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import {
   CreatePolicyResponseSchema,
   DeletePolicyResponseSchema,
@@ -17,7 +17,7 @@ import {
   UpdatePolicyResponseSchema,
 } from "../gen/forest/v1/policy_pb.js";
 import { applicablePolicies, evaluatePolicies } from "../policy/evaluate.js";
-import type { ProjectRef } from "../policy/policy.js";
+import { BRANCH_NAME_MAX, type ProjectRef } from "../policy/policy.js";
 import { requireName, requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
 import { callerOf } from "./context.js";
 import { configFromProto, evaluationToProto, policyToProto, requireConfigMatchingType } from "./convert.js";
@@ -99,6 +99,8 @@ export function createPolicyHandlers(
       const project = requireProject(req.project);
       authorize(callerOf(ctx), project.organisation, "policy.evaluate");
       const targetEnvironment = requireName(req.targetEnvironment, "target_environment");
+      if (req.branch !== undefined && req.branch.length > BRANCH_NAME_MAX)
+        throw new InvalidArgumentError("branch", `must be at most ${BRANCH_NAME_MAX} characters`);
       const intentId =
         req.releaseIntentId === undefined || req.releaseIntentId === ""
           ? undefined

@@ -181,6 +181,15 @@ describe("validatePolicyConfig", () => {
     );
   });
 
+  it("matches branch names longer than the memo limit, repeatedly and correctly", () => {
+    const m = compileBranchPattern("^release/[0-9]+$");
+    const long = `release/${"1".repeat(10_000)}`;
+    for (let i = 0; i < 3; i++) {
+      expect(m.matches(long)).toBe(true);
+      expect(m.matches(`${long}x`)).toBe(false);
+    }
+  });
+
   it("matches in linear time on a classic catastrophic-backtracking input", () => {
     const m = compileBranchPattern("^(a+)+$");
     const started = performance.now();
