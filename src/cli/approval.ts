@@ -12,7 +12,7 @@ import {
   ApprovalHistoryEntrySchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
-import { cliContext, type ProjectFields, positiveInt, projectOption, renderTable, runRpc } from "./context.js";
+import { type ProjectFields, positiveInt, projectOption, renderTable, rpcAction } from "./context.js";
 
 interface VoteOptions {
   project: ProjectFields;
@@ -40,9 +40,8 @@ export function voteCommands(): Command[] {
   const approve = target(new Command("approve").description("approve a release intent for an environment"))
     .option("-m, --comment <text>", "why (kept in the history, never logged)")
     .option("--force-bypass", "organisation admins: approve your own release (recorded as admin_override)")
-    .action((o: VoteOptions, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    .action(
+      rpcAction(async (ctx, o: VoteOptions) => {
         const res = await ctx.client(PolicyService).externalApproveRelease({
           project: o.project,
           releaseIntentId: o.intent,
@@ -55,9 +54,8 @@ export function voteCommands(): Command[] {
     );
   const reject = target(new Command("reject").description("reject a release intent for an environment"))
     .option("-m, --comment <text>", "why (kept in the history, never logged)")
-    .action((o: VoteOptions, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    .action(
+      rpcAction(async (ctx, o: VoteOptions) => {
         const res = await ctx.client(PolicyService).externalRejectRelease({
           project: o.project,
           releaseIntentId: o.intent,
@@ -68,16 +66,14 @@ export function voteCommands(): Command[] {
       }),
     );
   const state = target(new Command("state").description("current approvals of a release intent")).action(
-    (o: VoteOptions, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
-        const res = await ctx.client(PolicyService).getExternalApprovalState({
-          project: o.project,
-          releaseIntentId: o.intent,
-          targetEnvironment: o.env,
-        });
-        ctx.print(GetExternalApprovalStateResponseSchema, res, () => stateRows(res.state));
-      }),
+    rpcAction(async (ctx, o: VoteOptions) => {
+      const res = await ctx.client(PolicyService).getExternalApprovalState({
+        project: o.project,
+        releaseIntentId: o.intent,
+        targetEnvironment: o.env,
+      });
+      ctx.print(GetExternalApprovalStateResponseSchema, res, () => stateRows(res.state));
+    }),
   );
   return [approve, reject, state];
 }
@@ -88,9 +84,8 @@ export function historyCommand(): Command {
     .option("-i, --intent <id>", "only this release intent")
     .option("-e, --env <env>", "only this target environment")
     .option("--page-size <n>", "entries per request", positiveInt, 100)
-    .action((o: { project: ProjectFields; intent?: string; env?: string; pageSize: number }, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    .action(
+      rpcAction(async (ctx, o: { project: ProjectFields; intent?: string; env?: string; pageSize: number }) => {
         const client = ctx.client(ApprovalAuditService);
         let pageToken = "";
         const rows = [["SEQ", "INTENT", "ENV", "USER", "DECISION", "PREVIOUS", "KIND", "AT"]];
@@ -128,9 +123,8 @@ export function historyCommand(): Command {
 export function watchCommand(): Command {
   return projectOption(new Command("watch").description("stream approval decisions as they happen (Ctrl-C to stop)"))
     .option("-e, --env <env>", "only this target environment")
-    .action((o: { project: ProjectFields; env?: string }, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    .action(
+      rpcAction(async (ctx, o: { project: ProjectFields; env?: string }) => {
         const abort = new AbortController();
         process.once("SIGINT", () => abort.abort());
         process.once("SIGTERM", () => abort.abort());

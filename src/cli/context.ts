@@ -111,3 +111,15 @@ export async function runRpc(action: () => Promise<unknown>): Promise<void> {
     process.exitCode = EXIT.rpc;
   }
 }
+
+/**
+ * A command action that talks to the server: `run` gets the client context
+ * and commander's arguments (positional values, options, the command);
+ * server errors become exit code 3 (see runRpc).
+ */
+export function rpcAction<A extends unknown[]>(
+  run: (ctx: CliContext, ...args: A) => Promise<unknown>,
+): (...args: A) => Promise<void> {
+  return (...args) => runRpc(() => run(cliContext(args[args.length - 1] as Command), ...args));
+}
+

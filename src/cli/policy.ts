@@ -7,9 +7,13 @@ import {
   PolicyService,
   PolicyType,
 } from "../gen/forest/v1/policy_pb.js";
-import { cliContext, EXIT, type ProjectFields, positiveInt, projectOption, runRpc } from "./context.js";
+import { EXIT, type ProjectFields, positiveInt, projectOption, rpcAction } from "./context.js";
 
-const TYPES = { soak: PolicyType.SOAK_TIME, branch: PolicyType.BRANCH_RESTRICTION, approval: PolicyType.EXTERNAL_APPROVAL };
+const TYPES = {
+  soak: PolicyType.SOAK_TIME,
+  branch: PolicyType.BRANCH_RESTRICTION,
+  approval: PolicyType.EXTERNAL_APPROVAL,
+};
 type TypeName = keyof typeof TYPES;
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3_600, d: 86_400 };
 
@@ -39,9 +43,15 @@ function configFrom(o: ConfigOptions, type: TypeName | undefined) {
         value: { sourceEnvironment: o.source ?? "", targetEnvironment: target, durationSeconds: o.duration ?? 0n },
       };
     case "branch":
-      return { case: "branchRestriction" as const, value: { targetEnvironment: target, branchPattern: o.pattern ?? "" } };
+      return {
+        case: "branchRestriction" as const,
+        value: { targetEnvironment: target, branchPattern: o.pattern ?? "" },
+      };
     case "approval":
-      return { case: "externalApproval" as const, value: { targetEnvironment: target, requiredApprovals: o.required ?? 0 } };
+      return {
+        case: "externalApproval" as const,
+        value: { targetEnvironment: target, requiredApprovals: o.required ?? 0 },
+      };
     default:
       return undefined;
   }
@@ -82,9 +92,8 @@ export function policyCommand(): Command {
     projectOption(policy.command("create <name>").description("create a policy")).addOption(
       new Option("--type <type>", "policy type").choices(Object.keys(TYPES)).makeOptionMandatory(),
     ),
-  ).action((name: string, o: ConfigOptions & { project: ProjectFields }, cmd: Command) =>
-    runRpc(async () => {
-      const ctx = cliContext(cmd);
+  ).action(
+    rpcAction(async (ctx, name: string, o: ConfigOptions & { project: ProjectFields }) => {
       const type = o.type as TypeName;
       const { policy: created } = await ctx
         .client(PolicyService)
@@ -94,41 +103,45 @@ export function policyCommand(): Command {
   );
 
   projectOption(policy.command("list").description("list the project's policies")).action(
-    (o: { project: ProjectFields }, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
-        const res = await ctx.client(PolicyService).listPolicies({ project: o.project });
-        ctx.print(ListPoliciesResponseSchema, res, () => policyRows(res.policies));
-      }),
+    rpcAction(async (ctx, o: { project: ProjectFields }) => {
+      const res = await ctx.client(PolicyService).listPolicies({ project: o.project });
+      ctx.print(ListPoliciesResponseSchema, res, () => policyRows(res.policies));
+    }),
   );
 
   configOptions(
     projectOption(policy.command("update <name>").description("enable, disable or reconfigure a policy"))
       .option("--enable", "enable the policy")
       .option("--disable", "disable the policy")
-      .addOption(new Option("--type <type>", "type of the new config (must match the policy's)").choices(Object.keys(TYPES))),
-  ).action((name: string, o: ConfigOptions & { project: ProjectFields; enable?: boolean; disable?: boolean }, cmd: Command) =>
-    runRpc(async () => {
-      if (o.enable && o.disable) cmd.error("error: --enable and --disable are exclusive", { exitCode: EXIT.usage });
-      const ctx = cliContext(cmd);
-      const { policy: updated } = await ctx.client(PolicyService).updatePolicy({
-        project: o.project,
-        name,
-        enabled: o.enable ? true : o.disable ? false : undefined,
-        config: configFrom(o, o.type),
-      });
-      if (updated !== undefined) ctx.print(PolicySchema, updated, () => policyRows([updated]));
-    }),
+      .addOption(
+        new Option("--type <type>", "type of the new config (must match the policy's)").choices(Object.keys(TYPES)),
+      ),
+  ).action(
+    rpcAction(
+      async (
+        ctx,
+        name: string,
+        o: ConfigOptions & { project: ProjectFields; enable?: boolean; disable?: boolean },
+        cmd: Command,
+      ) => {
+        if (o.enable && o.disable) cmd.error("error: --enable and --disable are exclusive", { exitCode: EXIT.usage });
+        const { policy: updated } = await ctx.client(PolicyService).updatePolicy({
+          project: o.project,
+          name,
+          enabled: o.enable ? true : o.disable ? false : undefined,
+          config: configFrom(o, o.type),
+        });
+        if (updated !== undefined) ctx.print(PolicySchema, updated, () => policyRows([updated]));
+      },
+    ),
   );
 
   projectOption(policy.command("delete <name>").description("delete a policy")).action(
-    (name: string, o: { project: ProjectFields }, cmd: Command) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
-        await ctx.client(PolicyService).deletePolicy({ project: o.project, name });
-        if (ctx.output === "json") process.stdout.write(`${JSON.stringify({ deleted: name })}\n`);
-        else process.stdout.write(`deleted ${name}\n`);
-      }),
+    rpcAction(async (ctx, name: string, o: { project: ProjectFields }) => {
+      await ctx.client(PolicyService).deletePolicy({ project: o.project, name });
+      if (ctx.output === "json") process.stdout.write(`${JSON.stringify({ deleted: name })}\n`);
+      else process.stdout.write(`deleted ${name}\n`);
+    }),
   );
 
   projectOption(
@@ -138,9 +151,8 @@ export function policyCommand(): Command {
       .requiredOption("-e, --env <env>", "target environment")
       .option("-i, --intent <id>", "release intent id (per-intent soak and approvals)")
       .option("-b, --branch <branch>", "branch being released (defaults to the intent's)"),
-  ).action((o: { project: ProjectFields; env: string; intent?: string; branch?: string }, cmd: Command) =>
-    runRpc(async () => {
-      const ctx = cliContext(cmd);
+  ).action(
+    rpcAction(async (ctx, o: { project: ProjectFields; env: string; intent?: string; branch?: string }) => {
       const res = await ctx.client(PolicyService).evaluatePolicies({
         project: o.project,
         targetEnvironment: o.env,

@@ -5,7 +5,7 @@ import {
   RegisterReleaseIntentResponseSchema,
   ReleaseService,
 } from "../gen/releasegate/v1/release_pb.js";
-import { cliContext, type ProjectFields, projectOption, runRpc } from "./context.js";
+import { type ProjectFields, projectOption, rpcAction } from "./context.js";
 
 /** `releasegate intent register`: a release's identity, before it is evaluated or approved. */
 export function intentCommand(): Command {
@@ -20,12 +20,18 @@ export function intentCommand(): Command {
       .option("--author-id <id>", "author user id (pipelines and admins only; default: the caller)")
       .option("--author-name <name>", "author username"),
   ).action(
-    (
-      o: { project: ProjectFields; id?: string; branch: string; version: string; authorId?: string; authorName?: string },
-      cmd: Command,
-    ) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    rpcAction(
+      async (
+        ctx,
+        o: {
+          project: ProjectFields;
+          id?: string;
+          branch: string;
+          version: string;
+          authorId?: string;
+          authorName?: string;
+        },
+      ) => {
         const res = await ctx.client(ReleaseService).registerReleaseIntent({
           project: o.project,
           releaseIntentId: o.id ?? "",
@@ -40,7 +46,8 @@ export function intentCommand(): Command {
           return;
         }
         ctx.print(RegisterReleaseIntentResponseSchema, res, () => []);
-      }),
+      },
+    ),
   );
   return intent;
 }
@@ -59,12 +66,11 @@ export function deployCommand(): Command {
       .addOption(new Option("--status <status>", "outcome").choices(Object.keys(STATUSES)).default("succeeded"))
       .option("--finished-at <rfc3339>", "when it finished (default: now)"),
   ).action(
-    (
-      o: { project: ProjectFields; env: string; intent: string; status: keyof typeof STATUSES; finishedAt?: string },
-      cmd: Command,
-    ) =>
-      runRpc(async () => {
-        const ctx = cliContext(cmd);
+    rpcAction(
+      async (
+        ctx,
+        o: { project: ProjectFields; env: string; intent: string; status: keyof typeof STATUSES; finishedAt?: string },
+      ) => {
         const res = await ctx.client(ReleaseService).recordDeployment({
           project: o.project,
           environment: o.env,
@@ -77,7 +83,8 @@ export function deployCommand(): Command {
           ["DEPLOYMENT", "ENV", "INTENT", "STATUS", "FINISHED"],
           [d?.id ?? "", d?.environment ?? "", d?.releaseIntentId ?? "", o.status, d?.finishedAt ?? ""],
         ]);
-      }),
+      },
+    ),
   );
   return deploy;
 }
