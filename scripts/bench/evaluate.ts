@@ -36,12 +36,12 @@ export async function benchEvaluate(
 
   // This server's Check pings the database (select 1) on every call, so the
   // ceiling is "transport + one trivial round trip", not transport alone.
-  let ceilingName = "grpc.health.v1.Health/Check (which pings the database with `select 1` on every call)";
+  let ceilingName = "`grpc.health.v1.Health/Check` (which pings the database with `select 1` on every call)";
   let ceiling: () => Promise<unknown> = () => health.check({});
   try {
     await ceiling();
   } catch {
-    ceilingName = "forest.v1.PolicyService/ListPolicies (empty project; health Check unavailable)";
+    ceilingName = "`forest.v1.PolicyService/ListPolicies` on an empty project (health Check unavailable)";
     const empty = { organisation: ORG, project: "empty" };
     ceiling = () => policies.listPolicies({ project: empty });
   }

@@ -69,3 +69,39 @@ export async function benchPgliteUnderLoad(
     await server.stop();
   }
 }
+
+/** The old-generation cap of the capped-heap measurement, in MB (V8 `--max-old-space-size`). */
+export const CAPPED_OLD_SPACE_MB = 64;
+
+/**
+ * Item 5 (memory, capped): the Postgres server with V8's old generation
+ * capped, under EvaluatePolicies at 16 then 64 callers. Shows how much of the
+ * uncapped peak is garbage V8 had no reason to collect yet.
+ */
+export async function benchCappedHeap(
+  settings: BenchSettings,
+  dataDir: string,
+): Promise<{ peakRssBytes: number; throughput: number }> {
+  const database = await createBenchDatabase();
+  const server = await startServerProcess({
+    RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET,
+    DATABASE_URL: database.url,
+    DATA_DIR: dataDir,
+    NODE_OPTIONS: `--max-old-space-size=${CAPPED_OLD_SPACE_MB}`,
+  });
+  try {
+    const seeded = await seedProject(server.baseUrl, "capped");
+    const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
+    const evaluate = () =>
+      client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+    const throughputs: number[] = [];
+    for (const callers of [16, 64])
+      throughputs.push(
+        (await runLoad({ callers, durationMs: settings.loadMs * 2, maxCalls: settings.maxCalls }, evaluate)).throughput,
+      );
+    return { peakRssBytes: server.peakRssBytes(), throughput: median(throughputs) };
+  } finally {
+    await server.stop();
+    await database.drop();
+  }
+}

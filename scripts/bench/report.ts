@@ -1,7 +1,7 @@
 import type { ApproveResult } from "./approve.js";
 import type { DecisionResult } from "./decision.js";
 import type { EvaluateResult } from "./evaluate.js";
-import type { StartupResult } from "./footprint.js";
+import { CAPPED_OLD_SPACE_MB, type StartupResult } from "./footprint.js";
 import type { LoadResult } from "./load.js";
 import type { ScaleResult } from "./scale.js";
 import type { SignalResult } from "./signal.js";
@@ -16,8 +16,10 @@ export interface BenchReport {
   readonly approve: Outcome<ApproveResult>;
   readonly signal: Outcome<SignalResult>;
   readonly scale: Outcome<ScaleResult>;
-  readonly serverPeakRssBytes: Outcome<number>;
+  /** Peak RSS of the Postgres server after sections 1, 2 and 3. */
+  readonly serverPeakRssBytes: Outcome<readonly number[]>;
   readonly pgliteUnderLoad: Outcome<{ peakRssBytes: number; throughput: number }>;
+  readonly cappedHeap: Outcome<{ peakRssBytes: number; throughput: number }>;
   readonly startup: Outcome<StartupResult>;
   readonly decision: Outcome<DecisionResult>;
 }
@@ -43,7 +45,7 @@ function evaluateSection(o: Outcome<EvaluateResult>): string[] {
   if (!o.ok) return [...out, ...failed(o)];
   const { ceilingName, rows } = o.value;
   out.push(
-    `Project with 5 policies on \`prod\` (2 soak, 2 branch, 1 approval with 3 votes), evaluated for a registered intent. Ceiling: \`${ceilingName}\` on the same server, same client, same connection.`,
+    `Project with 5 policies on \`prod\` (2 soak, 2 branch, 1 approval with 3 votes), evaluated for a registered intent. Ceiling: ${ceilingName} on the same server, same client, same connection.`,
     "",
     row(["callers", "ceiling rps", "ceiling p50", "ceiling p99", "Evaluate rps", "Evaluate p50", "Evaluate p99", "ratio"]),
     row(["---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
@@ -79,7 +81,7 @@ function approveSection(o: Outcome<ApproveResult>): string[] {
   const { approve, ceiling, callers } = o.value;
   const ratio = approve.throughput / ceiling.throughput;
   out.push(
-    `${callers} concurrent voters spread over 64 intents. ApproveRelease commits the vote, its history row and its outbox event in one transaction (with the intent row locked). Ceiling: a bare \`pg\` pool of the same size running \`BEGIN; INSERT … ON CONFLICT DO UPDATE\` (one approval_votes row)\`; COMMIT\` from the same number of callers.`,
+    `${callers} concurrent voters spread over 64 intents. ApproveRelease commits the vote, its history row and its outbox event (with NOTIFY) in one transaction of five round trips, the intent row locked; the relay publishes each event to NATS meanwhile. Ceiling: a bare \`pg\` pool of the same size running \`BEGIN\`, one \`INSERT … ON CONFLICT DO UPDATE\` of an approval_votes row, \`COMMIT\`, from the same number of callers.`,
     "",
     row(["", "rps", "p50", "p99"]),
     row(["---", "---:", "---:", "---:"]),
@@ -135,18 +137,32 @@ function scaleSection(o: Outcome<ScaleResult>): string[] {
 function footprintSection(r: BenchReport): string[] {
   const out = ["## 5. Memory and start-up", ""];
   const rss: string[] = [];
-  if (r.serverPeakRssBytes.ok) rss.push(row(["Postgres, after sections 1–3 (up to 64 callers)", mb(r.serverPeakRssBytes.value)]));
+  const after = ["1 (EvaluatePolicies, up to 64 callers)", "2 (ApproveRelease, 16 callers)", "3 (signal)"];
+  if (r.serverPeakRssBytes.ok)
+    r.serverPeakRssBytes.value.forEach((bytes, i) => {
+      rss.push(row([`Postgres, after section ${after[i]}`, mb(bytes)]));
+    });
   if (r.pgliteUnderLoad.ok)
     rss.push(row(["PGlite, after EvaluatePolicies at 16 callers", mb(r.pgliteUnderLoad.value.peakRssBytes)]));
-  if (rss.length > 0) {
-    const peak = Math.max(
-      r.serverPeakRssBytes.ok ? r.serverPeakRssBytes.value : 0,
-      r.pgliteUnderLoad.ok ? r.pgliteUnderLoad.value.peakRssBytes : 0,
+  if (r.cappedHeap.ok)
+    rss.push(
+      row([
+        `Postgres, old generation capped (\`NODE_OPTIONS=--max-old-space-size=${CAPPED_OLD_SPACE_MB}\`), after EvaluatePolicies at 16 and 64 callers (median ${rate(r.cappedHeap.value.throughput)})`,
+        mb(r.cappedHeap.value.peakRssBytes),
+      ]),
     );
+  if (rss.length > 0) {
+    const peak = Math.max(0, ...(r.serverPeakRssBytes.ok ? r.serverPeakRssBytes.value : []));
     out.push(row(["server process (peak RSS, VmHWM)", "peak RSS"]), row(["---", "---:"]), ...rss, "");
-    out.push(`Target < 200 MB: ${met(peak < 200 * 1024 * 1024)}.`, "");
+    out.push(`Target < 200 MB (Postgres, uncapped): ${met(peak < 200 * 1024 * 1024)} (${mb(peak)}).`, "");
   }
-  out.push(...failed(r.serverPeakRssBytes), ...failed(r.pgliteUnderLoad));
+  out.push(
+    "Uncapped, V8 grows its heap lazily under load (RSS rises while calls continue and stays after; with the cap the same load runs in far less, so it is uncollected garbage, not a leak). The target is judged on the uncapped Postgres rows; PGlite carries its WebAssembly Postgres in the same process.",
+    "",
+    ...failed(r.serverPeakRssBytes),
+    ...failed(r.pgliteUnderLoad),
+    ...failed(r.cappedHeap),
+  );
   if (r.startup.ok) {
     const s = r.startup.value;
     out.push(

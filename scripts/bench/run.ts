@@ -20,7 +20,7 @@ import { benchApprove } from "./approve.js";
 import { benchDecision } from "./decision.js";
 import { benchEvaluate } from "./evaluate.js";
 import { ADMIN_DATABASE_URL, BENCH_JWT_SECRET, BENCH_POOL_SIZE, createBenchDatabase, seedProject } from "./fixtures.js";
-import { benchPgliteUnderLoad, benchStartup } from "./footprint.js";
+import { benchCappedHeap, benchPgliteUnderLoad, benchStartup } from "./footprint.js";
 import { type BenchReport, type Outcome, renderReport } from "./report.js";
 import { benchScale } from "./scale.js";
 import { startServerProcess } from "./server-process.js";
@@ -99,12 +99,16 @@ if (wanted("gate")) {
   if (server.ok) {
     const seeded = await attempt("seed", () => seedProject(server.value.baseUrl, "gate"));
     if (seeded.ok) {
+      const peaks: number[] = [];
       report.evaluate = await attempt("1 evaluate", () => benchEvaluate(settings, server.value, seeded.value));
+      peaks.push(server.value.peakRssBytes());
       report.approve = await attempt("2 approve", () => benchApprove(settings, server.value, seeded.value, database.url));
+      peaks.push(server.value.peakRssBytes());
       report.signal = await attempt("3 signal", () =>
         benchSignal(settings, server.value, seeded.value, { url: natsUrl, stream }),
       );
-      report.serverPeakRssBytes = { ok: true, value: server.value.peakRssBytes() };
+      peaks.push(server.value.peakRssBytes());
+      report.serverPeakRssBytes = { ok: true, value: peaks };
     } else {
       report.evaluate = report.approve = report.signal = report.serverPeakRssBytes = seeded;
     }
@@ -142,6 +146,9 @@ if (wanted("footprint")) {
   report.pgliteUnderLoad = settings.quick
     ? failedAll("skipped in --quick")
     : await attempt("5 PGlite under load", () => benchPgliteUnderLoad(settings, pgliteDir));
+  report.cappedHeap = settings.quick
+    ? failedAll("skipped in --quick")
+    : await attempt("5 capped heap", () => benchCappedHeap(settings, dataDir));
 }
 if (wanted("decision")) report.decision = await attempt("6 decision", () => benchDecision(settings));
 rmSync(dataDir, { recursive: true, force: true });
@@ -166,6 +173,7 @@ const full: BenchReport = {
   scale: report.scale ?? failedAll("skipped (--only)"),
   serverPeakRssBytes: report.serverPeakRssBytes ?? failedAll("skipped (--only)"),
   pgliteUnderLoad: report.pgliteUnderLoad ?? failedAll("skipped (--only)"),
+  cappedHeap: report.cappedHeap ?? failedAll("skipped (--only)"),
   startup: report.startup ?? failedAll("skipped (--only)"),
   decision: report.decision ?? failedAll("skipped (--only)"),
 };

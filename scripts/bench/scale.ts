@@ -57,7 +57,8 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
          select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
        o as (
          insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
-         select gen_random_uuid(), id, 'bench.approvals', '{}'::jsonb, created_at, created_at from new)
+         -- Recent, so the relay's retention sweep (7 days) leaves them be.
+         select gen_random_uuid(), id, 'bench.approvals', '{}'::jsonb, now(), now() from new)
        select count(*) from new`,
       [lo, hi, seeded.project.organisation, seeded.project.project],
     );
@@ -130,7 +131,7 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
   const plans: Record<string, string> = {};
   const named: [string, CompiledQuery | undefined][] = [
     ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
-    ["ApproveRelease: lock the intent", approve.find((q) => q.sql.includes("for update"))],
+    ["ApproveRelease: lock the intent", approve.find((q) => / for (no key )?update/.test(q.sql))],
     ["ApproveRelease: cast the vote (upsert, history, current votes)", approve.find((q) => q.sql.startsWith("with"))],
     ["Outbox relay: claim unpublished events", claim],
   ];

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(import.meta.url);
@@ -15,12 +15,14 @@ export const SERVER_COMMAND: readonly string[] = here.endsWith(".ts")
 /** How long a server may take to say it listens, in milliseconds. */
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** How often the log file is read while waiting for "listening" (bounds the start-up error). */
+const POLL_MS = 5;
 
 export interface ServerProcess {
   readonly pid: number;
   readonly port: number;
   readonly baseUrl: string;
-  /** Milliseconds from spawn to the "listening" log line. */
+  /** Milliseconds from spawn to the "listening" log line (read every POLL_MS). */
   readonly startupMs: number;
   /** Peak resident set size so far (VmHWM), in bytes. */
   peakRssBytes(): number;
@@ -49,35 +51,45 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
  * for its "listening" log line. `env` adds to a minimal environment.
  */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+  // The log goes to a file, not a pipe: a load generator busy reading a pipe
+  // would make the server buffer its log lines (and inflate its RSS).
+  const logDir = mkdtempSync(join(tmpdir(), "rg-bench-log-"));
+  const logPath = join(logDir, "server.log");
+  const logFd = openSync(logPath, "w");
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [...SERVER_COMMAND], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", logFd, "pipe"],
   });
+  closeSync(logFd);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4_000);
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in ${START_TIMEOUT_MS} ms: ${stderr}`)), START_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening: ${stderr}`));
-    });
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on("line", (line) => {
+  let exited: number | null | undefined;
+  child.once("exit", (code) => {
+    exited = code;
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let port: number | undefined;
+  while (port === undefined) {
+    for (const line of readFileSync(logPath, "utf8").split("\n")) {
       let entry: { msg?: string; port?: number } = {};
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
-        return;
+        continue;
       }
-      if (entry.msg?.startsWith("releasegate listening") && typeof entry.port === "number") {
-        clearTimeout(timer);
-        resolve(entry.port);
-      }
-    });
-  });
+      if (entry.msg?.startsWith("releasegate listening") && typeof entry.port === "number") port = entry.port;
+    }
+    if (port !== undefined) break;
+    if (exited !== undefined) throw new Error(`server exited with ${exited} before listening: ${stderr}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`server did not start in ${START_TIMEOUT_MS} ms: ${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
   const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
   const pid = child.pid as number;
   return {
@@ -92,6 +104,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
         child.kill("SIGKILL");
         await waitForExit(child, STOP_TIMEOUT_MS);
       }
+      rmSync(logDir, { recursive: true, force: true });
     },
   };
 }
