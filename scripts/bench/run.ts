@@ -12,7 +12,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -78,6 +78,7 @@ function nproc(): string {
 const failedAll = (error: string) => ({ ok: false, error }) as const;
 const dataDir = mkdtempSync(join(tmpdir(), "rg-bench-run-"));
 const started = Date.now();
+const loadAtStart = loadavg();
 const report: { -readonly [K in keyof BenchReport]?: BenchReport[K] } = {};
 
 // Sections 1–3 share one server on Postgres with NATS, as deployed.
@@ -162,6 +163,9 @@ const machine = {
   node: process.version,
   postgres: await postgresVersion().catch((err: unknown) => `unreachable (${String(err)})`),
   "server, database, NATS and load generator": "all on this machine, over 127.0.0.1",
+  "load average (1/5/15 min) at start → end": `${loadAtStart.map((l) => l.toFixed(1)).join("/")} → ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join("/")} (on ${nproc()} cores; above that, other work competed for the CPU)`,
   medians: `of ${settings.runs} run(s) per figure, ${settings.loadMs} ms each (closed loop; warm-up calls not counted)`,
 };
 const full: BenchReport = {
