@@ -197,6 +197,17 @@ function decisionSection(o: Outcome<DecisionResult>): string[] {
   return out;
 }
 
+/** What the numbers mean and what was done about them (static text). */
+const READING = [
+  "## Reading the numbers",
+  "",
+  "- Everything shares two cores: the load generator, the server, Postgres and NATS. Throughput is CPU-bound, so a ratio says how much server CPU a call costs next to its ceiling; absolute figures move with whatever else runs (see the load average above).",
+  "- EvaluatePolicies does what its ceiling does (transport, interceptors, one database round trip) plus token verification (cached), a policy-cache hit, the pure decision (section 6) and a larger response. Its one statement is an index probe per part at any size (section 4).",
+  "- ApproveRelease is measured against a loop that has neither gRPC nor the rules: the bare upsert transaction is 3 round trips from a client doing nothing else, the vote 5 round trips (begin, lock the intent, one statement for vote + history + current votes, one for outbox + NOTIFY, commit) inside a server that also decodes, authorises, logs and relays. Server CPU per call, profiled: about twice an evaluation; socket writes are the largest single cost, so round trips are what to cut next (the outbox row and its NOTIFY could join the vote statement, making 4).",
+  "- Done because of these numbers: per-project compiled-policy cache with cross-replica invalidation (a trigger's NOTIFY), the evaluation's reads folded into one statement, the vote's select-upsert-insert-select folded into one statement and outbox insert + NOTIFY into one, gate policies for a vote from the cache, verified tokens reused for a minute, the bench server's log sent to a file (a pipe made it buffer).",
+  "",
+];
+
 /** The whole of docs/benchmarks.md. */
 export function renderReport(r: BenchReport): string {
   return [
@@ -215,5 +226,6 @@ export function renderReport(r: BenchReport): string {
     ...scaleSection(r.scale),
     ...footprintSection(r),
     ...decisionSection(r.decision),
+    ...READING,
   ].join("\n");
 }
