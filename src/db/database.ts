@@ -17,8 +17,15 @@ export interface Database {
   /**
    * Subscribes to a NOTIFY channel; returns an unsubscribe function. Lets
    * replicas wake each other (outbox relay, policy cache invalidation).
+   * On Postgres the LISTEN connection is re-established (with backoff) when
+   * it closes; `onReconnect` then runs, because notifications sent while it
+   * was down are lost and the subscriber must resynchronise.
    */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>>;
   destroy(): Promise<void>;
 }
 
@@ -51,6 +58,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openPglite(options.dataDir);
 }
 
+/** LISTEN reconnect backoff: 250 ms doubling up to 10 s. */
+const LISTEN_RETRY_BASE_MS = 250;
+const LISTEN_RETRY_MAX_MS = 10_000;
+
 function openPostgres(url: string, options: DatabaseOptions): Database {
   const pool = new pg.Pool({
     connectionString: url,
@@ -77,17 +88,50 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       idle: pool.idleCount,
       waiting: pool.waitingCount,
     }),
-    async listen(channel, onNotify) {
+    async listen(channel, onNotify, onReconnect) {
       // A dedicated client outside the pool: LISTEN is per-session.
-      const client = new pg.Client({ connectionString: url });
-      client.on("error", (err) => options.onPoolError?.(err));
-      await client.connect();
-      client.on("notification", (msg) => {
-        if (msg.channel === channel) onNotify(msg.payload ?? "");
-      });
-      await client.query(`LISTEN ${pgIdent(channel)}`);
+      let current: pg.Client | undefined;
+      let stopped = false;
+      let retry: NodeJS.Timeout | undefined;
+      const connect = async () => {
+        const client = new pg.Client({ connectionString: url });
+        client.on("error", (err) => options.onPoolError?.(err));
+        client.on("notification", (msg) => {
+          if (msg.channel === channel) onNotify(msg.payload ?? "");
+        });
+        // Only the live client's end schedules a reconnect (a failed attempt
+        // is retried by its own catch).
+        client.on("end", () => {
+          if (client === current && !stopped) reconnect(0);
+        });
+        try {
+          await client.connect();
+          await client.query(`LISTEN ${pgIdent(channel)}`);
+        } catch (err) {
+          await client.end().catch(() => undefined);
+          throw err;
+        }
+        current = client;
+      };
+      const reconnect = (attempt: number) => {
+        current = undefined;
+        retry = setTimeout(
+          () => {
+            if (stopped) return;
+            connect().then(
+              () => onReconnect?.(),
+              () => reconnect(attempt + 1),
+            );
+          },
+          Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_BASE_MS * 2 ** attempt),
+        );
+        retry.unref();
+      };
+      await connect();
       return async () => {
-        await client.end().catch(() => undefined);
+        stopped = true;
+        clearTimeout(retry);
+        await current?.end().catch(() => undefined);
       };
     },
     destroy: () => db.destroy(),

@@ -1,3 +1,4 @@
+import type { Database } from "../db/database.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import type { Policy, ProjectRef } from "./policy.js";
 
@@ -100,16 +101,14 @@ export function createPolicyCache(options: PolicyCacheOptions): PolicyCache {
 }
 
 /** What change notifications arrive through (`Database.listen`). */
-export interface NotificationSource {
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
-}
+export type NotificationSource = Pick<Database, "listen">;
 
 /**
  * Invalidates `cache` whenever any replica changes a project's policies.
  * Returns the unsubscribe function.
  */
 export function invalidateOnPolicyChange(source: NotificationSource, cache: PolicyCache): Promise<() => Promise<void>> {
-  return source.listen(POLICY_CHANGED_CHANNEL, (payload) => {
+  const onNotify = (payload: string) => {
     let parsed: unknown;
     try {
       parsed = JSON.parse(payload);
@@ -120,5 +119,7 @@ export function invalidateOnPolicyChange(source: NotificationSource, cache: Poli
       cache.invalidate({ organisation: parsed[0], project: parsed[1] });
     // Unreadable payload: we cannot tell which project changed, so forget all.
     else cache.clear();
-  });
+  };
+  // Changes made while the LISTEN connection was down went unheard: forget all.
+  return source.listen(POLICY_CHANGED_CHANNEL, onNotify, () => cache.clear());
 }
