@@ -98,7 +98,7 @@ export function toConnectError(err: unknown): ConnectError {
   const code = errorCode(err);
   if (code === "23505")
     return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
-  if (code !== undefined && code.startsWith("22"))
+  if (code?.startsWith("22"))
     // data_exception (NUL in text, bad encoding, out of range): the input, not us.
     return new ConnectError("invalid value in request", Code.InvalidArgument, undefined, undefined, err);
   if (code === "57014")
