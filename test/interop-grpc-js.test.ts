@@ -133,6 +133,14 @@ describe("grpc-js client loading proto/", () => {
     });
   });
 
+  it("keeps a message that ends in a space (header whitespace is trimmed)", async () => {
+    const odd = { organisation: "acme", project: "web " };
+    await expect(call(policies, "DeletePolicy", { project: odd, name: "gone" }, admin)).rejects.toMatchObject({
+      code: grpc.status.NOT_FOUND,
+      details: "policy gone not found in acme/web ",
+    });
+  });
+
   it("finds every Forest RPC declared in proto/", async () => {
     const definition = await protoLoader.load("forest/v1/policy.proto", LOADER_OPTIONS);
     const service = definition["forest.v1.PolicyService"] as protoLoader.ServiceDefinition;

@@ -13,13 +13,17 @@ const GRPC_MESSAGE = "grpc-message";
  * (PROTOCOL-HTTP2.md: Percent-Byte-Unencoded = %x20-%x24 / %x26-%x7E.)
  */
 export function encodeGrpcMessage(message: string): string {
+  const bytes = Buffer.from(message, "utf8");
   let out = "";
-  for (const byte of Buffer.from(message, "utf8")) {
+  bytes.forEach((byte, i) => {
+    // A space at either end would be trimmed as header whitespace (an
+    // organisation of "! " left the message empty): escape it there.
+    const edgeSpace = byte === 0x20 && (i === 0 || i === bytes.length - 1);
     out +=
-      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25 && !edgeSpace
         ? String.fromCharCode(byte)
         : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
+  });
   return out;
 }
 

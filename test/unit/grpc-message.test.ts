@@ -12,6 +12,11 @@ describe("encodeGrpcMessage", () => {
     expect(encodeGrpcMessage("100% ünï\n")).toBe("100%25 %C3%BCn%C3%AF%0A");
   });
 
+  it("escapes a space only at either end, where header parsing would trim it", () => {
+    expect(encodeGrpcMessage(" a b ")).toBe("%20a b%20");
+    expect(decodeURI(encodeGrpcMessage("x "))).toBe("x ");
+  });
+
   it("round-trips through decodeURI (grpc-js) and decodeURIComponent (connect)", () => {
     const message = "policy gone not found in acme/ünï/100% — ok?";
     expect(decodeURI(encodeGrpcMessage(message))).toBe(message);
