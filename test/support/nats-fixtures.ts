@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { waitFor } from "./approval-fixtures.js";
+import { freePort } from "./pg-cluster.js";
 
 /** The machine's NATS (with JetStream). */
 export const SHARED_NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -53,16 +53,6 @@ export async function deleteStream(url: string, stream: string): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function canConnect(url: string): Promise<boolean> {
   try {
