@@ -68,7 +68,8 @@ export function token(spec: TokenSpec): Promise<string> {
   });
 }
 
-function authHeader(tok: string | undefined) {
+/** Interceptors that send `authorization: Bearer <tok>` (none without a token). */
+export function authHeader(tok: string | undefined) {
   return tok === undefined
     ? []
     : [
