@@ -30,14 +30,6 @@ export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }
 
-export class FailedPreconditionError extends Error {
-  override readonly name = "FailedPreconditionError";
-}
-
-export class UnavailableError extends Error {
-  override readonly name = "UnavailableError";
-}
-
 // Node/pg error codes for a database we cannot reach right now.
 const UNAVAILABLE_NET_CODES = new Set([
   "ECONNREFUSED",
@@ -91,10 +83,6 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
   if (err instanceof UnauthenticatedError)
     return new ConnectError(err.message, Code.Unauthenticated, undefined, undefined, err);
-  if (err instanceof FailedPreconditionError)
-    return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
-  if (err instanceof UnavailableError)
-    return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
   const code = errorCode(err);
   if (code === "23505")
     return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
