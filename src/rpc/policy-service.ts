@@ -17,7 +17,7 @@ import {
   UpdatePolicyResponseSchema,
 } from "../gen/forest/v1/policy_pb.js";
 import { applicablePolicies, evaluatePolicies } from "../policy/evaluate.js";
-import { BRANCH_NAME_MAX, type ProjectRef } from "../policy/policy.js";
+import { BRANCH_NAME_MAX, type Policy, type ProjectRef } from "../policy/policy.js";
 import { requireName, requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
 import { callerOf } from "./context.js";
 import { configFromProto, evaluationToProto, policyToProto, requireConfigMatchingType } from "./convert.js";
@@ -28,7 +28,7 @@ export interface PolicyServiceDeps {
   /** Called after a policy of `project` changed (cache invalidation). */
   readonly onPolicyChanged?: (project: ProjectRef) => void;
   /** Reads a project's policies; defaults to the database (lets a cache sit in front). */
-  readonly loadPolicies?: (project: ProjectRef) => Promise<readonly import("../policy/policy.js").Policy[]>;
+  readonly loadPolicies?: (project: ProjectRef) => Promise<readonly Policy[]>;
 }
 
 /** Policy CRUD and evaluation of forest.v1.PolicyService (approval RPCs live elsewhere). */
