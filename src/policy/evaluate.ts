@@ -45,9 +45,12 @@ export function applicablePolicies(policies: readonly Policy[], targetEnvironmen
 }
 
 export function evaluatePolicies(policies: readonly Policy[], facts: EvaluationFacts): EvaluationResult {
-  const evaluations = applicablePolicies(policies, facts.targetEnvironment).map((p) =>
-    evaluatePolicy(p, facts),
-  );
+  return evaluateApplicable(applicablePolicies(policies, facts.targetEnvironment), facts);
+}
+
+/** Evaluates policies already narrowed by `applicablePolicies` (callers that needed that list first). */
+export function evaluateApplicable(applicable: readonly Policy[], facts: EvaluationFacts): EvaluationResult {
+  const evaluations = applicable.map((p) => evaluatePolicy(p, facts));
   return { evaluations, allPassed: evaluations.every((e) => e.passed) };
 }
 

@@ -1,3 +1,4 @@
+import { NotFoundError } from "../errors.js";
 import type { ProjectRef } from "../policy/policy.js";
 
 export interface ReleaseIntent {
@@ -31,5 +32,12 @@ export function sameIntentContent(a: ReleaseIntent, b: ReleaseIntent): boolean {
     a.authorUsername === b.authorUsername &&
     a.branch === b.branch &&
     a.version === b.version
+  );
+}
+
+/** NOT_FOUND for an intent that does not exist in `project` (another project's counts as unknown). */
+export function intentNotFound(project: ProjectRef, id: string): NotFoundError {
+  return new NotFoundError(
+    `release_intent_id: release intent ${id} not found in ${project.organisation}/${project.project}`,
   );
 }

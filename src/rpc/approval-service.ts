@@ -21,6 +21,7 @@ import {
 } from "../gen/forest/v1/policy_pb.js";
 import type { Policy, ProjectRef } from "../policy/policy.js";
 import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { intentNotFound } from "../release/release.js";
 import { approvalSubject } from "../signal/subject.js";
 import { callerOf } from "./context.js";
 import { approvalStateToProto, rfc3339 } from "./convert.js";
@@ -62,12 +63,6 @@ function requireComment(comment: string | undefined): string | undefined {
   return comment;
 }
 
-function noIntent(project: ProjectRef, id: string): NotFoundError {
-  return new NotFoundError(
-    `release_intent_id: release intent ${id} not found in ${project.organisation}/${project.project}`,
-  );
-}
-
 function gatePolicies(all: readonly Policy[], project: ProjectRef, environment: string): Policy[] {
   const gate = approvalPoliciesFor(all, environment);
   if (gate.length === 0)
@@ -106,7 +101,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
         const state = await db.transaction().execute(async (trx) => {
           // The lock serialises votes on this intent (see lockIntentForVote).
           const intent = await lockIntentForVote(trx, project, intentId);
-          if (intent === undefined) throw noIntent(project, intentId);
+          if (intent === undefined) throw intentNotFound(project, intentId);
           const gate = gatePolicies(policies, project, environment);
           const decisionKind = decisionKindFor({
             decision,
@@ -171,7 +166,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     authorize(callerOf(ctx), project.organisation, "approval.read");
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireName(req.targetEnvironment, "target_environment");
-    if ((await findIntent(db, project, intentId)) === undefined) throw noIntent(project, intentId);
+    if ((await findIntent(db, project, intentId)) === undefined) throw intentNotFound(project, intentId);
     const gate = gatePolicies(await listPolicies(db, project), project, environment);
     const { strictest } = gateState(gate, await listCurrentVotes(db, intentId, environment));
     return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });

@@ -16,9 +16,10 @@ import {
   type PolicyService,
   UpdatePolicyResponseSchema,
 } from "../gen/forest/v1/policy_pb.js";
-import { applicablePolicies, evaluatePolicies } from "../policy/evaluate.js";
+import { applicablePolicies, evaluateApplicable } from "../policy/evaluate.js";
 import { BRANCH_NAME_MAX, type Policy, type ProjectRef } from "../policy/policy.js";
 import { requireName, requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
+import { intentNotFound } from "../release/release.js";
 import { callerOf } from "./context.js";
 import { configFromProto, evaluationToProto, policyToProto, requireConfigMatchingType } from "./convert.js";
 
@@ -117,11 +118,9 @@ export function createPolicyHandlers(
         votesEnvironment: needsVotes ? targetEnvironment : undefined,
       });
       if (intentId !== undefined && intent === undefined)
-        throw new NotFoundError(
-          `release_intent_id: release intent ${intentId} not found in ${project.organisation}/${project.project}`,
-        );
+        throw intentNotFound(project, intentId);
       const branch = req.branch !== undefined && req.branch !== "" ? req.branch : intent?.branch || undefined;
-      const result = evaluatePolicies(applicable, {
+      const result = evaluateApplicable(applicable, {
         now: clock.now(),
         targetEnvironment,
         branch,

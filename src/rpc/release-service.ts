@@ -18,7 +18,7 @@ import {
 } from "../gen/releasegate/v1/release_pb.js";
 import { NAME_FIELD_MAX } from "../policy/policy.js";
 import { requireName, requireProject, requireUuid } from "../policy/validate.js";
-import { type ReleaseIntent, sameIntentContent } from "../release/release.js";
+import { intentNotFound, type ReleaseIntent, sameIntentContent } from "../release/release.js";
 import { callerOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
@@ -128,9 +128,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
         // A future finish time would let a soak pass early; allow a minute of clock skew.
         throw new InvalidArgumentError("finished_at", "must not be in the future");
       if ((await findIntent(db, project, intentId)) === undefined)
-        throw new NotFoundError(
-          `release_intent_id: release intent ${intentId} not found in ${project.organisation}/${project.project}`,
-        );
+        throw intentNotFound(project, intentId);
       const d = await insertDeployment(db, { project, environment, releaseIntentId: intentId, status, finishedAt });
       return create(RecordDeploymentResponseSchema, {
         deployment: {
