@@ -57,7 +57,10 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   const logPath = join(logDir, "server.log");
   const logFd = openSync(logPath, "w");
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...SERVER_COMMAND], {
+  // BENCH_SERVER_NODE_ARGS passes Node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+  // to profile it under load); Node refuses some of them in NODE_OPTIONS.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+  const child = spawn(process.execPath, [...nodeArgs, ...SERVER_COMMAND], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", logFd, "pipe"],
   });
@@ -104,7 +107,8 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
         child.kill("SIGKILL");
         await waitForExit(child, STOP_TIMEOUT_MS);
       }
-      rmSync(logDir, { recursive: true, force: true });
+      if (process.env.BENCH_KEEP_SERVER_LOG === undefined) rmSync(logDir, { recursive: true, force: true });
+      else process.stderr.write(`server log kept: ${logPath}\n`);
     },
   };
 }
