@@ -169,6 +169,7 @@ export class App {
       clock: this.#clock,
       subjectPrefix: config.natsSubjectPrefix,
       onOutboxCommitted: () => relay.wake(),
+      onVoteConflict: () => metrics.voteConflicts.inc(),
       loadPolicies: policyCache.get,
     });
     const routes = (router: ConnectRouter) => {

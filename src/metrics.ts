@@ -23,6 +23,8 @@ export interface Metrics {
   readonly policyDecisions: Counter<"policy_type" | "decision">;
   /** `approval_decisions_total{kind, decision}`: votes cast (peer/admin_override × approved/rejected). */
   readonly approvalDecisions: Counter<"kind" | "decision">;
+  /** `approval_vote_conflicts_total`: votes whose optimistic write lost to another vote on the intent (redone under the row lock). */
+  readonly voteConflicts: Counter;
   /** `outbox_relay_publish_errors_total`: failed NATS publish attempts (retried). */
   readonly relayPublishErrors: Counter;
   /** `outbox_relay_published_total`: events published to NATS. */
@@ -71,6 +73,11 @@ export function createMetrics(): Metrics {
     relayPublishErrors: new Counter({
       name: `${METRICS_PREFIX}outbox_relay_publish_errors_total`,
       help: "Failed attempts to publish an outbox event to NATS (the event is retried)",
+      registers,
+    }),
+    voteConflicts: new Counter({
+      name: `${METRICS_PREFIX}approval_vote_conflicts_total`,
+      help: "Votes whose optimistic write lost to a concurrent vote on the same intent and were redone under the intent row lock",
       registers,
     }),
     relayPublished: new Counter({

@@ -16,12 +16,18 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
+/** Votes whose optimistic write lost so far (releasegate_approval_vote_conflicts_total). */
+async function conflicts(): Promise<number> {
+  return (await server.app.metrics.voteConflicts.get()).values[0]?.value ?? 0;
+}
+
 describe("concurrent votes", () => {
   it("50 different users approving at once end with exactly 50 votes, each response a serial prefix", async () => {
     const id = await registerIntent(server, admin, project);
     const tokens = await Promise.all(
       Array.from({ length: VOTERS }, (_, i) => token({ sub: `user-${i}`, orgs: { acme: "member" } })),
     );
+    const conflictsBefore = await conflicts();
     const responses = await Promise.all(
       tokens.map((tok) =>
         server.client(PolicyService, tok).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" }),
@@ -41,6 +47,8 @@ describe("concurrent votes", () => {
       expect(seen).toEqual(order.slice(0, seen.length));
       expect(seen[seen.length - 1]).toBe(`user-${i}`);
     });
+    // Votes at once on one intent race: the losers of the optimistic write were redone under the row lock.
+    expect(await conflicts()).toBeGreaterThan(conflictsBefore);
   });
 
   it("the same user voting twice at once leaves one vote and two history entries", async () => {

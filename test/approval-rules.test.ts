@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { approvalPoliciesFor, decisionKindFor, gateState } from "../src/approval/rules.js";
-import type { Vote } from "../src/approval/vote.js";
+import { type Vote, withVote } from "../src/approval/vote.js";
 import { PermissionDeniedError } from "../src/errors.js";
 import type { Policy, PolicyConfig } from "../src/policy/policy.js";
 
@@ -79,5 +79,27 @@ describe("gateState", () => {
   it("keeps the votes in the order given (first cast)", () => {
     const votes = [vote("zed", "approved"), vote("amy", "rejected")];
     expect(gateState(gate, votes).strictest.decisions.map((v) => v.userId)).toEqual(["zed", "amy"]);
+  });
+});
+
+describe("withVote", () => {
+  const at = new Date("2026-01-01T00:00:00Z");
+  const v = (userId: string, decision: "approved" | "rejected", comment?: string): Vote => ({
+    userId,
+    username: userId,
+    decision,
+    decisionKind: "peer",
+    decidedAt: at,
+    ...(comment !== undefined ? { comment } : {}),
+  });
+
+  it("appends a first vote", () => {
+    expect(withVote([v("ann", "approved")], v("bob", "rejected"))).toEqual([v("ann", "approved"), v("bob", "rejected")]);
+  });
+
+  it("replaces a changed vote where it was first cast, comment and all", () => {
+    const before = [v("ann", "rejected", "not yet"), v("bob", "approved")];
+    expect(withVote(before, v("ann", "approved"))).toEqual([v("ann", "approved"), v("bob", "approved")]);
+    expect(before[0]?.decision).toBe("rejected");
   });
 });

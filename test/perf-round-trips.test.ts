@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { castVote, lockIntentForVote } from "../src/db/approval.repository.js";
+import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
+import { readVoteBasis, writeVote } from "../src/db/approval.repository.js";
 import { readEvaluationRows } from "../src/db/evaluation.repository.js";
+import { outboxInsertFor } from "../src/db/outbox.repository.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 
 /** Counts the statements Kysely sends (a guard against N+1 creeping back). */
@@ -90,24 +92,52 @@ describe("round trips on the hot paths", () => {
     expect(rows.votes).toEqual([]);
   });
 
-  it("casts a vote (upsert, history row, current votes) in one statement after the intent lock", async () => {
+  const voteWrite = (basisVersion: string, previous?: "approved" | "rejected") => {
+    const decidedAt = new Date("2026-01-02T10:00:00.456Z");
+    const event: ApprovalDecidedEvent = {
+      event_id: randomUUID(),
+      kind: APPROVAL_DECIDED,
+      organisation: project.organisation,
+      project: project.project,
+      environment: "prod",
+      release_intent_id: intentId,
+      voter_user_id: "cy",
+      voter_username: "CY",
+      decision: "approved",
+      decision_kind: "peer",
+      current_approvals: 2,
+      required_approvals: 2,
+      passed: true,
+      decided_at: decidedAt.toISOString(),
+    };
+    return {
+      project,
+      releaseIntentId: intentId,
+      environment: "prod",
+      vote: { userId: "cy", username: "CY", decision: "approved" as const, decisionKind: "peer" as const, decidedAt },
+      ...(previous !== undefined ? { previous } : {}),
+      basisVersion,
+      outbox: outboxInsertFor(event, "test.approvals"),
+    };
+  };
+
+  it("votes in two statements: the basis (author, version, votes), then a write that holds only if the version did", async () => {
     const counter = new StatementCounter();
-    const result = await db.database.db
-      .withPlugin(counter)
-      .transaction()
-      .execute(async (trx) => {
-        await lockIntentForVote(trx, project, intentId);
-        return castVote(trx, {
-          project,
-          releaseIntentId: intentId,
-          environment: "prod",
-          vote: { userId: "cy", username: "CY", decision: "approved", decisionKind: "peer", decidedAt: finished },
-        });
-      });
-    expect(counter.count).toBe(2); // the lock, the vote (begin/commit are not Kysely queries)
-    expect(result.previous).toBe("rejected");
+    const k = db.database.db.withPlugin(counter);
+    const basis = await readVoteBasis(k, project, intentId, "prod");
+    expect(basis?.authorUserId).toBe("ann");
+    expect(basis?.votes.map((v) => [v.userId, v.decision, v.comment])).toEqual([
+      ["bob", "approved", undefined],
+      ["cy", "rejected", "not yet"],
+    ]);
+    const stale = basis?.version ?? "";
+    expect(await writeVote(k, voteWrite(stale, "rejected"))).toBe(true);
+    expect(counter.count).toBe(2);
+
     // cy keeps the place of the first cast; the comment went with the changed vote.
-    expect(result.votes.map((v) => [v.userId, v.decision, v.comment])).toEqual([
+    const after = await readVoteBasis(db.database.db, project, intentId, "prod");
+    expect(after?.version).toBe(String(BigInt(stale) + 1n));
+    expect(after?.votes.map((v) => [v.userId, v.decision, v.comment])).toEqual([
       ["bob", "approved", undefined],
       ["cy", "approved", undefined],
     ]);
@@ -117,5 +147,22 @@ describe("round trips on the hot paths", () => {
       .where("release_intent_id", "=", intentId)
       .execute();
     expect(history).toEqual([{ user_id: "cy", decision: "approved", previous_decision: "rejected" }]);
+    const outbox = await db.database.db.selectFrom("outbox").select("subject").where("release_intent_id", "=", intentId).execute();
+    expect(outbox).toEqual([{ subject: "test.approvals" }]);
+
+    // A write decided on the old basis changes nothing: not the vote, the history or the outbox.
+    expect(await writeVote(db.database.db, voteWrite(stale, "rejected"))).toBe(false);
+    expect((await readVoteBasis(db.database.db, project, intentId, "prod"))?.version).toBe(after?.version);
+    const counts = await db.database.db
+      .selectNoFrom((eb) => [
+        eb.selectFrom("approval_history").select((e) => e.fn.countAll<string>().as("n")).where("release_intent_id", "=", intentId).as("history"),
+        eb.selectFrom("outbox").select((e) => e.fn.countAll<string>().as("n")).where("release_intent_id", "=", intentId).as("outbox"),
+      ])
+      .executeTakeFirstOrThrow();
+    expect(counts).toEqual({ history: "1", outbox: "1" });
+  });
+
+  it("reads no basis for an intent of another project", async () => {
+    expect(await readVoteBasis(db.database.db, { organisation: "acme", project: "other" }, intentId, "prod")).toBeUndefined();
   });
 });

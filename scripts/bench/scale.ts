@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { type CompiledQuery, Kysely, PostgresDialect, type Transaction } from "kysely";
 import pg from "pg";
-import { castVote, lockIntentForVote } from "../../src/db/approval.repository.js";
+import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
+import { readVoteBasis, writeVote } from "../../src/db/approval.repository.js";
 import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
-import { claimUnpublished } from "../../src/db/outbox.repository.js";
+import { claimUnpublished, outboxInsertFor } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { grpcTransport, type SeededProject, userToken } from "./fixtures.js";
@@ -119,20 +121,42 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
     }),
   );
   const approve = await capture(pool, async (trx) => {
-    await lockIntentForVote(trx, seeded.project, seeded.intentId);
-    await castVote(trx, {
+    const basis = await readVoteBasis(trx, seeded.project, seeded.intentId, "prod");
+    if (basis === undefined) throw new Error("the seeded intent is missing");
+    const event: ApprovalDecidedEvent = {
+      event_id: randomUUID(),
+      kind: APPROVAL_DECIDED,
+      organisation: seeded.project.organisation,
+      project: seeded.project.project,
+      environment: "prod",
+      release_intent_id: seeded.intentId,
+      voter_user_id: "explain",
+      voter_username: "explain",
+      decision: "approved",
+      decision_kind: "peer",
+      current_approvals: basis.votes.length + 1,
+      required_approvals: 3,
+      passed: true,
+      decided_at: new Date().toISOString(),
+    };
+    await writeVote(trx, {
       project: seeded.project,
       releaseIntentId: seeded.intentId,
       environment: "prod",
       vote: { userId: "explain", username: "explain", decision: "approved", decisionKind: "peer", decidedAt: new Date() },
+      basisVersion: basis.version,
+      outbox: outboxInsertFor(event, "bench.approvals"),
     });
   });
   const [claim] = await capture(pool, (trx) => claimUnpublished(trx, 100));
   const plans: Record<string, string> = {};
   const named: [string, CompiledQuery | undefined][] = [
     ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
-    ["ApproveRelease: lock the intent", approve.find((q) => / for (no key )?update/.test(q.sql))],
-    ["ApproveRelease: cast the vote (upsert, history, current votes)", approve.find((q) => q.sql.startsWith("with"))],
+    ["ApproveRelease: read the intent, its vote version and votes", approve.find((q) => !/^\s*with/.test(q.sql))],
+    [
+      "ApproveRelease: write the vote if the version held (bump, upsert, history, outbox, NOTIFY)",
+      approve.find((q) => /^\s*with/.test(q.sql)),
+    ],
     ["Outbox relay: claim unpublished events", claim],
   ];
   for (const [name, query] of named) {

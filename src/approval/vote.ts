@@ -25,3 +25,15 @@ export function approvalState(requiredApprovals: number, votes: readonly Vote[])
   for (const v of votes) if (v.decision === "approved") current++;
   return { requiredApprovals, currentApprovals: current, decisions: votes };
 }
+
+/**
+ * The current votes after `cast`: it replaces the voter's earlier vote in
+ * place (a vote keeps the order it was first cast in), or comes last.
+ */
+export function withVote(votes: readonly Vote[], cast: Vote): Vote[] {
+  const at = votes.findIndex((v) => v.userId === cast.userId);
+  if (at < 0) return [...votes, cast];
+  const next = [...votes];
+  next[at] = cast;
+  return next;
+}

@@ -1,6 +1,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
+import type { OutboxInsert } from "./outbox.repository.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -37,30 +38,6 @@ function toVote(r: VoteColumns): Vote {
   };
 }
 
-/**
- * Locks the release intent row for the rest of the transaction and returns
- * its author, or undefined when the intent is not in `project`. Every vote
- * on an intent takes this lock first, so votes on one intent run one at a
- * time and each sees the votes committed before it (a serial order).
- * `FOR NO KEY UPDATE` serialises the votes without blocking the foreign-key
- * checks of deployments and history rows that reference the intent.
- */
-export async function lockIntentForVote(
-  trx: Transaction<DB>,
-  project: ProjectRef,
-  releaseIntentId: string,
-): Promise<{ authorUserId: string } | undefined> {
-  const row = await trx
-    .selectFrom("release_intents")
-    .select("author_user_id")
-    .where("id", "=", releaseIntentId)
-    .where("organisation", "=", project.organisation)
-    .where("project", "=", project.project)
-    .forNoKeyUpdate()
-    .executeTakeFirst();
-  return row === undefined ? undefined : { authorUserId: row.author_user_id };
-}
-
 /** A vote as `json_build_array(user_id, username, decision, decision_kind, decided_at, comment)`. */
 export type VoteJson = [string, string, string, string, string, string | null];
 
@@ -76,108 +53,143 @@ export function votesFromJson(rows: readonly VoteJson[] | null | undefined): Vot
   }));
 }
 
-export interface CastVote {
-  readonly project: ProjectRef;
-  readonly releaseIntentId: string;
-  readonly environment: string;
-  readonly vote: Vote;
-}
-
-export interface CastResult {
-  /** The user's current decision before this vote, if any. */
-  readonly previous?: Decision;
-  /** The current votes after this one, in the order first cast. */
+/**
+ * What a vote is decided on: the intent's author, its vote version (bumped by
+ * every vote, see `writeVote`) and the current votes in one environment.
+ */
+export interface VoteBasis {
+  readonly authorUserId: string;
+  readonly version: string;
+  /** Current votes in the environment, in the order first cast. */
   readonly votes: Vote[];
 }
 
 /**
- * Makes `vote` the user's current vote (keeping the order it was first cast
- * in), appends it to the immutable history, and returns the previous
- * decision and the current votes. Call with the intent locked
- * (`lockIntentForVote`): then every other vote on the intent has committed.
- *
- * One statement, one round trip: every part of it sees the snapshot taken
- * at its start, so `previous` is the vote as it was before the upsert and the
- * current votes are the others' plus the upserted row; Postgres runs each
- * data-modifying CTE exactly once.
+ * The vote basis in one statement (one snapshot), without locks; undefined
+ * when the intent is not in `project`. Pair with `writeVote`, which writes
+ * only if no other vote on the intent committed since.
  */
-export async function castVote(trx: Transaction<DB>, c: CastVote): Promise<CastResult> {
-  const { vote } = c;
-  const row = await trx
-    .with("previous", (db) =>
-      db
-        .selectFrom("approval_votes")
-        .select("decision")
-        .where("release_intent_id", "=", c.releaseIntentId)
-        .where("environment", "=", c.environment)
-        .where("user_id", "=", vote.userId),
-    )
-    .with("upserted", (db) =>
-      db
-        .insertInto("approval_votes")
-        .values({
-          release_intent_id: c.releaseIntentId,
-          environment: c.environment,
-          user_id: vote.userId,
-          username: vote.username,
-          decision: vote.decision,
-          decision_kind: vote.decisionKind,
-          comment: vote.comment ?? null,
-          first_cast_at: vote.decidedAt,
-          decided_at: vote.decidedAt,
-        })
-        .onConflict((oc) =>
-          oc.columns(["release_intent_id", "environment", "user_id"]).doUpdateSet((eb) => ({
-            username: eb.ref("excluded.username"),
-            decision: eb.ref("excluded.decision"),
-            decision_kind: eb.ref("excluded.decision_kind"),
-            comment: eb.ref("excluded.comment"),
-            decided_at: eb.ref("excluded.decided_at"),
-          })),
-        )
-        .returning(["user_id", "username", "decision", "decision_kind", "decided_at", "comment", "first_cast_seq"]),
-    )
-    .with("logged", (db) =>
-      db
-        .insertInto("approval_history")
-        .values((eb) => ({
-          organisation: c.project.organisation,
-          project: c.project.project,
-          release_intent_id: c.releaseIntentId,
-          environment: c.environment,
-          user_id: vote.userId,
-          username: vote.username,
-          decision: vote.decision,
-          previous_decision: eb.selectFrom("previous").select("decision"),
-          decision_kind: vote.decisionKind,
-          comment: vote.comment ?? null,
-          decided_at: vote.decidedAt,
-        }))
-        .returning("seq"),
-    )
-    .selectNoFrom((eb) => [
-      eb.selectFrom("previous").select("decision").as("previous_decision"),
-      eb.selectFrom("upserted").select("user_id").as("upserted"),
-      eb.selectFrom("logged").select("seq").as("logged"),
+export async function readVoteBasis(
+  db: Db,
+  project: ProjectRef,
+  releaseIntentId: string,
+  environment: string,
+): Promise<VoteBasis | undefined> {
+  const row = await db
+    .selectFrom("release_intents as i")
+    .select([
+      "i.author_user_id",
+      sql<string>`i.vote_version::text`.as("version"),
       sql<VoteJson[] | null>`(
         select json_agg(
                  json_build_array(v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment)
                  order by v.first_cast_seq)
-        from (
-          select user_id, username, decision, decision_kind, decided_at, comment, first_cast_seq
-          from approval_votes
-          where release_intent_id = ${c.releaseIntentId}::uuid and environment = ${c.environment}
-            and user_id <> ${vote.userId}
-          union all
-          select user_id, username, decision, decision_kind, decided_at, comment, first_cast_seq from upserted
-        ) v)`.as("votes"),
+        from approval_votes v
+        where v.release_intent_id = i.id and v.environment = ${environment})`.as("votes"),
     ])
-    .executeTakeFirstOrThrow();
-  if (row.upserted === null || row.logged === null) throw new Error("vote upsert or history insert wrote no row");
+    .where("i.id", "=", releaseIntentId)
+    .where("i.organisation", "=", project.organisation)
+    .where("i.project", "=", project.project)
+    .executeTakeFirst();
+  return row === undefined
+    ? undefined
+    : { authorUserId: row.author_user_id, version: row.version, votes: votesFromJson(row.votes) };
+}
+
+/**
+ * The vote basis under the intent row lock, held until the transaction ends:
+ * every vote on the intent either committed before (and is in `votes`) or
+ * waits for this one. Two statements on purpose: the votes are read after the
+ * lock is granted, so they are not from a snapshot older than the lock.
+ * `FOR NO KEY UPDATE` does not block the foreign-key checks of deployments
+ * and history rows that reference the intent.
+ */
+export async function lockVoteBasis(
+  trx: Transaction<DB>,
+  project: ProjectRef,
+  releaseIntentId: string,
+  environment: string,
+): Promise<VoteBasis | undefined> {
+  const row = await trx
+    .selectFrom("release_intents")
+    .select(["author_user_id", sql<string>`vote_version::text`.as("version")])
+    .where("id", "=", releaseIntentId)
+    .where("organisation", "=", project.organisation)
+    .where("project", "=", project.project)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
+  if (row === undefined) return undefined;
   return {
-    ...(row.previous_decision !== null ? { previous: row.previous_decision as Decision } : {}),
-    votes: votesFromJson(row.votes),
+    authorUserId: row.author_user_id,
+    version: row.version,
+    votes: await listCurrentVotes(trx, releaseIntentId, environment),
   };
+}
+
+/** A vote to write, decided on the basis whose version it names. */
+export interface VoteWrite {
+  readonly project: ProjectRef;
+  readonly releaseIntentId: string;
+  readonly environment: string;
+  readonly vote: Vote;
+  /** The voter's decision before this vote (history), from the basis. */
+  readonly previous?: Decision;
+  /** `VoteBasis.version` the vote was decided on. */
+  readonly basisVersion: string;
+  /** The outbox row: its event, the event's JetStream subject, and the NOTIFY channel and payload. */
+  readonly outbox: OutboxInsert;
+}
+
+/**
+ * Writes the vote (upsert, keeping the order it was first cast in), its
+ * history row and its outbox event, and NOTIFYs listeners on commit, in one
+ * statement, only if the intent's vote version is still `basisVersion`,
+ * which it bumps. Returns false, having written nothing, when another vote
+ * on the intent committed since the basis was read (the caller decides
+ * again on a fresh basis).
+ *
+ * Why this is safe: every vote bumps the version in the statement that writes
+ * it, and the UPDATE holds the intent row lock until commit; a concurrent
+ * bump makes this UPDATE re-check the row's newest version (READ COMMITTED)
+ * and match nothing, and every other part of the statement inserts only
+ * `from bumped`. Postgres runs each data-modifying CTE exactly once.
+ */
+export async function writeVote(db: Db, w: VoteWrite): Promise<boolean> {
+  const { vote, outbox } = w;
+  const at = vote.decidedAt.toISOString();
+  const comment = vote.comment ?? null;
+  const { rows } = await sql<{ notified: string }>`
+    with bumped as (
+      update release_intents set vote_version = vote_version + 1
+      where id = ${w.releaseIntentId}::uuid and vote_version = ${w.basisVersion}::bigint
+      returning id
+    ), upserted as (
+      insert into approval_votes
+        (release_intent_id, environment, user_id, username, decision, decision_kind, comment, first_cast_at, decided_at)
+      select id, ${w.environment}, ${vote.userId}, ${vote.username}, ${vote.decision}, ${vote.decisionKind},
+             ${comment}::text, ${at}::timestamptz, ${at}::timestamptz
+      from bumped
+      on conflict (release_intent_id, environment, user_id) do update set
+        username = excluded.username, decision = excluded.decision, decision_kind = excluded.decision_kind,
+        comment = excluded.comment, decided_at = excluded.decided_at
+      returning 1
+    ), logged as (
+      insert into approval_history
+        (organisation, project, release_intent_id, environment, user_id, username, decision, previous_decision,
+         decision_kind, comment, decided_at)
+      select ${w.project.organisation}, ${w.project.project}, id, ${w.environment}, ${vote.userId}, ${vote.username},
+             ${vote.decision}, ${w.previous ?? null}::text, ${vote.decisionKind}, ${comment}::text, ${at}::timestamptz
+      from bumped
+      returning 1
+    ), queued as (
+      insert into outbox (event_id, release_intent_id, subject, payload, created_at)
+      select ${outbox.eventId}::uuid, id, ${outbox.subject}, ${outbox.json}::jsonb, ${at}::timestamptz
+      from bumped
+      returning 1
+    )
+    select pg_notify(${outbox.channel}, ${outbox.notification})::text as notified
+    from queued, upserted, logged`.execute(db);
+  return rows.length === 1;
 }
 
 export interface HistoryEntry {

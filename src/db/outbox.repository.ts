@@ -1,4 +1,4 @@
-import { type Kysely, sql, type Transaction } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { ApprovalDecidedEvent } from "../approval/event.js";
 import type { DB } from "./schema.js";
 
@@ -25,33 +25,24 @@ export interface OutboxRow {
   readonly event: ApprovalDecidedEvent;
 }
 
-/** Writes the event in the caller's transaction and notifies listeners on commit. */
-export async function insertOutboxEvent(
-  trx: Transaction<DB>,
-  event: ApprovalDecidedEvent,
-  subject: string,
-  createdAt: Date,
-): Promise<void> {
+/** An outbox row to insert (with the statement that writes its vote, `writeVote`). */
+export interface OutboxInsert {
+  readonly eventId: string;
+  /** JetStream subject the relay publishes to. */
+  readonly subject: string;
+  /** The event as JSON (the row's payload). */
+  readonly json: string;
+  /** NOTIFY channel and payload, delivered on commit (OUTBOX_CHANNEL). */
+  readonly channel: string;
+  readonly notification: string;
+}
+
+/** The outbox row of `event`: its JSON, and what to NOTIFY (the JSON, or the id when too large). */
+export function outboxInsertFor(event: ApprovalDecidedEvent, subject: string): OutboxInsert {
   const json = JSON.stringify(event);
   // Usernames come from tokens and are unbounded: a huge one must not fail the vote.
   const notification = Buffer.byteLength(json) <= NOTIFY_PAYLOAD_MAX_BYTES ? json : event.event_id;
-  // Insert and NOTIFY in one statement (one round trip).
-  await trx
-    .with("inserted", (db) =>
-      db
-        .insertInto("outbox")
-        .values({
-          event_id: event.event_id,
-          release_intent_id: event.release_intent_id,
-          subject,
-          payload: json,
-          created_at: createdAt,
-        })
-        .returning("seq"),
-    )
-    .selectFrom("inserted")
-    .select(sql<string>`pg_notify(${OUTBOX_CHANNEL}, ${notification})::text`.as("notified"))
-    .execute();
+  return { eventId: event.event_id, subject, json, channel: OUTBOX_CHANNEL, notification };
 }
 
 /**

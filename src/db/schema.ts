@@ -22,6 +22,8 @@ export interface ReleaseIntentsTable {
   branch: string;
   version: string;
   created_at: ColumnType<Date, Date, never>;
+  /** Bumped by every vote on the intent (optimistic concurrency; bigint, read as text). */
+  vote_version: Generated<string>;
 }
 
 export interface DeploymentsTable {

@@ -4,11 +4,19 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../approval/event.js";
 import { approvalPoliciesFor, COMMENT_MAX, decisionKindFor, type GateState, gateState } from "../approval/rules.js";
-import type { Decision, Vote } from "../approval/vote.js";
+import { type Decision, type Vote, withVote } from "../approval/vote.js";
+import type { Caller } from "../auth/caller.js";
 import { authorize, isAdmin } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
-import { castVote, listCurrentVotes, lockIntentForVote } from "../db/approval.repository.js";
-import { insertOutboxEvent } from "../db/outbox.repository.js";
+import {
+  listCurrentVotes,
+  lockVoteBasis,
+  readVoteBasis,
+  type VoteBasis,
+  type VoteWrite,
+  writeVote,
+} from "../db/approval.repository.js";
+import { outboxInsertFor } from "../db/outbox.repository.js";
 import { listPolicies } from "../db/policy.repository.js";
 import { findIntent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
@@ -36,6 +44,8 @@ export interface ApprovalServiceDeps {
   readonly subjectPrefix: string;
   /** Called after a vote committed its outbox event (wakes the in-process relay). */
   readonly onOutboxCommitted?: () => void;
+  /** Called when a vote's optimistic write lost to a concurrent vote (metrics). */
+  readonly onVoteConflict?: () => void;
   /** Reads a project's policies; defaults to the database (lets the policy cache sit in front). */
   readonly loadPolicies?: (project: ProjectRef) => Promise<readonly Policy[]>;
 }
@@ -54,6 +64,19 @@ interface VoteInput {
   targetEnvironment: string;
   comment?: string;
   forceBypass?: boolean;
+}
+
+/** A validated vote request and what it is judged against, but for the basis read from the database. */
+interface VoteTarget {
+  readonly caller: Caller;
+  readonly decision: Decision;
+  readonly forceBypass: boolean;
+  readonly project: ProjectRef;
+  readonly intentId: string;
+  readonly environment: string;
+  readonly comment: string | undefined;
+  /** The project's policies (from the policy cache). */
+  readonly policies: readonly Policy[];
 }
 
 function requireComment(comment: string | undefined): string | undefined {
@@ -86,6 +109,69 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
   const { db, clock } = deps;
   const loadPolicies = deps.loadPolicies ?? ((project: ProjectRef) => listPolicies(db, project));
 
+  /**
+   * Decides a vote on `basis`: the four-eyes rule, the votes after it, the
+   * gate state they give, and the rows to write (pure; throws domain errors).
+   */
+  function decide(v: VoteTarget, basis: VoteBasis | undefined): { state: GateState; write: VoteWrite } {
+    const { caller, decision, project, intentId, environment, comment } = v;
+    if (basis === undefined) throw intentNotFound(project, intentId);
+    const gate = gatePolicies(v.policies, project, environment);
+    const decisionKind = decisionKindFor({
+      decision,
+      forceBypass: v.forceBypass,
+      voterId: caller.userId,
+      voterIsAdmin: isAdmin(caller, project.organisation),
+      authorId: basis.authorUserId,
+    });
+    const now = clock.now();
+    const cast: Vote = {
+      userId: caller.userId,
+      username: caller.username,
+      decision,
+      decisionKind,
+      decidedAt: now,
+      ...(comment !== undefined ? { comment } : {}),
+    };
+    const state = gateState(gate, withVote(basis.votes, cast));
+    const event: ApprovalDecidedEvent = {
+      event_id: randomUUID(),
+      kind: APPROVAL_DECIDED,
+      organisation: project.organisation,
+      project: project.project,
+      environment,
+      release_intent_id: intentId,
+      voter_user_id: caller.userId,
+      voter_username: caller.username,
+      decision,
+      decision_kind: decisionKind,
+      current_approvals: state.strictest.currentApprovals,
+      required_approvals: state.strictest.requiredApprovals,
+      passed: state.passed,
+      decided_at: rfc3339(now),
+    };
+    const previous = basis.votes.find((v) => v.userId === caller.userId)?.decision;
+    const subject = approvalSubject(deps.subjectPrefix, project.organisation, project.project, environment);
+    return {
+      state,
+      write: {
+        project,
+        releaseIntentId: intentId,
+        environment,
+        vote: cast,
+        ...(previous !== undefined ? { previous } : {}),
+        basisVersion: basis.version,
+        outbox: outboxInsertFor(event, subject),
+      },
+    };
+  }
+
+  /**
+   * Optimistic first: read the basis, decide, and write in one statement that
+   * succeeds only if no other vote on the intent committed in between (two
+   * round trips, no transaction held open). If one did, decide again under
+   * the intent row lock, where the write cannot lose.
+   */
   async function vote(req: VoteInput, decision: Decision, ctx: HandlerContext): Promise<GateState> {
     const project = requireProject(req.project);
     const caller = callerOf(ctx);
@@ -93,53 +179,36 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireName(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
+    // Policies from the policy cache: no round trip per vote.
+    const target: VoteTarget = {
+      caller,
+      decision,
+      forceBypass: req.forceBypass ?? false,
+      project,
+      intentId,
+      environment,
+      comment,
+      policies: await loadPolicies(project),
+    };
 
-    // From the policy cache, outside the transaction: one round trip fewer per vote.
-    const policies = await loadPolicies(project);
+    const optimistic = decide(target, await readVoteBasis(db, project, intentId, environment));
+    try {
+      if (await writeVote(db, optimistic.write)) {
+        deps.onOutboxCommitted?.();
+        return optimistic.state;
+      }
+    } catch (err) {
+      // Contention surfaced as a deadlock/serialization error: the locked path below settles it.
+      if (!isRetryableDbError(err)) throw err;
+    }
+    deps.onVoteConflict?.();
     for (let attempt = 1; ; attempt++) {
       try {
         const state = await db.transaction().execute(async (trx) => {
-          // The lock serialises votes on this intent (see lockIntentForVote).
-          const intent = await lockIntentForVote(trx, project, intentId);
-          if (intent === undefined) throw intentNotFound(project, intentId);
-          const gate = gatePolicies(policies, project, environment);
-          const decisionKind = decisionKindFor({
-            decision,
-            forceBypass: req.forceBypass ?? false,
-            voterId: caller.userId,
-            voterIsAdmin: isAdmin(caller, project.organisation),
-            authorId: intent.authorUserId,
-          });
-          const now = clock.now();
-          const cast: Vote = {
-            userId: caller.userId,
-            username: caller.username,
-            decision,
-            decisionKind,
-            decidedAt: now,
-            ...(comment !== undefined ? { comment } : {}),
-          };
-          const { votes } = await castVote(trx, { project, releaseIntentId: intentId, environment, vote: cast });
-          const result = gateState(gate, votes);
-          const event: ApprovalDecidedEvent = {
-            event_id: randomUUID(),
-            kind: APPROVAL_DECIDED,
-            organisation: project.organisation,
-            project: project.project,
-            environment,
-            release_intent_id: intentId,
-            voter_user_id: caller.userId,
-            voter_username: caller.username,
-            decision,
-            decision_kind: decisionKind,
-            current_approvals: result.strictest.currentApprovals,
-            required_approvals: result.strictest.requiredApprovals,
-            passed: result.passed,
-            decided_at: rfc3339(now),
-          };
-          const subject = approvalSubject(deps.subjectPrefix, project.organisation, project.project, environment);
-          await insertOutboxEvent(trx, event, subject, now);
-          return result;
+          const locked = decide(target, await lockVoteBasis(trx, project, intentId, environment));
+          // Cannot fail while we hold the lock; if it does, the invariant is broken: write nothing.
+          if (!(await writeVote(trx, locked.write))) throw new Error("vote version changed under the intent row lock");
+          return locked.state;
         });
         deps.onOutboxCommitted?.();
         return state;
