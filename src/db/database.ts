@@ -4,6 +4,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect } from "kysely";
 import { PGliteDialect } from "kysely-pglite-dialect";
 import pg from "pg";
+import { autoPreparePool } from "./auto-prepare.js";
 import type { DB } from "./schema.js";
 
 /** A Kysely handle plus what the rest of the app needs to know about it. */
@@ -78,7 +79,7 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   // kills the process; its queries fail anyway (→ UNAVAILABLE), so report it
   // and let the pool discard the client.
   pool.on("connect", (client) => client.on("error", (err) => options.onPoolError?.(err)));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: autoPreparePool(pool) }) });
   return {
     db,
     kind: "postgres",
