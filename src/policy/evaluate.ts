@@ -1,6 +1,6 @@
 import { type ApprovalState, approvalState, type Vote } from "../approval/vote.js";
 import { compileBranchPattern } from "./branch-pattern.js";
-import type { Policy, PolicyKind } from "./policy.js";
+import type { BranchRestrictionConfig, ExternalApprovalConfig, Policy, PolicyKind, SoakTimeConfig } from "./policy.js";
 
 /**
  * Everything the rules need to decide, fetched beforehand by the caller.
@@ -37,11 +37,16 @@ export interface EvaluationResult {
   readonly allPassed: boolean;
 }
 
+// The per-request hot path (EvaluatePolicies, and the gate check of every
+// vote): plain loops, no closures or intermediate arrays per call.
+
+const byName = (a: Policy, b: Policy): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
 /** The policies that apply: enabled, aimed at the target environment, in name order. */
 export function applicablePolicies(policies: readonly Policy[], targetEnvironment: string): Policy[] {
-  return policies
-    .filter((p) => p.enabled && p.config.targetEnvironment === targetEnvironment)
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const applicable: Policy[] = [];
+  for (const p of policies) if (p.enabled && p.config.targetEnvironment === targetEnvironment) applicable.push(p);
+  return applicable.sort(byName);
 }
 
 export function evaluatePolicies(policies: readonly Policy[], facts: EvaluationFacts): EvaluationResult {
@@ -50,86 +55,113 @@ export function evaluatePolicies(policies: readonly Policy[], facts: EvaluationF
 
 /** Evaluates policies already narrowed by `applicablePolicies` (callers that needed that list first). */
 export function evaluateApplicable(applicable: readonly Policy[], facts: EvaluationFacts): EvaluationResult {
-  const evaluations = applicable.map((p) => evaluatePolicy(p, facts));
-  return { evaluations, allPassed: evaluations.every((e) => e.passed) };
+  const evaluations: PolicyEvaluation[] = [];
+  let allPassed = true;
+  for (const policy of applicable) {
+    const evaluation = evaluatePolicy(policy, facts);
+    evaluations.push(evaluation);
+    if (!evaluation.passed) allPassed = false;
+  }
+  return { evaluations, allPassed };
+}
+
+export function evaluatePolicy(policy: Policy, facts: EvaluationFacts): PolicyEvaluation {
+  const c = policy.config;
+  switch (c.kind) {
+    case "soak_time":
+      return evaluateSoakTime(policy.name, c, facts);
+    case "branch_restriction":
+      return evaluateBranchRestriction(policy.name, c, facts);
+    case "external_approval":
+      return evaluateExternalApproval(policy.name, c, facts);
+  }
+}
+
+/**
+ * Every evaluation is built here, all five fields in one order, so V8 sees a
+ * single object shape whatever the policy kind. Spreading a shared base
+ * instead (`{ ...base, passed, reason }`) measured about ten times slower for
+ * the whole decision (scripts/bench/decision.ts).
+ */
+function evaluation(
+  policyName: string,
+  kind: PolicyKind,
+  passed: boolean,
+  reason: string,
+  approval?: ApprovalState,
+): PolicyEvaluation {
+  return { policyName, kind, passed, reason, approval };
 }
 
 function formatDuration(totalSeconds: number): string {
   return `${totalSeconds}s`;
 }
 
-export function evaluatePolicy(policy: Policy, facts: EvaluationFacts): PolicyEvaluation {
-  const c = policy.config;
-  const base = { policyName: policy.name, kind: c.kind };
-  switch (c.kind) {
-    case "soak_time": {
-      const deployedAt = facts.lastSuccessfulDeploy.get(c.sourceEnvironment);
-      const subject =
-        facts.releaseIntentId !== undefined ? `release ${facts.releaseIntentId}` : "this project";
-      if (deployedAt === undefined) {
-        return {
-          ...base,
-          passed: false,
-          reason: `soak time not met: no successful deploy of ${subject} to ${c.sourceEnvironment}; deploy to ${c.sourceEnvironment} first and wait ${formatDuration(c.durationSeconds)}`,
-        };
-      }
-      const elapsed = Math.floor((facts.now.getTime() - deployedAt.getTime()) / 1000);
-      if (elapsed >= c.durationSeconds) {
-        return {
-          ...base,
-          passed: true,
-          reason: `soak time met: ${formatDuration(elapsed)} since ${c.sourceEnvironment} deploy (required ${formatDuration(c.durationSeconds)})`,
-        };
-      }
-      const remaining = c.durationSeconds - Math.max(elapsed, 0);
-      return {
-        ...base,
-        passed: false,
-        reason: `soak time not met: ${formatDuration(remaining)} remaining after ${c.sourceEnvironment} deploy`,
-      };
-    }
-    case "branch_restriction": {
-      if (facts.branch === undefined || facts.branch === "") {
-        return {
-          ...base,
-          passed: false,
-          reason: `branch unknown: pass branch or register the release intent with its branch (required pattern ${c.branchPattern})`,
-        };
-      }
-      const matcher = compileBranchPattern(c.branchPattern);
-      return matcher.matches(facts.branch)
-        ? { ...base, passed: true, reason: `branch ${facts.branch} matches ${c.branchPattern}` }
-        : {
-            ...base,
-            passed: false,
-            reason: `branch ${facts.branch} does not match required pattern ${c.branchPattern}`,
-          };
-    }
-    case "external_approval": {
-      if (facts.releaseIntentId === undefined) {
-        return {
-          ...base,
-          passed: false,
-          reason: "approval required — no release intent",
-          approval: approvalState(c.requiredApprovals, []),
-        };
-      }
-      const state = approvalState(c.requiredApprovals, facts.votes);
-      const rejections = state.decisions.length - state.currentApprovals;
-      const note = rejections > 0 ? ` (${rejections} rejected)` : "";
-      return state.currentApprovals >= c.requiredApprovals
-        ? {
-            ...base,
-            passed: true,
-            reason: `approved: ${state.currentApprovals}/${c.requiredApprovals}${note}`,
-            approval: state,
-          }
-        : {
-            ...base,
-            passed: false,
-            reason: `awaiting approval: ${state.currentApprovals}/${c.requiredApprovals}${note}`,
-            approval: state,
-          };
-    }
+function evaluateSoakTime(name: string, c: SoakTimeConfig, facts: EvaluationFacts): PolicyEvaluation {
+  const deployedAt = facts.lastSuccessfulDeploy.get(c.sourceEnvironment);
+  if (deployedAt === undefined) {
+    const subject = facts.releaseIntentId !== undefined ? `release ${facts.releaseIntentId}` : "this project";
+    return evaluation(
+      name,
+      c.kind,
+      false,
+      `soak time not met: no successful deploy of ${subject} to ${c.sourceEnvironment}; deploy to ${c.sourceEnvironment} first and wait ${formatDuration(c.durationSeconds)}`,
+    );
   }
+  const elapsed = Math.floor((facts.now.getTime() - deployedAt.getTime()) / 1000);
+  if (elapsed >= c.durationSeconds)
+    return evaluation(
+      name,
+      c.kind,
+      true,
+      `soak time met: ${formatDuration(elapsed)} since ${c.sourceEnvironment} deploy (required ${formatDuration(c.durationSeconds)})`,
+    );
+  // A deploy in the future (clock skew) counts as just deployed.
+  const remaining = c.durationSeconds - Math.max(elapsed, 0);
+  return evaluation(
+    name,
+    c.kind,
+    false,
+    `soak time not met: ${formatDuration(remaining)} remaining after ${c.sourceEnvironment} deploy`,
+  );
+}
+
+function evaluateBranchRestriction(
+  name: string,
+  c: BranchRestrictionConfig,
+  facts: EvaluationFacts,
+): PolicyEvaluation {
+  const branch = facts.branch;
+  if (branch === undefined || branch === "")
+    return evaluation(
+      name,
+      c.kind,
+      false,
+      `branch unknown: pass branch or register the release intent with its branch (required pattern ${c.branchPattern})`,
+    );
+  return compileBranchPattern(c.branchPattern).matches(branch)
+    ? evaluation(name, c.kind, true, `branch ${branch} matches ${c.branchPattern}`)
+    : evaluation(name, c.kind, false, `branch ${branch} does not match required pattern ${c.branchPattern}`);
+}
+
+function evaluateExternalApproval(
+  name: string,
+  c: ExternalApprovalConfig,
+  facts: EvaluationFacts,
+): PolicyEvaluation {
+  if (facts.releaseIntentId === undefined)
+    return evaluation(
+      name,
+      c.kind,
+      false,
+      "approval required — no release intent",
+      approvalState(c.requiredApprovals, []),
+    );
+  const state = approvalState(c.requiredApprovals, facts.votes);
+  const rejections = state.decisions.length - state.currentApprovals;
+  const note = rejections > 0 ? ` (${rejections} rejected)` : "";
+  const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}`;
+  return state.currentApprovals >= c.requiredApprovals
+    ? evaluation(name, c.kind, true, `approved: ${tally}`, state)
+    : evaluation(name, c.kind, false, `awaiting approval: ${tally}`, state);
 }
