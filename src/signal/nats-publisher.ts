@@ -168,7 +168,10 @@ export class NatsPublisher implements EventPublisher {
       });
     } catch (err) {
       // E.g. the stream was deleted: make sure it exists before the relay retries.
-      if (this.#connected) this.#checkStream();
+      // A stream's own rejection (a limit, a header check) concerns this message
+      // only: rechecking would make the publisher refuse every other intent's
+      // events until the check returns.
+      if (this.#connected && !rejectedByStream(err)) this.#checkStream();
       throw err;
     }
     nc.publish(FOREST_EVALUATE_SUBJECT, row.releaseIntentId);
@@ -195,4 +198,9 @@ export class NatsPublisher implements EventPublisher {
       clearTimeout(timer);
     }
   }
+}
+
+/** The stream answered the publish with an error: it exists and is reachable. */
+function rejectedByStream(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code !== JetStreamApiCodes.StreamNotFound;
 }

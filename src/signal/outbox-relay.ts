@@ -9,6 +9,7 @@ import {
 } from "../db/outbox.repository.js";
 import type { Logger } from "../logger.js";
 import type { EventPublisher } from "./nats-publisher.js";
+import { type IntentPublishResult, publishByIntent } from "./publish-by-intent.js";
 
 /** Fallback poll when no wake-up arrives (lost NOTIFY, another replica's commit), in ms. */
 export const DEFAULT_RELAY_POLL_MS = 5_000;
@@ -21,6 +22,12 @@ const PRUNE_INTERVAL_MS = 3600 * 1000;
 /** Retry backoff after a failed publish, in ms: doubles from min to max. */
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
+/**
+ * Release intents a batch publishes at once (each intent's rows still one
+ * after another): under a vote burst a batch spans many intents, and one
+ * JetStream ack round trip per row in sequence would bound the relay.
+ */
+export const RELAY_INTENT_CONCURRENCY = 32;
 
 export interface OutboxRelayOptions {
   readonly database: Database;
@@ -36,18 +43,21 @@ export interface OutboxRelayOptions {
   readonly retentionMs?: number;
   /** Metrics hook: one call per event published. */
   readonly onPublished?: (row: OutboxRow) => void;
-  /** Metrics hook: one call per failed publish attempt (the event is retried). */
+  /** Metrics hook: one call per failed publish attempt (the event is retried), or per failed claim/mark. */
   readonly onPublishError?: (err: unknown) => void;
 }
 
 /**
  * Publishes committed outbox rows: on Postgres claims them in a transaction
  * (`FOR UPDATE SKIP LOCKED`, so replicas never publish a row twice),
- * publishes in sequence order, marks them published in the same transaction
- * (embedded PGlite, a single process, does the same without holding locks).
- * Runs on every wake-up, with a slow poll as fallback; after a failure it
- * stops at the failed row (keeping per-intent order) and retries with
- * backoff. Several calls to wake() while a drain runs cause one more drain.
+ * publishes each intent's rows in sequence order (different intents
+ * concurrently, see {@link RELAY_INTENT_CONCURRENCY}), marks the published
+ * ones in the same transaction (embedded PGlite, a single process, does the
+ * same without holding locks). Runs on every wake-up, with a slow poll as
+ * fallback; an intent whose publish fails stops at the failed row (keeping
+ * per-intent order) while the others' published rows are marked, and the
+ * relay retries with backoff. Several calls to wake() while a drain runs
+ * cause one more drain.
  */
 export class OutboxRelay {
   readonly #o: OutboxRelayOptions;
@@ -116,57 +126,59 @@ export class OutboxRelay {
     const publisher = this.#o.publisher;
     // Not connected: nothing to try; the publisher wakes us when it is ready again.
     if (publisher === undefined || !publisher.ready) return;
+    let failures: readonly unknown[] = [];
     try {
       for (;;) {
-        const { claimed, published, error } = await this.#drainBatch(publisher);
-        if (error !== undefined) throw error;
+        const batch = await this.#drainBatch(publisher);
+        failures = batch.failures;
+        if (failures.length > 0) break;
         // A short batch means we are done; none published means the rest is another relay's.
-        if (claimed < this.#batch || published === 0) break;
+        if (batch.claimed < this.#batch || batch.published === 0) break;
       }
+    } catch (err) {
+      // Claiming or marking failed (the database): this batch is not marked and is retried whole.
+      failures = [err];
+    }
+    if (failures.length === 0) {
       this.#backoffMs = 0;
       await this.#pruneIfDue();
-    } catch (err) {
-      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
-      this.#o.onPublishError?.(err);
-      this.#o.logger.warn({ err: (err as Error).message, retryInMs: this.#backoffMs }, "outbox relay: publish failed");
+      return;
     }
+    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
+    for (const err of failures) this.#o.onPublishError?.(err);
+    this.#o.logger.warn(
+      { err: (failures[0] as Error).message, failed: failures.length, retryInMs: this.#backoffMs },
+      "outbox relay: publish failed",
+    );
   }
 
-  async #drainBatch(publisher: EventPublisher): Promise<{ claimed: number; published: number; error?: unknown }> {
-    const published: OutboxRow[] = [];
-    let error: unknown;
-    const publishInOrder = async (rows: readonly OutboxRow[]) => {
-      for (const row of rows) {
-        try {
-          await publisher.publish(row);
-        } catch (err) {
-          // Stop here: later rows may belong to the same intent and must not overtake this one.
-          error = err;
-          break;
-        }
-        published.push(row);
-      }
-      return published.map((r) => r.seq);
-    };
+  async #drainBatch(
+    publisher: EventPublisher,
+  ): Promise<{ claimed: number; published: number; failures: readonly unknown[] }> {
+    const publishAll = (rows: readonly OutboxRow[]) =>
+      publishByIntent(rows, (row) => publisher.publish(row), RELAY_INTENT_CONCURRENCY);
     const { db, kind } = this.#o.database;
     let claimed: number;
+    let result: IntentPublishResult;
     if (kind === "pglite") {
       // Embedded PGlite is one process with this one relay, and its single
       // connection would be blocked by a transaction held across NATS round
       // trips: read, publish, then mark, without holding locks.
       const rows = await claimUnpublished(db, this.#batch);
-      await markPublished(db, await publishInOrder(rows), this.#o.clock.now());
+      result = await publishAll(rows);
+      await markPublished(db, seqsOf(result.published), this.#o.clock.now());
       claimed = rows.length;
     } else {
       // Postgres: the row locks held until commit are what keep replicas apart.
-      claimed = await db.transaction().execute(async (trx) => {
+      [claimed, result] = await db.transaction().execute(async (trx) => {
         const rows = await claimUnpublished(trx, this.#batch);
-        await markPublished(trx, await publishInOrder(rows), this.#o.clock.now());
-        return rows.length;
+        const outcome = await publishAll(rows);
+        await markPublished(trx, seqsOf(outcome.published), this.#o.clock.now());
+        return [rows.length, outcome] as const;
       });
     }
-    for (const row of published) this.#o.onPublished?.(row);
-    return { claimed, published: published.length, error };
+    for (const row of result.published) this.#o.onPublished?.(row);
+    return { claimed, published: result.published.length, failures: result.failures };
   }
 
   async #pruneIfDue(): Promise<void> {
@@ -199,4 +211,8 @@ export class OutboxRelay {
     const publisher = this.#o.publisher;
     if (publisher?.ready) await this.#run();
   }
+}
+
+function seqsOf(rows: readonly OutboxRow[]): string[] {
+  return rows.map((r) => r.seq);
 }
