@@ -1,10 +1,16 @@
+import { createRequire } from "node:module";
 import { type DestinationStream, type Logger, pino } from "pino";
-import { PinoPretty } from "pino-pretty";
 
 export type { Logger };
 
 /** Log format: JSON lines (default when stdout is not a terminal) or human-readable. */
 export type LogFormat = "json" | "pretty";
+
+/**
+ * pino-pretty (CommonJS) is required only when pretty output is asked for:
+ * a server writing JSON, the production case, does not carry it in memory.
+ */
+const require = createRequire(import.meta.url);
 
 /**
  * JSON logs by default, one object per line; pretty (pino-pretty, in-process,
@@ -24,6 +30,9 @@ export function createLogger(
       remove: true,
     },
   };
-  if (format === "pretty") return pino(options, PinoPretty({ colorize: destination === undefined && process.stdout.isTTY === true, destination: destination ?? 1 }));
+  if (format === "pretty") {
+    const { PinoPretty } = require("pino-pretty") as typeof import("pino-pretty");
+    return pino(options, PinoPretty({ colorize: destination === undefined && process.stdout.isTTY === true, destination: destination ?? 1 }));
+  }
   return destination === undefined ? pino(options) : pino(options, destination);
 }
