@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect } from "kysely";
 import { PGliteDialect } from "kysely-pglite-dialect";
 import pg from "pg";
@@ -142,6 +142,8 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
 async function openPglite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, "pgdata");
+  // Loaded only here: a server on Postgres never pays for PGlite's module.
+  const { PGlite } = await import("@electric-sql/pglite");
   return wrapPglite(await PGlite.create(path), `embedded PGlite at ${path}`);
 }
 
