@@ -4,7 +4,6 @@ import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import * as net from "node:net";
 import { withSpecGrpcMessage } from "./grpc-message.js";
-import { PrefaceSocket } from "./preface-socket.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -29,8 +28,11 @@ export interface ListenerOptions {
  * Cleartext: node's http2 server speaks only HTTP/2 (h2c prior knowledge), so a
  * plain `curl` (HTTP/1.1) would get garbage. We read the first bytes of each
  * connection: the HTTP/2 preface starts with "PRI", no HTTP/1 method does.
- * HTTP/1 gets the socket with the bytes pushed back (`unshift`); HTTP/2 gets
- * a PrefaceSocket wrapper, since its native session would skip pushed-back bytes.
+ * Either server gets the socket itself with those bytes pushed back
+ * (`unshift`): the HTTP/1 parser reads buffered data first, and Node's HTTP/2
+ * session feeds what the socket already buffered to its native handle before
+ * it starts reading the handle directly (nodejs/node#35475), so HTTP/2 keeps
+ * its native I/O path (no JS stream in between).
  * TLS: ALPN chooses, via `allowHTTP1`.
  */
 export class Listener {
@@ -105,11 +107,10 @@ export class Listener {
       socket.setTimeout(0);
       socket.off("timeout", onSilent);
       socket.pause();
+      socket.unshift(head);
       if (head.subarray(0, 3).toString("latin1") === "PRI") {
-        h2.emit("connection", new PrefaceSocket(socket, head));
+        h2.emit("connection", socket);
       } else {
-        // The HTTP/1 server reads already-buffered data first.
-        socket.unshift(head);
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -118,8 +119,8 @@ export class Listener {
     const onSilent = () => socket.destroy();
     socket.setTimeout(this.#options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS);
     socket.on("timeout", onSilent);
-    // HTTP/2 through PrefaceSocket writes headers, data and trailers as
-    // separate small writes: without this, Nagle + delayed ACK add ~40 ms.
+    // Small writes (HTTP/1 responses, HTTP/2 frames) must not wait for
+    // Nagle + delayed ACK (~40 ms).
     socket.setNoDelay(true);
     socket.on("data", onData);
     socket.on("error", onError);
