@@ -100,6 +100,7 @@ export class App {
         databaseUrl: config.databaseUrl,
         dataDir: config.dataDir,
         poolSize: config.dbPoolSize,
+        autoPrepare: config.dbAutoPrepare,
         onPoolError: (err) => logger.warn({ err: err.message }, "database client error"),
         statementTimeoutMs: config.rpcTimeoutMs,
       }));

@@ -38,6 +38,8 @@ export interface Config {
   readonly metricsPort: number;
   readonly databaseUrl?: string;
   readonly dbPoolSize: number;
+  /** Send hot parameterised statements as named prepared statements (src/db/auto-prepare.ts). */
+  readonly dbAutoPrepare: boolean;
   readonly dataDir: string;
   readonly natsUrl?: string;
   readonly natsStream: string;
@@ -86,6 +88,8 @@ const EnvSchema = z.object({
       .optional(),
   ),
   DB_POOL_SIZE: positiveInt(DEFAULT_DB_POOL_SIZE),
+  // Off behind a pooler that cannot keep named statements per client (PgBouncer in transaction mode before 1.21).
+  DB_AUTO_PREPARE: z.preprocess(emptyToUndefined, z.enum(["true", "false"]).default("true")),
   DATA_DIR: z.preprocess(emptyToUndefined, z.string().default(DEFAULT_DATA_DIR)),
   NATS_URL: optionalString,
   NATS_STREAM: z.preprocess(
@@ -174,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.METRICS_PORT,
     databaseUrl: e.DATABASE_URL,
     dbPoolSize: e.DB_POOL_SIZE,
+    dbAutoPrepare: e.DB_AUTO_PREPARE === "true",
     dataDir: e.DATA_DIR,
     natsUrl: e.NATS_URL,
     natsStream: e.NATS_STREAM,

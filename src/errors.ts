@@ -61,10 +61,19 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * feature_not_supported "cached plan must not change result type": a named
+ * prepared statement outlived a schema change (src/db/auto-prepare.ts
+ * discards that connection, so a retry gets a fresh one).
+ */
+function isStalePlan(err: unknown): boolean {
+  return errorCode(err) === "0A000" && err instanceof Error && /cached plan must not change result type/.test(err.message);
+}
+
 /** True when `err` is a database error worth retrying the transaction for. */
 export function isRetryableDbError(err: unknown): boolean {
   const code = errorCode(err);
-  return code === "40001" || code === "40P01";
+  return code === "40001" || code === "40P01" || isStalePlan(err);
 }
 
 /**
@@ -92,7 +101,7 @@ export function toConnectError(err: unknown): ConnectError {
   if (code === "57014")
     // query_canceled: our own deadline/abort reached the database
     return new ConnectError("deadline exceeded", Code.DeadlineExceeded, undefined, undefined, err);
-  if (code !== undefined && (UNAVAILABLE_NET_CODES.has(code) || isTransientSqlState(code)))
+  if (code !== undefined && (UNAVAILABLE_NET_CODES.has(code) || isTransientSqlState(code) || isStalePlan(err)))
     return new ConnectError(
       "database unavailable, retry later",
       Code.Unavailable,

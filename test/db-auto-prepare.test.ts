@@ -1,8 +1,10 @@
+import { Code } from "@connectrpc/connect";
 import { CompiledQuery, Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AUTO_PREPARE_THRESHOLD, type AutoPrepareOptions, autoPreparePool } from "../src/db/auto-prepare.js";
 import { openDatabase } from "../src/db/database.js";
+import { isRetryableDbError, toConnectError } from "../src/errors.js";
 import { createPostgresDatabase } from "./support/database.js";
 
 // Every Kysely here has a one-connection pool, so all its statements (and the
@@ -64,6 +66,18 @@ describe("auto-prepare on Postgres", () => {
   afterAll(async () => {
     await admin?.end();
     await pgdb?.drop();
+  });
+
+  it("prepares nothing when openDatabase is told not to (DB_AUTO_PREPARE=false)", async () => {
+    const database = await openDatabase({ databaseUrl: pgdb.url, dataDir: "/nonexistent", poolSize: 1, autoPrepare: false });
+    try {
+      await (database.db as unknown as Kysely<unknown>).connection().execute(async (db) => {
+        for (let i = 0; i < AUTO_PREPARE_THRESHOLD + 2; i++) await run(db, "select label from sample where id = $1", [1]);
+        expect(await preparedStatements(db)).toEqual([]);
+      });
+    } finally {
+      await database.destroy();
+    }
   });
 
   it("sends a statement as a named prepared statement from its AUTO_PREPARE_THRESHOLD-th run on (openDatabase)", async () => {
@@ -148,6 +162,10 @@ describe("auto-prepare on Postgres", () => {
       code: "0A000",
       message: "cached plan must not change result type",
     });
+    // Callers see it as transient: the vote transaction retries it, the wire says UNAVAILABLE.
+    const err = await failed.catch((e: unknown) => e);
+    expect(isRetryableDbError(err)).toBe(true);
+    expect(toConnectError(err).code).toBe(Code.Unavailable);
 
     expect(await backendPid(db)).not.toBe(pid);
     expect(await db.transaction().execute((trx) => run(trx, text, [1]))).toEqual([{ id: 1, extra: 7 }]);

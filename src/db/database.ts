@@ -34,6 +34,8 @@ export interface DatabaseOptions {
   databaseUrl?: string;
   dataDir: string;
   poolSize: number;
+  /** Named prepared statements for hot statements (default true; see auto-prepare.ts). */
+  autoPrepare?: boolean;
   /** Called when an idle pool client errors (e.g. the server restarted). */
   onPoolError?: (err: Error) => void;
   /**
@@ -79,7 +81,7 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   // kills the process; its queries fail anyway (→ UNAVAILABLE), so report it
   // and let the pool discard the client.
   pool.on("connect", (client) => client.on("error", (err) => options.onPoolError?.(err)));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: autoPreparePool(pool) }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: options.autoPrepare === false ? pool : autoPreparePool(pool) }) });
   return {
     db,
     kind: "postgres",

@@ -42,6 +42,12 @@ describe("loadConfig", () => {
     expect(c.jwt.secret).toBeUndefined();
   });
 
+  it("turns auto-prepare on unless DB_AUTO_PREPARE=false, and rejects anything but true/false", () => {
+    expect(loadConfig({}).dbAutoPrepare).toBe(true);
+    expect(loadConfig({ DB_AUTO_PREPARE: "false" }).dbAutoPrepare).toBe(false);
+    expect(problemsOf({ DB_AUTO_PREPARE: "no" })).toEqual([expect.stringMatching(/^DB_AUTO_PREPARE: /)]);
+  });
+
   it("returns a frozen config", () => {
     const c = loadConfig({ PORT: "8080", DATABASE_URL: "postgres://u@h/db" });
     expect(c.port).toBe(8080);
