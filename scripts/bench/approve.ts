@@ -2,6 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { BENCH_POOL_SIZE, grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
+import { HealthService } from "./health-service.js";
 import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
@@ -17,6 +18,8 @@ export interface ApproveResult {
   readonly approve: LoadResult;
   /** The same single-row vote upsert in a transaction from a bare `pg` pool of the server's size. */
   readonly ceiling: LoadResult;
+  /** The same server's cheapest RPC (health Check, no database) from the same callers: the transport alone. */
+  readonly transport: LoadResult;
 }
 
 /**
@@ -73,15 +76,31 @@ export async function benchApprove(
     maxCalls: settings.maxCalls,
     warmupCalls: APPROVE_CALLERS * Math.min(4, settings.warmupPerCaller),
   };
+  // What any RPC costs here: the bound under which ApproveRelease's ratio lives.
+  const health = createClient(HealthService, grpcTransport(server.baseUrl, await userToken("bench-probe"))) as unknown as {
+    check(req: object): Promise<unknown>;
+  };
+  const check = () => health.check({});
+
+  // The vote path is new to this server (section 1 warmed only the evaluation): JIT warm-up first.
+  await runLoad({ ...options, durationMs: settings.warmupMs }, approve);
+
   const approveRuns: LoadResult[] = [];
   const ceilingRuns: LoadResult[] = [];
+  const transportRuns: LoadResult[] = [];
   try {
     for (let r = 0; r < settings.runs; r++) {
       ceilingRuns.push(await runLoad(options, upsert));
+      transportRuns.push(await runLoad(options, check));
       approveRuns.push(await runLoad(options, approve));
     }
   } finally {
     await pool.end();
   }
-  return { callers: APPROVE_CALLERS, approve: medianOfRuns(approveRuns), ceiling: medianOfRuns(ceilingRuns) };
+  return {
+    callers: APPROVE_CALLERS,
+    approve: medianOfRuns(approveRuns),
+    ceiling: medianOfRuns(ceilingRuns),
+    transport: medianOfRuns(transportRuns),
+  };
 }

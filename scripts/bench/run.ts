@@ -20,7 +20,7 @@ import { benchApprove } from "./approve.js";
 import { benchDecision } from "./decision.js";
 import { benchEvaluate } from "./evaluate.js";
 import { ADMIN_DATABASE_URL, BENCH_JWT_SECRET, BENCH_POOL_SIZE, createBenchDatabase, seedProject } from "./fixtures.js";
-import { benchCappedHeap, benchPgliteUnderLoad, benchStartup } from "./footprint.js";
+import { benchPgliteUnderLoad, benchPlainNodeHeap, benchStartup } from "./footprint.js";
 import { type BenchReport, type Outcome, renderReport } from "./report.js";
 import { benchScale } from "./scale.js";
 import { startServerProcess } from "./server-process.js";
@@ -147,9 +147,9 @@ if (wanted("footprint")) {
   report.pgliteUnderLoad = settings.quick
     ? failedAll("skipped in --quick")
     : await attempt("5 PGlite under load", () => benchPgliteUnderLoad(settings, pgliteDir));
-  report.cappedHeap = settings.quick
+  report.plainNodeHeap = settings.quick
     ? failedAll("skipped in --quick")
-    : await attempt("5 capped heap", () => benchCappedHeap(settings, dataDir));
+    : await attempt("5 plain node heap", () => benchPlainNodeHeap(settings, dataDir));
 }
 if (wanted("decision")) report.decision = await attempt("6 decision", () => benchDecision(settings));
 rmSync(dataDir, { recursive: true, force: true });
@@ -166,7 +166,7 @@ const machine = {
   "load average (1/5/15 min) at start → end": `${loadAtStart.map((l) => l.toFixed(1)).join("/")} → ${loadavg()
     .map((l) => l.toFixed(1))
     .join("/")} (on ${nproc()} cores; above that, other work competed for the CPU)`,
-  medians: `of ${settings.runs} run(s) per figure, ${settings.loadMs} ms each (closed loop; warm-up calls not counted)`,
+  medians: `of ${settings.runs} run(s) per figure, ${settings.loadMs} ms each (closed loop; warm-up calls not counted: ${settings.warmupMs} ms of load per RPC on a fresh server, then ${settings.warmupPerCaller} calls per caller before each run)`,
 };
 const full: BenchReport = {
   machine,
@@ -177,7 +177,7 @@ const full: BenchReport = {
   scale: report.scale ?? failedAll("skipped (--only)"),
   serverPeakRssBytes: report.serverPeakRssBytes ?? failedAll("skipped (--only)"),
   pgliteUnderLoad: report.pgliteUnderLoad ?? failedAll("skipped (--only)"),
-  cappedHeap: report.cappedHeap ?? failedAll("skipped (--only)"),
+  plainNodeHeap: report.plainNodeHeap ?? failedAll("skipped (--only)"),
   startup: report.startup ?? failedAll("skipped (--only)"),
   decision: report.decision ?? failedAll("skipped (--only)"),
 };

@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startNodeFlags } from "./start-flags.js";
 
 const here = fileURLToPath(import.meta.url);
 /**
@@ -48,9 +49,13 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 /**
  * Spawns the built server on 127.0.0.1 with a kernel-chosen port and waits
- * for its "listening" log line. `env` adds to a minimal environment.
+ * for its "listening" log line. `env` adds to a minimal environment;
+ * `nodeFlags` replaces the Node flags of `npm start` (e.g. `[]` for plain `node`).
  */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string>,
+  options: { readonly nodeFlags?: readonly string[] } = {},
+): Promise<ServerProcess> {
   // The log goes to a file, not a pipe: a load generator busy reading a pipe
   // would make the server buffer its log lines (and inflate its RSS).
   const logDir = mkdtempSync(join(tmpdir(), "rg-bench-log-"));
@@ -60,7 +65,9 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   // BENCH_SERVER_NODE_ARGS passes Node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
   // to profile it under load); Node refuses some of them in NODE_OPTIONS.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
-  const child = spawn(process.execPath, [...nodeArgs, ...SERVER_COMMAND], {
+  // By default the server runs with the Node flags `npm start` gives it (V8 heap sizing): measured as it ships.
+  const nodeFlags = options.nodeFlags ?? startNodeFlags();
+  const child = spawn(process.execPath, [...nodeFlags, ...nodeArgs, ...SERVER_COMMAND], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", logFd, "pipe"],
   });

@@ -1,0 +1,99 @@
+/**
+ * One RPC under load against a freshly spawned server on Postgres + NATS, for
+ * digging into a number of docs/benchmarks.md (not part of `npm run bench`):
+ *
+ *   npm run build && node dist/scripts/bench/load-one.js approve|evaluate|health [callers=16] [runs=3]
+ *   BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node dist/scripts/bench/load-one.js evaluate 16
+ *
+ * Prints per run: throughput, p50/p99, and the server's CPU time per call
+ * (from /proc: less sensitive to other work on the machine than throughput).
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createClient } from "@connectrpc/connect";
+import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
+import {
+  BENCH_JWT_SECRET,
+  BENCH_POOL_SIZE,
+  createBenchDatabase,
+  grpcTransport,
+  registerIntents,
+  seedProject,
+  userToken,
+} from "./fixtures.js";
+import { HealthService } from "./health-service.js";
+import { runLoad } from "./load.js";
+import { startServerProcess } from "./server-process.js";
+
+const [rpc = "evaluate", callersArg = "16", runsArg = "3"] = process.argv.slice(2);
+const callers = Number(callersArg);
+const runs = Number(runsArg);
+if (!["approve", "evaluate", "health"].includes(rpc) || !(callers > 0) || !(runs > 0)) {
+  process.stderr.write("usage: load-one.js approve|evaluate|health [callers] [runs]\n");
+  process.exit(2);
+}
+const RUN_MS = 3_000;
+const WARMUP_PER_CALLER = 4;
+/** Voters and intents of the approve load, as in section 2 (approve.ts). */
+const VOTERS = 32;
+const INTENTS = 64;
+
+/** utime + stime of `pid`, in milliseconds (USER_HZ = 100). */
+function cpuMs(pid: number): number {
+  const fields = (readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1] ?? "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const database = await createBenchDatabase();
+const suffix = randomBytes(4).toString("hex");
+const server = await startServerProcess({
+  RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET,
+  DATABASE_URL: database.url,
+  DB_POOL_SIZE: String(BENCH_POOL_SIZE),
+  DATA_DIR: `/tmp/rg-load-one-${suffix}`,
+  NATS_URL: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+  NATS_STREAM: `RG_LOAD_ONE_${suffix}`,
+  NATS_SUBJECT_PREFIX: `rgloadone${suffix}.approvals`,
+});
+try {
+  const seeded = await seedProject(server.baseUrl, "gate");
+  let call: (i: number) => Promise<unknown>;
+  if (rpc === "approve") {
+    const intents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
+    const voters = await Promise.all(
+      Array.from({ length: VOTERS }, async (_, i) =>
+        createClient(PolicyService, grpcTransport(server.baseUrl, await userToken(`voter-${i}`))),
+      ),
+    );
+    call = (i) =>
+      (voters[Math.floor(i / INTENTS) % VOTERS] as (typeof voters)[number]).approveRelease({
+        project: seeded.project,
+        releaseIntentId: intents[i % INTENTS],
+        targetEnvironment: "prod",
+      });
+  } else {
+    const transport = grpcTransport(server.baseUrl, await userToken("bench-pipeline"));
+    const policies = createClient(PolicyService, transport);
+    const health = createClient(HealthService, transport) as unknown as { check(req: object): Promise<unknown> };
+    call =
+      rpc === "health"
+        ? () => health.check({})
+        : () =>
+            policies.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+  }
+  for (let r = 0; r < runs; r++) {
+    const before = cpuMs(server.pid);
+    const res = await runLoad(
+      { callers, durationMs: RUN_MS, maxCalls: 1_000_000, warmupCalls: callers * WARMUP_PER_CALLER },
+      call,
+    );
+    const perCall = (cpuMs(server.pid) - before) / (res.calls + res.errors + callers * WARMUP_PER_CALLER);
+    console.log(
+      `${rpc} × ${callers}: ${Math.round(res.throughput)}/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms, server CPU ${perCall.toFixed(2)} ms/call, errors ${res.errors}${res.firstError ? ` (${res.firstError})` : ""}`,
+    );
+  }
+  console.log(`server peak RSS ${(server.peakRssBytes() / 1024 / 1024).toFixed(0)} MB`);
+} finally {
+  await server.stop();
+  await database.drop();
+}
