@@ -15,7 +15,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel, config.logFormat);
   const app = new App({ config, logger });
-  await app.start();
+  // Signal handlers first: "listening" is logged inside start(), and a SIGTERM
+  // right after it (an orchestrator, a test) must still shut down gracefully.
+  const started = app.start();
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -23,19 +25,23 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down");
     // Health turns NOT_SERVING, in-flight RPCs get SHUTDOWN_GRACE_MS, then relay, NATS and pool close.
-    app.stop().then(
-      () => {
-        logger.info("stopped");
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    // A signal during start-up stops once start() has settled (a failed start exits through main's catch).
+    started
+      .then(() => app.stop())
+      .then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  await started;
 }
 
 main().catch((err: unknown) => {

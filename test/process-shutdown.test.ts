@@ -187,6 +187,36 @@ describe("the built server on SIGTERM under load", () => {
     }
   }, 120_000);
 
+  it("a SIGTERM during start-up (at its first log line) still shuts down gracefully: exit 0, \"stopped\"", async () => {
+    const child = spawn(process.execPath, ["dist/src/main.js"], {
+      env: {
+        ...process.env,
+        HOST: "127.0.0.1",
+        PORT: "0",
+        METRICS_PORT: "0",
+        DATABASE_URL: database.url,
+        DATA_DIR: dataDir,
+        RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
+        LOG_FORMAT: "json",
+        NATS_URL: "",
+      },
+      stdio: "pipe",
+    });
+    let stdout = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      if (stdout === "") child.kill("SIGTERM");
+      stdout += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    expect(await exited).toBe(0);
+    const messages = stdout
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages).toContain("shutting down");
+    expect(messages[messages.length - 1]).toBe("stopped");
+  }, 120_000);
+
   it("`releasegate serve` runs the same server: flags override PORT/METRICS_PORT, probes answer, SIGINT exits 0", async () => {
     const other = await createPostgresDatabase();
     try {
