@@ -3,7 +3,7 @@ import pg from "pg";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { BENCH_POOL_SIZE, grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
 import { HealthService } from "./health-service.js";
-import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -91,8 +91,8 @@ export async function benchApprove(
   try {
     for (let r = 0; r < settings.runs; r++) {
       ceilingRuns.push(await runLoad(options, upsert));
-      transportRuns.push(await runLoad(options, check));
-      approveRuns.push(await runLoad(options, approve));
+      transportRuns.push(await runLoadOn(server, options, check));
+      approveRuns.push(await runLoadOn(server, options, approve));
     }
   } finally {
     await pool.end();

@@ -2,7 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { grpcTransport, ORG, type SeededProject, userToken } from "./fixtures.js";
 import { HealthService } from "./health-service.js";
-import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -60,8 +60,8 @@ export async function benchEvaluate(
     const ceilingRuns: LoadResult[] = [];
     const evaluateRuns: LoadResult[] = [];
     for (let r = 0; r < settings.runs; r++) {
-      ceilingRuns.push(await runLoad(options, ceiling));
-      evaluateRuns.push(await runLoad(options, evaluate));
+      ceilingRuns.push(await runLoadOn(server, options, ceiling));
+      evaluateRuns.push(await runLoadOn(server, options, evaluate));
     }
     rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
   }

@@ -23,6 +23,8 @@ export interface LoadResult {
   /** Latency percentiles in milliseconds. */
   readonly p50: number;
   readonly p99: number;
+  /** Server CPU (all threads) per call, in milliseconds, when measured (`runLoadOn`). */
+  readonly serverCpuMsPerCall?: number;
 }
 
 /** The q-quantile (0..1) of ascending `sorted`, nearest rank. */
@@ -76,6 +78,22 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
   };
 }
 
+/**
+ * `runLoad` against one server process, also measuring the server's CPU time
+ * per call (warm-up calls included in the count, as they are in the CPU time):
+ * what bounds throughput when the server's one JavaScript thread is the limit.
+ */
+export async function runLoadOn(
+  server: { cpuMs(): number },
+  options: LoadOptions,
+  call: (i: number) => Promise<unknown>,
+): Promise<LoadResult> {
+  const before = server.cpuMs();
+  const result = await runLoad(options, call);
+  const calls = result.calls + result.errors + (options.warmupCalls ?? 0);
+  return { ...result, serverCpuMsPerCall: calls === 0 ? Number.NaN : (server.cpuMs() - before) / calls };
+}
+
 /** Each figure's median over several runs of one configuration. */
 export function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
   const pick = (f: (r: LoadResult) => number) => median(runs.map(f));
@@ -90,5 +108,6 @@ export function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
     throughput: pick((r) => r.throughput),
     p50: pick((r) => r.p50),
     p99: pick((r) => r.p99),
+    ...(first.serverCpuMsPerCall !== undefined ? { serverCpuMsPerCall: pick((r) => r.serverCpuMsPerCall ?? Number.NaN) } : {}),
   };
 }

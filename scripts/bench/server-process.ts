@@ -27,6 +27,8 @@ export interface ServerProcess {
   readonly startupMs: number;
   /** Peak resident set size so far (VmHWM), in bytes. */
   peakRssBytes(): number;
+  /** CPU time the process has used so far (user + system, all threads), in milliseconds. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -34,6 +36,14 @@ function procStatusBytes(pid: number, field: string): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
   return match === null ? Number.NaN : Number(match[1]) * 1024;
+}
+
+/** utime + stime from /proc/PID/stat, in milliseconds (clock ticks of 10 ms, USER_HZ = 100). */
+function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
@@ -108,6 +118,7 @@ export async function startServerProcess(
     baseUrl: `http://127.0.0.1:${port}`,
     startupMs,
     peakRssBytes: () => procStatusBytes(pid, "VmHWM"),
+    cpuMs: () => procCpuMs(pid),
     async stop() {
       child.kill("SIGTERM");
       if (!(await waitForExit(child, STOP_TIMEOUT_MS))) {
