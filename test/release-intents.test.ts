@@ -147,7 +147,7 @@ describe.each(PROTOCOLS)("RegisterReleaseIntent over %s", (protocol) => {
     await expectRpcError(
       releases(member).getReleaseIntent({ project: { ...project, project: "other" }, releaseIntentId: id }),
       Code.NotFound,
-      `release intent ${id} not found in acme/other`,
+      `release_intent_id: release intent ${id} not found in acme/other`,
     );
     await expectRpcError(
       releases(member).getReleaseIntent({ project, releaseIntentId: "nope" }),

@@ -6,7 +6,7 @@ import { authorize, isAdmin } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
 import { findIntent, insertDeployment, insertIntentIfAbsent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
+import { AlreadyExistsError, InvalidArgumentError, PermissionDeniedError } from "../errors.js";
 import {
   DeploymentStatus,
   GetReleaseIntentResponseSchema,
@@ -106,8 +106,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       authorize(callerOf(ctx), project.organisation, "intent.read");
       const id = requireUuid(req.releaseIntentId, "release_intent_id");
       const intent = await findIntent(db, project, id);
-      if (intent === undefined)
-        throw new NotFoundError(`release intent ${id} not found in ${project.organisation}/${project.project}`);
+      if (intent === undefined) throw intentNotFound(project, id);
       return create(GetReleaseIntentResponseSchema, { releaseIntent: intentToProto(intent) });
     },
 
