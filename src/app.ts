@@ -177,7 +177,13 @@ export class App {
       router.service(PolicyService, { ...createPolicyHandlers(deps), ...approvalHandlers });
       router.service(
         ApprovalAuditService,
-        createApprovalAuditHandlers({ db: database.db, hub, shutdown: this.#shutdown.signal }),
+        createApprovalAuditHandlers({
+          db: database.db,
+          hub,
+          shutdown: this.#shutdown.signal,
+          maxWatchStreams: config.maxWatchStreams,
+          heartbeatMs: config.watchHeartbeatMs,
+        }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(Health, createHealthHandlers(health));

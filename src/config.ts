@@ -16,6 +16,10 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 /** Default cap on unary RPCs handled at once; more get RESOURCE_EXHAUSTED. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Default cap on open WatchApprovalEvents streams per replica; more get RESOURCE_EXHAUSTED. */
+export const DEFAULT_MAX_WATCH_STREAMS = 1000;
+/** Default keep-alive interval of a quiet WatchApprovalEvents stream: 15 s (under common proxy idle timeouts of 30–60 s). */
+export const DEFAULT_WATCH_HEARTBEAT_MS = 15_000;
 /** Default time in-flight RPCs get to finish on SIGTERM before they are cut: 10 s. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** Default pg pool size. */
@@ -50,6 +54,10 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly rpcTimeoutMs: number;
   readonly maxInFlight: number;
+  /** Open WatchApprovalEvents streams allowed per replica. */
+  readonly maxWatchStreams: number;
+  /** Keep-alive interval of a quiet Watch stream, in ms; 0: none. */
+  readonly watchHeartbeatMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
   /** Undefined: pretty on a TTY, JSON otherwise. */
@@ -74,6 +82,13 @@ const positiveInt = (fallback: number) =>
   z.preprocess(
     emptyToUndefined,
     z.coerce.number(POSITIVE_MESSAGE).int(POSITIVE_MESSAGE).positive(POSITIVE_MESSAGE).default(fallback),
+  );
+
+const NON_NEGATIVE_MESSAGE = "must be a non-negative integer";
+const nonNegativeInt = (fallback: number) =>
+  z.preprocess(
+    emptyToUndefined,
+    z.coerce.number(NON_NEGATIVE_MESSAGE).int(NON_NEGATIVE_MESSAGE).min(0, NON_NEGATIVE_MESSAGE).default(fallback),
   );
 
 const EnvSchema = z.object({
@@ -130,6 +145,8 @@ const EnvSchema = z.object({
   MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
   RPC_TIMEOUT_MS: positiveInt(DEFAULT_RPC_TIMEOUT_MS),
   MAX_IN_FLIGHT: positiveInt(DEFAULT_MAX_IN_FLIGHT),
+  MAX_WATCH_STREAMS: positiveInt(DEFAULT_MAX_WATCH_STREAMS),
+  WATCH_HEARTBEAT_MS: nonNegativeInt(DEFAULT_WATCH_HEARTBEAT_MS),
   SHUTDOWN_GRACE_MS: positiveInt(DEFAULT_SHUTDOWN_GRACE_MS),
   LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(["json", "pretty"]).optional()),
   LOG_LEVEL: z.preprocess(
@@ -196,6 +213,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     maxInFlight: e.MAX_IN_FLIGHT,
+    maxWatchStreams: e.MAX_WATCH_STREAMS,
+    watchHeartbeatMs: e.WATCH_HEARTBEAT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -121,6 +121,60 @@ describe("WatchApprovalEvents", () => {
   });
 });
 
+describe("keep-alive and limits", () => {
+  let limited: TestServer;
+  beforeAll(async () => {
+    limited = await startTestServer({ env: { WATCH_HEARTBEAT_MS: "150", MAX_WATCH_STREAMS: "2" } });
+  });
+  afterAll(() => limited?.stop());
+
+  const open = (controller: AbortController) => {
+    const stream = limited
+      .client(ApprovalAuditService, t.alice)
+      .watchApprovalEvents({ project }, { signal: controller.signal })
+      [Symbol.asyncIterator]();
+    return stream;
+  };
+
+  it("sends a heartbeat (no event) on a quiet stream every WATCH_HEARTBEAT_MS", async () => {
+    const controller = new AbortController();
+    const stream = open(controller);
+    expect((await stream.next()).value).toMatchObject({ subscribed: true });
+    const started = Date.now();
+    const first = (await stream.next()).value;
+    const second = (await stream.next()).value;
+    controller.abort();
+    expect([first, second].map((m) => [m?.heartbeat, m?.subscribed, m?.event])).toEqual([
+      [true, false, undefined],
+      [true, false, undefined],
+    ]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * 150 - 20);
+  });
+
+  it("refuses a stream beyond MAX_WATCH_STREAMS with RESOURCE_EXHAUSTED, and takes one again once another closed", async () => {
+    const controllers = [new AbortController(), new AbortController()];
+    const streams = controllers.map(open);
+    for (const s of streams) expect((await s.next()).value).toMatchObject({ subscribed: true });
+    const third = new AbortController();
+    await expectCode(open(third).next(), Code.ResourceExhausted, /MAX_WATCH_STREAMS=2/);
+
+    controllers[0]?.abort();
+    await waitFor(
+      async () => {
+        const retry = new AbortController();
+        const first = await open(retry)
+          .next()
+          .catch(() => undefined);
+        retry.abort();
+        return first?.value?.subscribed === true ? true : undefined;
+      },
+      10_000,
+      "a slot after a stream closed",
+    );
+    controllers[1]?.abort();
+  });
+});
+
 describe("shutdown", () => {
   it("ends open Watch streams when the server stops, without waiting out the grace period", async () => {
     const other = await startTestServer();

@@ -31,6 +31,10 @@ export interface ApprovalAuditDeps {
   readonly hub: ApprovalEventHub;
   /** Aborted when the server shuts down: ends open Watch streams. */
   readonly shutdown?: AbortSignal;
+  /** Open Watch streams allowed at once (config MAX_WATCH_STREAMS); unlimited when unset. */
+  readonly maxWatchStreams?: number;
+  /** A quiet Watch stream gets a heartbeat message this often, in ms (config WATCH_HEARTBEAT_MS); 0 or unset: never. */
+  readonly heartbeatMs?: number;
 }
 
 interface PageCursor {
@@ -87,6 +91,8 @@ export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
 /** releasegate.v1.ApprovalAuditService: the read-only history and the live decision feed. */
 export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImpl<typeof ApprovalAuditService> {
   const { db, hub } = deps;
+  /** Watch streams open now, across callers (this server's). */
+  let openWatches = 0;
   return {
     async listApprovalHistory(req, ctx) {
       const project = requireProject(req.project);
@@ -130,10 +136,18 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
       authorize(callerOf(ctx), project.organisation, "approval.read");
       const environment =
         req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+      // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
+      if (deps.maxWatchStreams !== undefined && openWatches >= deps.maxWatchStreams)
+        throw new ConnectError(
+          `too many watch streams: ${openWatches} open (MAX_WATCH_STREAMS=${deps.maxWatchStreams}); retry with backoff`,
+          Code.ResourceExhausted,
+        );
+      const heartbeatMs = deps.heartbeatMs ?? 0;
 
       const queue: ApprovalDecidedEvent[] = [];
       let overflow = false;
       let notify: (() => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
       const unsubscribe = hub.subscribe({ ...project, environment }, (e) => {
         if (queue.length >= WATCH_QUEUE_MAX) overflow = true;
         else queue.push(e);
@@ -143,6 +157,7 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
       const onEnd = () => notify?.();
       ctx.signal.addEventListener("abort", onEnd);
       deps.shutdown?.addEventListener("abort", onEnd);
+      openWatches++;
       try {
         // Confirms the subscription: every event committed after this message is delivered.
         yield create(WatchApprovalEventsResponseSchema, { subscribed: true });
@@ -157,12 +172,17 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
             yield create(WatchApprovalEventsResponseSchema, { event: eventToProto(event) });
             continue;
           }
-          await new Promise<void>((resolve) => {
-            notify = resolve;
+          const quiet = await new Promise<boolean>((resolve) => {
+            notify = () => resolve(false);
+            if (heartbeatMs > 0) timer = setTimeout(() => resolve(true), heartbeatMs);
           });
+          clearTimeout(timer);
           notify = undefined;
+          if (quiet && !ended()) yield create(WatchApprovalEventsResponseSchema, { heartbeat: true });
         }
       } finally {
+        openWatches--;
+        clearTimeout(timer);
         unsubscribe();
         ctx.signal.removeEventListener("abort", onEnd);
         deps.shutdown?.removeEventListener("abort", onEnd);

@@ -48,6 +48,15 @@ describe("loadConfig", () => {
     expect(problemsOf({ DB_AUTO_PREPARE: "no" })).toEqual([expect.stringMatching(/^DB_AUTO_PREPARE: /)]);
   });
 
+  it("reads the Watch limits: heartbeat interval (0 = off) and stream cap", () => {
+    expect(loadConfig({})).toMatchObject({ watchHeartbeatMs: 15_000, maxWatchStreams: 1000 });
+    expect(loadConfig({ WATCH_HEARTBEAT_MS: "0", MAX_WATCH_STREAMS: "5" })).toMatchObject({ watchHeartbeatMs: 0, maxWatchStreams: 5 });
+    expect(problemsOf({ WATCH_HEARTBEAT_MS: "-1", MAX_WATCH_STREAMS: "0" })).toEqual([
+      "MAX_WATCH_STREAMS: must be a positive integer",
+      "WATCH_HEARTBEAT_MS: must be a non-negative integer",
+    ]);
+  });
+
   it("returns a frozen config", () => {
     const c = loadConfig({ PORT: "8080", DATABASE_URL: "postgres://u@h/db" });
     expect(c.port).toBe(8080);
