@@ -19,7 +19,7 @@ import { ServerHealth } from "./health/health.js";
 import { createHealthHandlers } from "./health/health-service.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.js";
-import { createPolicyCache, invalidateOnPolicyChange } from "./policy/policy-cache.js";
+import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers } from "./rpc/approval-audit-service.js";
@@ -44,6 +44,19 @@ export interface AppOptions {
   /** Metrics hooks for the outbox relay. */
   readonly relayHooks?: Pick<OutboxRelayOptions, "onPublished" | "onPublishError">;
 }
+
+/** The RPC port's request handler (connect-node, both HTTP versions). */
+type RpcHandler = ReturnType<typeof createNodeHandler>;
+
+/** The services this server answers, as health, reflection and the default deadline know them. */
+const SERVED: readonly DescService[] = [
+  PolicyService,
+  ReleaseService,
+  ApprovalAuditService,
+  Health,
+  ServerReflection,
+  ServerReflectionV1Alpha,
+];
 
 /** A running releasegate server: start() binds, stop() drains and closes. */
 export class App {
@@ -92,7 +105,46 @@ export class App {
     return this.#relay;
   }
 
+  /**
+   * Opens and migrates the database, then brings up what serving needs in
+   * dependency order: token verification, the policy cache, the approval
+   * signal path (hub, NATS publisher, relay), the RPC handler, and last the
+   * ports; health turns SERVING once the database answers.
+   */
   async start(): Promise<void> {
+    const { config, logger } = this.#options;
+    const database = await this.#openDatabase();
+    this.#verifier = await this.#startVerifier();
+    registerDatabaseMetrics(this.#metrics, database);
+    // Evaluations read policies from a per-project cache that every replica
+    // invalidates on the policies trigger's NOTIFY (and this one at once).
+    const policyCache = createPolicyCache({ load: (project) => listPolicies(database.db, project) });
+    this.#stopPolicyInvalidation = await invalidateOnPolicyChange(database, policyCache);
+    const { hub, relay } = await this.#startSignals(database);
+    const health = new ServerHealth({
+      services: SERVED.map((s) => s.typeName),
+      ping: async () => {
+        await sql`select 1`.execute(database.db);
+      },
+    });
+    this.#health = health;
+    await this.#serve(this.#rpcHandler({ database, policyCache, hub, relay, health }), health);
+    // Migrations ran and the ports are bound: SERVING once the database answers.
+    await health.markReady();
+    logger.info(
+      {
+        host: config.host,
+        port: this.port,
+        adminPort: this.adminPort,
+        tls: config.tlsCertFile !== undefined,
+        database: database.kind,
+      },
+      `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2); admin on :${this.adminPort}`,
+    );
+  }
+
+  /** The configured database (or the one handed in), migrated to the latest schema. */
+  async #openDatabase(): Promise<Database> {
     const { config, logger } = this.#options;
     const database =
       this.#options.database ??
@@ -107,35 +159,29 @@ export class App {
     this.#database = database;
     const applied = await migrateToLatest(database.db);
     logger.info({ database: database.description, applied }, "database ready");
+    return database;
+  }
 
+  async #startVerifier(): Promise<TokenVerifier> {
+    const { config, logger } = this.#options;
     // Pipelines call with one token again and again: verify its signature once a minute.
-    this.#verifier = cacheVerifiedTokens(await createTokenVerifier(config.jwt, config.dataDir));
-    if (this.#verifier.mode === "local")
+    const verifier = cacheVerifiedTokens(await createTokenVerifier(config.jwt, config.dataDir));
+    if (verifier.mode === "local")
       logger.warn(
         { dataDir: config.dataDir },
         "no JWT key configured: local mode, tokens signed with the secret in DATA_DIR (mint one with `npm run token`)",
       );
+    return verifier;
+  }
 
+  /**
+   * The approval signal path: votes write the outbox; the hub (outbox
+   * NOTIFY) feeds Watch streams and wakes the relay, which publishes to NATS
+   * (when NATS_URL is set; else events wait in the outbox).
+   */
+  async #startSignals(database: Database): Promise<{ hub: ApprovalEventHub; relay: OutboxRelay }> {
+    const { config, logger } = this.#options;
     const metrics = this.#metrics;
-    registerDatabaseMetrics(metrics, database);
-    const interceptors: Interceptor[] = [
-      observabilityInterceptor(logger, metrics),
-      concurrencyLimitInterceptor(config.maxInFlight),
-      errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
-      authInterceptor(this.#verifier),
-    ];
-    // Evaluations read policies from a per-project cache that every replica
-    // invalidates on the policies trigger's NOTIFY (and this one at once).
-    const policyCache = createPolicyCache({ load: (project) => listPolicies(database.db, project) });
-    this.#stopPolicyInvalidation = await invalidateOnPolicyChange(database, policyCache);
-    const deps = {
-      db: database.db,
-      clock: this.#clock,
-      loadPolicies: policyCache.get,
-      onPolicyChanged: policyCache.invalidate,
-    };
-    // Approval signal: votes write the outbox; the hub (outbox NOTIFY) feeds
-    // Watch streams and wakes the relay, which publishes to NATS.
     const hub = new ApprovalEventHub(database, logger);
     this.#hub = hub;
     await hub.start();
@@ -165,6 +211,34 @@ export class App {
     this.#relay = relay;
     this.#publisher?.start();
     relay.start();
+    return { hub, relay };
+  }
+
+  /** Every service's handlers behind the interceptors, with the default deadline. */
+  #rpcHandler(parts: {
+    database: Database;
+    policyCache: PolicyCache;
+    hub: ApprovalEventHub;
+    relay: OutboxRelay;
+    health: ServerHealth;
+  }): RpcHandler {
+    const { config, logger } = this.#options;
+    const { database, policyCache, hub, relay, health } = parts;
+    const metrics = this.#metrics;
+    const verifier = this.#verifier;
+    if (verifier === undefined) throw new Error("token verifier not started");
+    const interceptors: Interceptor[] = [
+      observabilityInterceptor(logger, metrics),
+      concurrencyLimitInterceptor(config.maxInFlight),
+      errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
+      authInterceptor(verifier),
+    ];
+    const deps = {
+      db: database.db,
+      clock: this.#clock,
+      loadPolicies: policyCache.get,
+      onPolicyChanged: policyCache.invalidate,
+    };
     const approvalHandlers = createApprovalHandlers({
       db: database.db,
       clock: this.#clock,
@@ -173,6 +247,7 @@ export class App {
       onVoteConflict: () => metrics.voteConflicts.inc(),
       loadPolicies: policyCache.get,
     });
+    const reflection = createDescriptorIndex(SERVED);
     const routes = (router: ConnectRouter) => {
       router.service(PolicyService, { ...createPolicyHandlers(deps), ...approvalHandlers });
       router.service(
@@ -190,23 +265,7 @@ export class App {
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
     };
-    const served: DescService[] = [
-      PolicyService,
-      ReleaseService,
-      ApprovalAuditService,
-      Health,
-      ServerReflection,
-      ServerReflectionV1Alpha,
-    ];
-    const health = new ServerHealth({
-      services: served.map((s) => s.typeName),
-      ping: async () => {
-        await sql`select 1`.execute(database.db);
-      },
-    });
-    this.#health = health;
-    const reflection = createDescriptorIndex(served);
-    const handler = withDefaultDeadline(
+    return withDefaultDeadline(
       createNodeHandler(
         {
           routes,
@@ -219,8 +278,13 @@ export class App {
         (err) => logger.error({ err }, "rpc handler failed"),
       ),
       config.rpcTimeoutMs,
-      served,
+      SERVED,
     );
+  }
+
+  /** Binds the RPC port (one port, every protocol) and the admin port (/healthz, /readyz, /metrics). */
+  async #serve(handler: RpcHandler, health: ServerHealth): Promise<void> {
+    const { config, logger } = this.#options;
     this.#listener = new Listener(
       {
         host: config.host,
@@ -237,22 +301,10 @@ export class App {
       host: config.host,
       port: config.metricsPort,
       health,
-      registry: metrics.registry,
+      registry: this.#metrics.registry,
       logger,
     });
     await this.#admin.start();
-    // Migrations ran and the port is bound: SERVING once the database answers.
-    await health.markReady();
-    logger.info(
-      {
-        host: config.host,
-        port: this.port,
-        adminPort: this.adminPort,
-        tls: config.tlsCertFile !== undefined,
-        database: database.kind,
-      },
-      `releasegate listening on ${config.host}:${this.port} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2); admin on :${this.adminPort}`,
-    );
   }
 
   /**
