@@ -184,6 +184,23 @@ describe("four-eyes rules on votes", () => {
     record("PERMISSION_DENIED");
   });
 
+  it("lets a service account with the admin role manage policies (the role decides) but still not vote", async () => {
+    const adminBot = await token({ sub: "policy-bot", orgs: { acme: "admin" }, service: true });
+    const name = `bot-${++seq}`;
+    const created = await server.client(PolicyService, adminBot).createPolicy({
+      project,
+      name,
+      policyType: PolicyType.BRANCH_RESTRICTION,
+      config: { case: "branchRestriction", value: { targetEnvironment: "qa", branchPattern: "^main$" } },
+    });
+    expect(created.policy?.name).toBe(name);
+    await server.client(PolicyService, adminBot).deletePolicy({ project, name });
+    const outcome = await approve(adminBot, await registerIntent("alice"));
+    expect(codeName(outcome.code)).toBe("PermissionDenied");
+    expect(outcome.message).toMatch(/service account policy-bot may not approval\.vote/);
+    record("PERMISSION_DENIED");
+  });
+
   it("rejects self-approval by an admin author without force_bypass", async () => {
     const id = await registerIntent("root");
     const outcome = await approve(tokens.adminAuthor, id);
