@@ -66,7 +66,7 @@ interface VoteInput {
   forceBypass?: boolean;
 }
 
-/** A validated vote request and what it is judged against, but for the basis read from the database. */
+/** A validated vote request with the project's policies: all a decision needs but the basis it reads from the database. */
 interface VoteTarget {
   readonly caller: Caller;
   readonly decision: Decision;
@@ -111,7 +111,8 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
 
   /**
    * Decides a vote on `basis`: the four-eyes rule, the votes after it, the
-   * gate state they give, and the rows to write (pure; throws domain errors).
+   * gate state they give, and the rows to write. No I/O; throws domain errors
+   * (NOT_FOUND, PERMISSION_DENIED) before anything is written.
    */
   function decide(v: VoteTarget, basis: VoteBasis | undefined): { state: GateState; write: VoteWrite } {
     const { caller, decision, project, intentId, environment, comment } = v;
