@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
@@ -67,4 +68,62 @@ describe("concurrent votes", () => {
     expect(history.entries[1]?.previousDecision).toBe(history.entries[0]?.decision);
     expect(final.state?.decisions[0]?.decision).toBe(history.entries[1]?.decision);
   });
+
+  it("a vote whose basis went stale while it waited is decided again on the fresh votes (the locked path)", async () => {
+    // Postgres: a second session holds the intent row while the vote reads its basis and tries to write.
+    const pgServer = await startTestServer({ kind: "postgres" });
+    const raw = new pg.Client({ connectionString: pgServer.db.url });
+    // pg_stat_activity is read once per transaction: watch from a session of its own.
+    const observer = new pg.Client({ connectionString: pgServer.db.url });
+    await raw.connect();
+    await observer.connect();
+    try {
+      await createApprovalPolicy(pgServer, admin, project, "two", "prod", 2);
+      const id = await registerIntent(pgServer, admin, project);
+      const before = (await pgServer.app.metrics.voteConflicts.get()).values[0]?.value ?? 0;
+      await raw.query("begin");
+      await raw.query("select 1 from release_intents where id = $1 for no key update", [id]);
+
+      const bob = await token({ sub: "bob", orgs: { acme: "member" } });
+      const voting = pgServer
+        .client(PolicyService, bob)
+        .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+      // The vote read its basis (no votes) and its write now waits for the row.
+      await waitUntil(async () => {
+        const { rows } = await observer.query(
+          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%vote_version%'",
+        );
+        return rows.length === 1;
+      });
+      // Meanwhile another vote commits, as a vote does: its row and a version bump.
+      await raw.query(
+        `insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
+         values ($1, 'prod', 'zoe', 'Zoe', 'approved', 'peer', now(), now())`,
+        [id],
+      );
+      await raw.query("update release_intents set vote_version = vote_version + 1 where id = $1", [id]);
+      await raw.query("commit");
+
+      const res = await voting;
+      expect(res.state?.decisions.map((d) => d.userId)).toEqual(["zoe", "bob"]);
+      expect(res.state?.currentApprovals).toBe(2);
+      expect((await pgServer.app.metrics.voteConflicts.get()).values[0]?.value).toBe(before + 1);
+      const { rows } = await raw.query("select count(*)::int as n from approval_history where release_intent_id = $1", [id]);
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      await raw.query("rollback").catch(() => undefined);
+      await raw.end();
+      await observer.end();
+      await pgServer.stop();
+    }
+  });
 });
+
+/** Polls `check` every 20 ms until it holds (10 s at most). */
+async function waitUntil(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
