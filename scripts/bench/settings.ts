@@ -15,6 +15,6 @@ export interface BenchSettings {
   readonly warmupMs: number;
 }
 
-export const FULL: BenchSettings = { quick: false, runs: 5, loadMs: 2_000, maxCalls: 200_000, callers: [1, 16, 64], warmupPerCaller: 5, warmupMs: 5_000 };
+export const FULL: BenchSettings = { quick: false, runs: 5, loadMs: 2_000, maxCalls: 200_000, callers: [1, 16, 64], warmupPerCaller: 5, warmupMs: 15_000 };
 /** A smoke run that keeps the scripts from rotting (seconds, not minutes). */
 export const QUICK: BenchSettings = { quick: true, runs: 1, loadMs: 250, maxCalls: 2_000, callers: [1, 16], warmupPerCaller: 2, warmupMs: 200 };
