@@ -1,12 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
+import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
+import { openDatabase } from "../src/db/database.js";
 import { OUTBOX_CHANNEL } from "../src/db/outbox.repository.js";
 import { ApprovalEventHub } from "../src/signal/event-hub.js";
 import { waitFor } from "./support/approval-fixtures.js";
-import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { createPostgresDatabase, createTestDatabase, type TestDatabase } from "./support/database.js";
+import { PgProxy } from "./support/pg-proxy.js";
 
 let database: TestDatabase;
 let hub: ApprovalEventHub;
@@ -62,5 +65,40 @@ describe("ApprovalEventHub", () => {
       return received.includes(after.event_id) ? true : undefined;
     }, 15_000, "event after the LISTEN connection was re-established");
     unsubscribe();
+  });
+
+  it("listens again when its LISTEN connection goes silent without closing (its own ping does not come back)", async () => {
+    const pgdb = await createPostgresDatabase();
+    const target = new URL(pgdb.url);
+    const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(pgdb.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const proxied = await openDatabase({ databaseUrl: viaProxy.toString(), dataDir: "/nonexistent", poolSize: 2 });
+    const silentHub = new ApprovalEventHub(proxied, pino({ level: "silent" }), { listenCheckMs: 200 });
+    // Notifications are sent straight to Postgres, around the proxy.
+    const direct = new pg.Client({ connectionString: pgdb.url });
+    await direct.connect();
+    try {
+      await silentHub.start();
+      const received: string[] = [];
+      silentHub.subscribe({}, (e) => received.push(e.event_id));
+      const notify = (e: ApprovalDecidedEvent) => direct.query("select pg_notify($1, $2)", [OUTBOX_CHANNEL, JSON.stringify(e)]);
+      const before = event();
+      await notify(before);
+      await waitFor(() => (received.includes(before.event_id) ? true : undefined), 5_000, "event before the freeze");
+
+      expect(proxy.freezeWhere(/LISTEN releasegate_outbox/)).toBe(1);
+      const after = event();
+      await waitFor(async () => {
+        await notify(after);
+        return received.includes(after.event_id) ? true : undefined;
+      }, 15_000, "event after the silent LISTEN connection was replaced");
+    } finally {
+      await direct.end();
+      await silentHub.stop();
+      await proxied.destroy();
+      await proxy.stop();
+      await pgdb.drop();
+    }
   });
 });

@@ -1,0 +1,72 @@
+import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+
+/**
+ * A TCP proxy in front of Postgres that can make one kind of connection go
+ * silent: `freezeWhere(match)` stops forwarding, in both directions, on every
+ * connection whose client has sent bytes matching `match` (e.g. a LISTEN), while
+ * its sockets stay open, as a half-open connection behind a dead NAT or a
+ * frozen host looks. Other and new connections are forwarded as usual.
+ */
+export class PgProxy {
+  readonly #server: Server;
+  readonly #conns = new Set<{ client: Socket; upstream: Socket; sent: string; frozen: boolean }>();
+
+  private constructor(target: { host: string; port: number }) {
+    this.#server = createServer((client) => this.#accept(client, target));
+  }
+
+  /** Listens on 127.0.0.1 (kernel-chosen port) and forwards to `target` (host:port). */
+  static async start(target: { host: string; port: number }): Promise<PgProxy> {
+    const proxy = new PgProxy(target);
+    await new Promise<void>((resolve) => proxy.#server.listen(0, "127.0.0.1", resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    const address = this.#server.address();
+    if (address === null || typeof address === "string") throw new Error("proxy not listening");
+    return address.port;
+  }
+
+  #accept(client: Socket, target: { host: string; port: number }): void {
+    const upstream = tcpConnect(target.port, target.host);
+    const conn = { client, upstream, sent: "", frozen: false };
+    this.#conns.add(conn);
+    client.on("data", (chunk: Buffer) => {
+      // The protocol's text (queries, names) is ASCII enough to search in latin1.
+      conn.sent = (conn.sent + chunk.toString("latin1")).slice(-64 * 1024);
+      if (!conn.frozen) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => {
+      if (!conn.frozen) client.write(chunk);
+    });
+    const close = () => {
+      this.#conns.delete(conn);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", close);
+    upstream.on("close", close);
+    client.on("error", close);
+    upstream.on("error", close);
+  }
+
+  /** Silences every current connection whose client sent something matching `match`; returns how many. */
+  freezeWhere(match: RegExp): number {
+    let frozen = 0;
+    for (const conn of this.#conns)
+      if (!conn.frozen && match.test(conn.sent)) {
+        conn.frozen = true;
+        frozen++;
+      }
+    return frozen;
+  }
+
+  async stop(): Promise<void> {
+    for (const conn of this.#conns) {
+      conn.client.destroy();
+      conn.upstream.destroy();
+    }
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
