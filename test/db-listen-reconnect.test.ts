@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../src/db/database.js";
 import { createPostgresDatabase } from "./support/database.js";
+import { openThroughProxy } from "./support/pg-proxy.js";
 
 /** Polls `check` until it holds or `timeoutMs` passes. */
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -52,6 +53,38 @@ describe("Database.listen on Postgres", () => {
       expect(received).toEqual(["before", "after"]);
     } finally {
       await unlisten();
+    }
+  });
+
+  it("replaces a LISTEN connection that goes silent without closing, and tells the subscriber to resynchronise", async () => {
+    const errors: string[] = [];
+    const { proxy, database: proxied, close } = await openThroughProxy(pgdb.url, {
+      listenCheckMs: 200,
+      onPoolError: (err) => errors.push(err.message),
+    });
+    const received: string[] = [];
+    let reconnects = 0;
+    const unlisten = await proxied.listen(
+      "rg_silent_test",
+      (payload) => received.push(payload),
+      () => reconnects++,
+    );
+    try {
+      await admin.query("select pg_notify('rg_silent_test', 'before')");
+      await waitFor(() => received.includes("before"));
+      // Pings come and go unseen by the subscriber while the connection is healthy.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(received).toEqual(["before"]);
+
+      expect(proxy.freezeWhere(/LISTEN rg_silent_test/)).toBe(1);
+      await waitFor(() => reconnects === 1);
+      expect(errors).toContain("LISTEN rg_silent_test: the connection stopped delivering notifications; listening again");
+      await admin.query("select pg_notify('rg_silent_test', 'after')");
+      await waitFor(() => received.includes("after"));
+      expect(received).toEqual(["before", "after"]);
+    } finally {
+      await unlisten();
+      await close();
     }
   });
 });

@@ -4,12 +4,11 @@ import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
-import { openDatabase } from "../src/db/database.js";
 import { OUTBOX_CHANNEL } from "../src/db/outbox.repository.js";
 import { ApprovalEventHub } from "../src/signal/event-hub.js";
 import { waitFor } from "./support/approval-fixtures.js";
 import { createPostgresDatabase, createTestDatabase, type TestDatabase } from "./support/database.js";
-import { PgProxy } from "./support/pg-proxy.js";
+import { openThroughProxy } from "./support/pg-proxy.js";
 
 let database: TestDatabase;
 let hub: ApprovalEventHub;
@@ -17,7 +16,7 @@ let hub: ApprovalEventHub;
 beforeAll(async () => {
   // A LISTEN connection dying under us is a Postgres matter (a restart, a failover).
   database = await createTestDatabase("postgres");
-  hub = new ApprovalEventHub(database.database, pino({ level: "silent" }), { listenCheckMs: 200 });
+  hub = new ApprovalEventHub(database.database, pino({ level: "silent" }));
   await hub.start();
 });
 afterAll(async () => {
@@ -67,14 +66,11 @@ describe("ApprovalEventHub", () => {
     unsubscribe();
   });
 
-  it("listens again when its LISTEN connection goes silent without closing (its own ping does not come back)", async () => {
+  it("listens again when its LISTEN connection goes silent without closing (the liveness ping does not come back)", async () => {
     const pgdb = await createPostgresDatabase();
-    const target = new URL(pgdb.url);
-    const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(pgdb.url);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const proxied = await openDatabase({ databaseUrl: viaProxy.toString(), dataDir: "/nonexistent", poolSize: 2 });
-    const silentHub = new ApprovalEventHub(proxied, pino({ level: "silent" }), { listenCheckMs: 200 });
+    // The LISTEN liveness check (Database.listen's) every 200 ms instead of 30 s.
+    const { proxy, database: proxied, close } = await openThroughProxy(pgdb.url, { listenCheckMs: 200 });
+    const silentHub = new ApprovalEventHub(proxied, pino({ level: "silent" }));
     // Notifications are sent straight to Postgres, around the proxy.
     const direct = new pg.Client({ connectionString: pgdb.url });
     await direct.connect();
@@ -96,8 +92,35 @@ describe("ApprovalEventHub", () => {
     } finally {
       await direct.end();
       await silentHub.stop();
-      await proxied.destroy();
-      await proxy.stop();
+      await close();
+      await pgdb.drop();
+    }
+  });
+
+  it("keeps trying a LISTEN that failed when it started, and delivers once it works", async () => {
+    const pgdb = await createPostgresDatabase();
+    const { proxy, database: proxied, close } = await openThroughProxy(pgdb.url);
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(line) });
+    const lateHub = new ApprovalEventHub(proxied, logger, { listenRetryMs: 100 });
+    const direct = new pg.Client({ connectionString: pgdb.url });
+    await direct.connect();
+    try {
+      proxy.refusing = true;
+      await lateHub.start();
+      expect(lines.join("")).toMatch(/cannot LISTEN for approval events/);
+      const received: string[] = [];
+      lateHub.subscribe({}, (e) => received.push(e.event_id));
+      proxy.refusing = false;
+      const late = event();
+      await waitFor(async () => {
+        await direct.query("select pg_notify($1, $2)", [OUTBOX_CHANNEL, JSON.stringify(late)]);
+        return received.includes(late.event_id) ? true : undefined;
+      }, 10_000, "an event once LISTEN works");
+    } finally {
+      await direct.end();
+      await lateHub.stop();
+      await close();
       await pgdb.drop();
     }
   });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
@@ -19,8 +20,11 @@ export interface Database {
    * Subscribes to a NOTIFY channel; returns an unsubscribe function. Lets
    * replicas wake each other (outbox relay, policy cache invalidation).
    * On Postgres the LISTEN connection is re-established (with backoff) when
-   * it closes; `onReconnect` then runs, because notifications sent while it
-   * was down are lost and the subscriber must resynchronise.
+   * it closes, or when it stops delivering: every `listenCheckMs` it
+   * notifies itself through the pool and listens anew if that ping does not
+   * come back (a half-open connection never closes by itself). `onReconnect`
+   * then runs, because notifications sent while it was down are lost and the
+   * subscriber must resynchronise.
    */
   listen(
     channel: string,
@@ -36,8 +40,10 @@ export interface DatabaseOptions {
   poolSize: number;
   /** Named prepared statements for hot statements (default true; see auto-prepare.ts). */
   autoPrepare?: boolean;
-  /** Called when an idle pool client errors (e.g. the server restarted). */
+  /** Called when an idle pool client errors (e.g. the server restarted), and when a LISTEN connection is replaced. */
   onPoolError?: (err: Error) => void;
+  /** How often a LISTEN connection checks that it still receives, in ms; 0 turns it off. Default DEFAULT_LISTEN_CHECK_MS. */
+  listenCheckMs?: number;
   /**
    * Postgres cancels any statement running longer than this (`statement_timeout`),
    * so a query outliving its RPC's deadline does not keep holding a connection.
@@ -61,6 +67,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openPglite(options.dataDir);
 }
 
+/** How often a LISTEN connection notifies itself to check it still receives: 30 s. */
+export const DEFAULT_LISTEN_CHECK_MS = 30_000;
+/** How long such a check waits for its own notification: 5 s (less when checks come more often). */
+const LISTEN_CHECK_TIMEOUT_MS = 5_000;
+/** Payload prefix of those checks; never handed to subscribers. */
+const LISTEN_PING_PREFIX = "releasegate-listen-ping:";
 /** LISTEN reconnect backoff: 250 ms doubling up to 10 s. */
 const LISTEN_RETRY_BASE_MS = 250;
 const LISTEN_RETRY_MAX_MS = 10_000;
@@ -96,11 +108,15 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       let current: pg.Client | undefined;
       let stopped = false;
       let retry: NodeJS.Timeout | undefined;
+      const pings = new Map<string, () => void>();
       const connect = async () => {
         const client = new pg.Client({ connectionString: url });
         client.on("error", (err) => options.onPoolError?.(err));
         client.on("notification", (msg) => {
-          if (msg.channel === channel) onNotify(msg.payload ?? "");
+          if (msg.channel !== channel) return;
+          const payload = msg.payload ?? "";
+          if (payload.startsWith(LISTEN_PING_PREFIX)) pings.get(payload)?.();
+          else onNotify(payload);
         });
         // Only the live client's end schedules a reconnect (a failed attempt
         // is retried by its own catch).
@@ -130,10 +146,43 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
         );
         retry.unref();
       };
+      // Sends itself a ping through the pool; listens anew when the ping was
+      // sent but did not come back (a failed send is the database's trouble,
+      // not this connection's: the next check tries again).
+      const checkMs = options.listenCheckMs ?? DEFAULT_LISTEN_CHECK_MS;
+      let checking = false;
+      const check = async () => {
+        const listening = current;
+        if (checking || stopped || listening === undefined) return;
+        checking = true;
+        const ping = `${LISTEN_PING_PREFIX}${randomUUID()}`;
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const arrived = new Promise<boolean>((resolve) => {
+            pings.set(ping, () => resolve(true));
+            timer = setTimeout(() => resolve(false), Math.min(LISTEN_CHECK_TIMEOUT_MS, checkMs));
+          });
+          await pool.query("select pg_notify($1, $2)", [channel, ping]);
+          if ((await arrived) || stopped || listening !== current) return;
+          options.onPoolError?.(new Error(`LISTEN ${channel}: the connection stopped delivering notifications; listening again`));
+          reconnect(0);
+          // Not awaited: a connection that went silent may never answer its goodbye.
+          listening.end().catch(() => undefined);
+        } catch (err) {
+          options.onPoolError?.(err as Error);
+        } finally {
+          clearTimeout(timer);
+          pings.delete(ping);
+          checking = false;
+        }
+      };
       await connect();
+      const checkTimer = checkMs > 0 ? setInterval(() => void check(), checkMs) : undefined;
+      checkTimer?.unref();
       return async () => {
         stopped = true;
         clearTimeout(retry);
+        clearInterval(checkTimer);
         await current?.end().catch(() => undefined);
       };
     },

@@ -1,5 +1,3 @@
-import { randomUUID } from "node:crypto";
-import { sql } from "kysely";
 import { type ApprovalDecidedEvent, parseApprovalEvent } from "../approval/event.js";
 import type { Database } from "../db/database.js";
 import { findOutboxEvent, OUTBOX_CHANNEL } from "../db/outbox.repository.js";
@@ -15,15 +13,12 @@ export interface EventFilter {
 
 type Listener = (event: ApprovalDecidedEvent) => void;
 
-/** How often the hub checks that its LISTEN connection still receives, in ms. */
-export const DEFAULT_LISTEN_CHECK_MS = 30_000;
-/** How long a check waits for its own notification, in ms. */
-const LISTEN_CHECK_TIMEOUT_MS = 5_000;
-const PING_PREFIX = "ping:";
+/** Default retry interval of a LISTEN that failed when the hub started: 5 s. */
+export const DEFAULT_LISTEN_RETRY_MS = 5_000;
 
 export interface ApprovalEventHubOptions {
-  /** Interval of the LISTEN liveness check; 0 turns it off. */
-  readonly listenCheckMs?: number;
+  /** Retry interval of a LISTEN that failed at start, in ms. Default DEFAULT_LISTEN_RETRY_MS. */
+  readonly listenRetryMs?: number;
 }
 
 function matches(f: EventFilter, e: ApprovalDecidedEvent): boolean {
@@ -39,9 +34,9 @@ function matches(f: EventFilter, e: ApprovalDecidedEvent): boolean {
  * streams, the relay's wake-up). Fed by the outbox NOTIFY, so every replica
  * sees every replica's events, in commit order, with or without NATS. A live
  * feed: events committed while the listen connection is down are not
- * replayed (NATS/JetStream is the durable path). A LISTEN connection dies
- * silently with its server (e.g. a Postgres restart), so the hub notifies
- * itself now and then and listens again when its own ping does not arrive.
+ * replayed (NATS/JetStream is the durable path). Keeping the LISTEN
+ * connection alive (closed, or silent without closing) is Database.listen's
+ * job; the hub only retries a LISTEN that failed when it started.
  */
 export class ApprovalEventHub {
   readonly #database: Database;
@@ -49,74 +44,40 @@ export class ApprovalEventHub {
   readonly #subscribers = new Map<number, { filter: EventFilter; listener: Listener }>();
   #nextId = 0;
   #unlisten?: () => Promise<void>;
-  readonly #listenCheckMs: number;
-  #checkTimer?: NodeJS.Timeout;
-  #checking = false;
+  #retry?: NodeJS.Timeout;
   #stopped = false;
-  readonly #pings = new Map<string, () => void>();
+  readonly #retryMs: number;
 
   constructor(database: Database, logger: Logger, options: ApprovalEventHubOptions = {}) {
     this.#database = database;
     this.#logger = logger;
-    this.#listenCheckMs = options.listenCheckMs ?? DEFAULT_LISTEN_CHECK_MS;
+    this.#retryMs = options.listenRetryMs ?? DEFAULT_LISTEN_RETRY_MS;
   }
 
   async start(): Promise<void> {
     await this.#listen();
-    if (this.#listenCheckMs > 0) {
-      this.#checkTimer = setInterval(() => void this.#checkListener(), this.#listenCheckMs);
-      this.#checkTimer.unref();
-    }
   }
 
-  /** Starts listening; returns the unlisten function, undefined when LISTEN failed. */
-  async #listen(): Promise<(() => Promise<void>) | undefined> {
+  /** Starts listening; on failure retries every `listenRetryMs` until it works or the hub stops. */
+  async #listen(): Promise<void> {
     try {
-      this.#unlisten = await this.#database.listen(OUTBOX_CHANNEL, (payload) => this.#dispatch(payload));
-      return this.#unlisten;
-    } catch (err) {
-      // Without LISTEN the relay still polls; only live Watch streams go quiet.
-      this.#logger.warn({ err: (err as Error).message }, "cannot LISTEN for approval events; Watch streams get none");
-      return undefined;
-    }
-  }
-
-  /** Sends itself a ping through the database; listens anew when it does not come back. */
-  async #checkListener(): Promise<void> {
-    if (this.#checking) return;
-    this.#checking = true;
-    const ping = `${PING_PREFIX}${randomUUID()}`;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const arrived = new Promise<boolean>((resolve) => {
-        this.#pings.set(ping, () => resolve(true));
-        timer = setTimeout(() => resolve(false), LISTEN_CHECK_TIMEOUT_MS);
-      });
-      await sql`select pg_notify(${OUTBOX_CHANNEL}, ${ping})`.execute(this.#database.db);
-      if ((await arrived) || this.#stopped) return;
-      this.#logger.warn("approval event LISTEN connection lost; listening again");
-      const old = this.#unlisten;
-      this.#unlisten = undefined;
-      await old?.().catch(() => undefined);
-      if (this.#stopped) return;
-      const fresh = await this.#listen();
+      const unlisten = await this.#database.listen(OUTBOX_CHANNEL, (payload) => this.#dispatch(payload));
       // stop() may have run meanwhile: do not leave a LISTEN connection behind.
-      if (this.#stopped) await fresh?.();
+      if (this.#stopped) await unlisten();
+      else this.#unlisten = unlisten;
     } catch (err) {
-      // The database itself is unreachable: try again at the next check.
-      this.#logger.warn({ err: (err as Error).message }, "approval event LISTEN check failed");
-    } finally {
-      clearTimeout(timer);
-      this.#pings.delete(ping);
-      this.#checking = false;
+      // Without LISTEN the relay still polls; only live Watch streams go quiet meanwhile.
+      this.#logger.warn(
+        { err: (err as Error).message, retryInMs: this.#retryMs },
+        "cannot LISTEN for approval events; Watch streams get none until it works",
+      );
+      if (this.#stopped) return;
+      this.#retry = setTimeout(() => void this.#listen(), this.#retryMs);
+      this.#retry.unref();
     }
   }
 
   #dispatch(payload: string): void {
-    if (payload.startsWith(PING_PREFIX)) {
-      this.#pings.get(payload)?.();
-      return;
-    }
     const event = parseApprovalEvent(payload);
     if (event !== undefined) this.#deliver(event);
     else if (isUuid(payload))
@@ -153,7 +114,7 @@ export class ApprovalEventHub {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearInterval(this.#checkTimer);
+    clearTimeout(this.#retry);
     this.#subscribers.clear();
     await this.#unlisten?.();
     this.#unlisten = undefined;

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+import { type Database, type DatabaseOptions, openDatabase } from "../../src/db/database.js";
 
 /**
  * A TCP proxy in front of Postgres that can make one kind of connection go
@@ -10,6 +11,8 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from "n
 export class PgProxy {
   readonly #server: Server;
   readonly #conns = new Set<{ client: Socket; upstream: Socket; sent: string; frozen: boolean }>();
+  /** While true, new connections are closed at once (Postgres unreachable). */
+  refusing = false;
 
   private constructor(target: { host: string; port: number }) {
     this.#server = createServer((client) => this.#accept(client, target));
@@ -29,6 +32,10 @@ export class PgProxy {
   }
 
   #accept(client: Socket, target: { host: string; port: number }): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = tcpConnect(target.port, target.host);
     const conn = { client, upstream, sent: "", frozen: false };
     this.#conns.add(conn);
@@ -69,4 +76,24 @@ export class PgProxy {
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** `url`'s database opened through a new PgProxy in front of its server; close() undoes both. */
+export async function openThroughProxy(
+  url: string,
+  options: Omit<DatabaseOptions, "databaseUrl" | "dataDir" | "poolSize"> = {},
+): Promise<{ proxy: PgProxy; database: Database; close(): Promise<void> }> {
+  const target = new URL(url);
+  const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
+  const viaProxy = new URL(url);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const database = await openDatabase({ databaseUrl: viaProxy.toString(), dataDir: "/nonexistent", poolSize: 2, ...options });
+  return {
+    proxy,
+    database,
+    async close() {
+      await database.destroy();
+      await proxy.stop();
+    },
+  };
 }
