@@ -119,6 +119,56 @@ describe("concurrent votes", () => {
   });
 });
 
+describe("a deadlock inside a vote", () => {
+  it("is retried inside the service: the caller gets its answer, one history entry, no error", async () => {
+    const pgServer = await startTestServer({ kind: "postgres" });
+    const raw = new pg.Client({ connectionString: pgServer.db.url });
+    const observer = new pg.Client({ connectionString: pgServer.db.url });
+    await raw.connect();
+    await observer.connect();
+    try {
+      await createApprovalPolicy(pgServer, admin, project, "two", "prod", 2);
+      const id = await registerIntent(pgServer, admin, project);
+      const bob = await token({ sub: "bob", orgs: { acme: "member" } });
+      const vote = { project, releaseIntentId: id, targetEnvironment: "prod" };
+      await pgServer.client(PolicyService, bob).externalApproveRelease(vote);
+
+      // Another session holds bob's vote row and (later) wants the intent row the vote's write
+      // holds: a lock cycle. Its own deadlock check waits 10 s, so the vote's backend (1 s) is
+      // the one Postgres aborts with 40P01.
+      await raw.query("begin");
+      await raw.query("set local deadlock_timeout = '10s'");
+      await raw.query("select 1 from approval_votes where release_intent_id = $1 and user_id = 'bob' for update", [id]);
+      const changing = pgServer.client(PolicyService, bob).externalRejectRelease(vote);
+      await waitUntil(async () => {
+        const { rows } = await observer.query(
+          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%vote_version%'",
+        );
+        return rows.length === 1;
+      });
+      const cycle = raw.query("select 1 from release_intents where id = $1 for update", [id]);
+      await cycle;
+      await raw.query("commit");
+
+      const res = await changing;
+      expect(res.state?.decisions.map((d) => [d.userId, d.decision])).toEqual([["bob", "rejected"]]);
+      const { rows } = await observer.query(
+        "select decision, previous_decision from approval_history where release_intent_id = $1 order by seq",
+        [id],
+      );
+      expect(rows).toEqual([
+        { decision: "approved", previous_decision: null },
+        { decision: "rejected", previous_decision: "approved" },
+      ]);
+    } finally {
+      await raw.query("rollback").catch(() => undefined);
+      await raw.end();
+      await observer.end();
+      await pgServer.stop();
+    }
+  });
+});
+
 /** Polls `check` every 20 ms until it holds (10 s at most). */
 async function waitUntil(check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 10_000;
