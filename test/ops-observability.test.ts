@@ -90,6 +90,8 @@ describe("metrics on the admin port", () => {
     expect(sample(text, "releasegate_outbox_depth")).toBe(1);
     expect(sample(text, "releasegate_outbox_oldest_unpublished_age_seconds")).toBeGreaterThanOrEqual(0);
     expect(sample(text, "releasegate_outbox_relay_publish_errors_total")).toBe(0);
+    // One vote, nobody voting at the same time: its optimistic write held.
+    expect(sample(text, "releasegate_approval_vote_conflicts_total")).toBe(0);
     expect(sample(text, 'releasegate_db_pool_connections{state="in_use"}')).toBeGreaterThanOrEqual(0);
     expect(sample(text, "releasegate_process_resident_memory_bytes")).toBeGreaterThan(0);
   });
