@@ -2,7 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { BENCH_POOL_SIZE, grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
-import { HealthService } from "./health-service.js";
+import { healthCheck } from "./health-service.js";
 import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
@@ -77,10 +77,7 @@ export async function benchApprove(
     warmupCalls: APPROVE_CALLERS * Math.min(4, settings.warmupPerCaller),
   };
   // What any RPC costs here: the bound under which ApproveRelease's ratio lives.
-  const health = createClient(HealthService, grpcTransport(server.baseUrl, await userToken("bench-probe"))) as unknown as {
-    check(req: object): Promise<unknown>;
-  };
-  const check = () => health.check({});
+  const check = healthCheck(grpcTransport(server.baseUrl, await userToken("bench-probe")));
 
   // The vote path is new to this server (section 1 warmed only the evaluation): JIT warm-up first.
   await runLoad({ ...options, durationMs: settings.warmupMs }, approve);

@@ -4,6 +4,7 @@ import {
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
 } from "@bufbuild/protobuf/wkt";
+import { createClient, type Transport } from "@connectrpc/connect";
 
 /**
  * `grpc.health.v1.Health` for the load generator, built from the published
@@ -59,3 +60,13 @@ export const HealthService: DescService = (() => {
   if (service === undefined) throw new Error("health descriptor did not build");
   return service;
 })();
+
+/**
+ * `grpc.health.v1.Health/Check` over `transport`, as a plain function (the
+ * client is built from a runtime descriptor, so its method types are not
+ * known statically).
+ */
+export function healthCheck(transport: Transport): () => Promise<unknown> {
+  const client = createClient(HealthService, transport) as unknown as { check(req: object): Promise<unknown> };
+  return () => client.check({});
+}

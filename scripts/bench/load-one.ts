@@ -9,7 +9,6 @@
  * (from /proc: less sensitive to other work on the machine than throughput).
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import {
@@ -21,8 +20,8 @@ import {
   seedProject,
   userToken,
 } from "./fixtures.js";
-import { HealthService } from "./health-service.js";
-import { runLoad } from "./load.js";
+import { healthCheck } from "./health-service.js";
+import { runLoadOn } from "./load.js";
 import { startServerProcess } from "./server-process.js";
 
 const [rpc = "evaluate", callersArg = "16", runsArg = "3"] = process.argv.slice(2);
@@ -37,12 +36,6 @@ const WARMUP_PER_CALLER = 4;
 /** Voters and intents of the approve load, as in section 2 (approve.ts). */
 const VOTERS = 32;
 const INTENTS = 64;
-
-/** utime + stime of `pid`, in milliseconds (USER_HZ = 100). */
-function cpuMs(pid: number): number {
-  const fields = (readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1] ?? "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 const database = await createBenchDatabase();
 const suffix = randomBytes(4).toString("hex");
@@ -74,22 +67,20 @@ try {
   } else {
     const transport = grpcTransport(server.baseUrl, await userToken("bench-pipeline"));
     const policies = createClient(PolicyService, transport);
-    const health = createClient(HealthService, transport) as unknown as { check(req: object): Promise<unknown> };
     call =
       rpc === "health"
-        ? () => health.check({})
+        ? healthCheck(transport)
         : () =>
             policies.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
   }
   for (let r = 0; r < runs; r++) {
-    const before = cpuMs(server.pid);
-    const res = await runLoad(
+    const res = await runLoadOn(
+      server,
       { callers, durationMs: RUN_MS, maxCalls: 1_000_000, warmupCalls: callers * WARMUP_PER_CALLER },
       call,
     );
-    const perCall = (cpuMs(server.pid) - before) / (res.calls + res.errors + callers * WARMUP_PER_CALLER);
     console.log(
-      `${rpc} × ${callers}: ${Math.round(res.throughput)}/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms, server CPU ${perCall.toFixed(2)} ms/call, errors ${res.errors}${res.firstError ? ` (${res.firstError})` : ""}`,
+      `${rpc} × ${callers}: ${Math.round(res.throughput)}/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms, server CPU ${res.serverCpuMsPerCall?.toFixed(2)} ms/call, errors ${res.errors}${res.firstError ? ` (${res.firstError})` : ""}`,
     );
   }
   console.log(`server peak RSS ${(server.peakRssBytes() / 1024 / 1024).toFixed(0)} MB`);
