@@ -70,16 +70,8 @@ describe("concurrent votes", () => {
   });
 
   it("a vote whose basis went stale while it waited is decided again on the fresh votes (the locked path)", async () => {
-    // Postgres: a second session holds the intent row while the vote reads its basis and tries to write.
-    const pgServer = await startTestServer({ kind: "postgres" });
-    const raw = new pg.Client({ connectionString: pgServer.db.url });
-    // pg_stat_activity is read once per transaction: watch from a session of its own.
-    const observer = new pg.Client({ connectionString: pgServer.db.url });
-    await raw.connect();
-    await observer.connect();
-    try {
-      await createApprovalPolicy(pgServer, admin, project, "two", "prod", 2);
-      const id = await registerIntent(pgServer, admin, project);
+    // A second session holds the intent row while the vote reads its basis and tries to write.
+    await withLockScene(async ({ server: pgServer, raw, id, voteWaitsOnLock }) => {
       const before = (await pgServer.app.metrics.voteConflicts.get()).values[0]?.value ?? 0;
       await raw.query("begin");
       await raw.query("select 1 from release_intents where id = $1 for no key update", [id]);
@@ -89,12 +81,7 @@ describe("concurrent votes", () => {
         .client(PolicyService, bob)
         .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
       // The vote read its basis (no votes) and its write now waits for the row.
-      await waitUntil(async () => {
-        const { rows } = await observer.query(
-          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%vote_version%'",
-        );
-        return rows.length === 1;
-      });
+      await voteWaitsOnLock();
       // Meanwhile another vote commits, as a vote does: its row and a version bump.
       await raw.query(
         `insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
@@ -110,25 +97,13 @@ describe("concurrent votes", () => {
       expect((await pgServer.app.metrics.voteConflicts.get()).values[0]?.value).toBe(before + 1);
       const { rows } = await raw.query("select count(*)::int as n from approval_history where release_intent_id = $1", [id]);
       expect(rows[0]?.n).toBe(1);
-    } finally {
-      await raw.query("rollback").catch(() => undefined);
-      await raw.end();
-      await observer.end();
-      await pgServer.stop();
-    }
+    });
   });
 });
 
 describe("a deadlock inside a vote", () => {
   it("is retried inside the service: the caller gets its answer, one history entry, no error", async () => {
-    const pgServer = await startTestServer({ kind: "postgres" });
-    const raw = new pg.Client({ connectionString: pgServer.db.url });
-    const observer = new pg.Client({ connectionString: pgServer.db.url });
-    await raw.connect();
-    await observer.connect();
-    try {
-      await createApprovalPolicy(pgServer, admin, project, "two", "prod", 2);
-      const id = await registerIntent(pgServer, admin, project);
+    await withLockScene(async ({ server: pgServer, raw, id, voteWaitsOnLock }) => {
       const bob = await token({ sub: "bob", orgs: { acme: "member" } });
       const vote = { project, releaseIntentId: id, targetEnvironment: "prod" };
       await pgServer.client(PolicyService, bob).externalApproveRelease(vote);
@@ -140,19 +115,13 @@ describe("a deadlock inside a vote", () => {
       await raw.query("set local deadlock_timeout = '10s'");
       await raw.query("select 1 from approval_votes where release_intent_id = $1 and user_id = 'bob' for update", [id]);
       const changing = pgServer.client(PolicyService, bob).externalRejectRelease(vote);
-      await waitUntil(async () => {
-        const { rows } = await observer.query(
-          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%vote_version%'",
-        );
-        return rows.length === 1;
-      });
-      const cycle = raw.query("select 1 from release_intents where id = $1 for update", [id]);
-      await cycle;
+      await voteWaitsOnLock();
+      await raw.query("select 1 from release_intents where id = $1 for update", [id]);
       await raw.query("commit");
 
       const res = await changing;
       expect(res.state?.decisions.map((d) => [d.userId, d.decision])).toEqual([["bob", "rejected"]]);
-      const { rows } = await observer.query(
+      const { rows } = await raw.query(
         "select decision, previous_decision from approval_history where release_intent_id = $1 order by seq",
         [id],
       );
@@ -160,14 +129,47 @@ describe("a deadlock inside a vote", () => {
         { decision: "approved", previous_decision: null },
         { decision: "rejected", previous_decision: "approved" },
       ]);
-    } finally {
-      await raw.query("rollback").catch(() => undefined);
-      await raw.end();
-      await observer.end();
-      await pgServer.stop();
-    }
+    });
   });
 });
+
+interface LockScene {
+  /** A server of its own on Postgres, with a 2-approval policy on prod. */
+  readonly server: TestServer;
+  /** A raw session to hold locks with. */
+  readonly raw: pg.Client;
+  /** A registered intent in `project`. */
+  readonly id: string;
+  /** Resolves once a vote's write (the statement that bumps vote_version) waits on a row lock. */
+  voteWaitsOnLock(): Promise<void>;
+}
+
+/** Runs `scene` against a fresh Postgres server and sessions, then tears all down. */
+async function withLockScene(scene: (s: LockScene) => Promise<void>): Promise<void> {
+  const pgServer = await startTestServer({ kind: "postgres" });
+  const raw = new pg.Client({ connectionString: pgServer.db.url });
+  // pg_stat_activity is read once per transaction: watch from a session of its own.
+  const observer = new pg.Client({ connectionString: pgServer.db.url });
+  await raw.connect();
+  await observer.connect();
+  try {
+    await createApprovalPolicy(pgServer, admin, project, "two", "prod", 2);
+    const id = await registerIntent(pgServer, admin, project);
+    const voteWaitsOnLock = () =>
+      waitUntil(async () => {
+        const { rows } = await observer.query(
+          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%vote_version%'",
+        );
+        return rows.length === 1;
+      });
+    await scene({ server: pgServer, raw, id, voteWaitsOnLock });
+  } finally {
+    await raw.query("rollback").catch(() => undefined);
+    await raw.end();
+    await observer.end();
+    await pgServer.stop();
+  }
+}
 
 /** Polls `check` every 20 ms until it holds (10 s at most). */
 async function waitUntil(check: () => Promise<boolean>): Promise<void> {
