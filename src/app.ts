@@ -64,7 +64,6 @@ export class App {
   readonly #clock: Clock;
   #database?: Database;
   #listener?: Listener;
-  #verifier?: TokenVerifier;
   #hub?: ApprovalEventHub;
   #publisher?: NatsPublisher;
   #relay?: OutboxRelay;
@@ -114,7 +113,7 @@ export class App {
   async start(): Promise<void> {
     const { config, logger } = this.#options;
     const database = await this.#openDatabase();
-    this.#verifier = await this.#startVerifier();
+    const verifier = await this.#startVerifier();
     registerDatabaseMetrics(this.#metrics, database);
     // Evaluations read policies from a per-project cache that every replica
     // invalidates on the policies trigger's NOTIFY (and this one at once).
@@ -128,7 +127,7 @@ export class App {
       },
     });
     this.#health = health;
-    await this.#serve(this.#rpcHandler({ database, policyCache, hub, relay, health }), health);
+    await this.#serve(this.#rpcHandler({ database, verifier, policyCache, hub, relay, health }), health);
     // Migrations ran and the ports are bound: SERVING once the database answers.
     await health.markReady();
     logger.info(
@@ -217,16 +216,15 @@ export class App {
   /** Every service's handlers behind the interceptors, with the default deadline. */
   #rpcHandler(parts: {
     database: Database;
+    verifier: TokenVerifier;
     policyCache: PolicyCache;
     hub: ApprovalEventHub;
     relay: OutboxRelay;
     health: ServerHealth;
   }): RpcHandler {
     const { config, logger } = this.#options;
-    const { database, policyCache, hub, relay, health } = parts;
+    const { database, verifier, policyCache, hub, relay, health } = parts;
     const metrics = this.#metrics;
-    const verifier = this.#verifier;
-    if (verifier === undefined) throw new Error("token verifier not started");
     const interceptors: Interceptor[] = [
       observabilityInterceptor(logger, metrics),
       concurrencyLimitInterceptor(config.maxInFlight),
