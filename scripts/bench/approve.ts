@@ -1,7 +1,6 @@
-import { createClient } from "@connectrpc/connect";
 import pg from "pg";
-import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { BENCH_POOL_SIZE, grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
+import { approveSeeded, BENCH_POOL_SIZE, loadCaller, registerIntents, type SeededProject } from "./fixtures.js";
+import type { GrpcJsCaller } from "./grpc-js-caller.js";
 import { healthCheck } from "./health-service.js";
 import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
@@ -33,20 +32,12 @@ export async function benchApprove(
   databaseUrl: string,
 ): Promise<ApproveResult> {
   const intents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
-  const voters = await Promise.all(
-    Array.from({ length: VOTERS }, async (_, i) =>
-      createClient(PolicyService, grpcTransport(server.baseUrl, await userToken(`voter-${i}`))),
-    ),
-  );
+  const voters = await Promise.all(Array.from({ length: VOTERS }, (_, i) => loadCaller(server.baseUrl, `voter-${i}`)));
   const ceilingIntents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
   // Call i votes as voter ⌊i/INTENTS⌋ on intent i mod INTENTS: first votes,
   // then (after INTENTS × VOTERS calls) changes of existing votes.
   const approve = (i: number) =>
-    (voters[Math.floor(i / INTENTS) % VOTERS] as (typeof voters)[number]).approveRelease({
-      project: seeded.project,
-      releaseIntentId: intents[i % INTENTS],
-      targetEnvironment: "prod",
-    });
+    approveSeeded(voters[Math.floor(i / INTENTS) % VOTERS] as GrpcJsCaller, seeded, intents[i % INTENTS] as string);
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: BENCH_POOL_SIZE });
   const upsert = async (i: number) => {
@@ -77,7 +68,8 @@ export async function benchApprove(
     warmupCalls: APPROVE_CALLERS * Math.min(4, settings.warmupPerCaller),
   };
   // What any RPC costs here: the bound under which ApproveRelease's ratio lives.
-  const check = healthCheck(grpcTransport(server.baseUrl, await userToken("bench-probe")));
+  const probe = await loadCaller(server.baseUrl, "bench-probe");
+  const check = healthCheck(probe);
 
   // The vote path is new to this server (section 1 warmed only the evaluation): JIT warm-up first.
   await runLoad({ ...options, durationMs: settings.warmupMs }, approve);
@@ -93,6 +85,7 @@ export async function benchApprove(
     }
   } finally {
     await pool.end();
+    for (const caller of [...voters, probe]) caller.close();
   }
   return {
     callers: APPROVE_CALLERS,

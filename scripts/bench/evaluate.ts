@@ -1,6 +1,5 @@
-import { createClient } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { grpcTransport, ORG, type SeededProject, userToken } from "./fixtures.js";
+import { evaluateSeeded, loadCaller, ORG, type SeededProject } from "./fixtures.js";
 import { healthCheck } from "./health-service.js";
 import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
@@ -27,22 +26,20 @@ export async function benchEvaluate(
   server: ServerProcess,
   seeded: SeededProject,
 ): Promise<EvaluateResult> {
-  const transport = grpcTransport(server.baseUrl, await userToken("bench-pipeline"));
-  const policies = createClient(PolicyService, transport);
-  const evaluate = () =>
-    policies.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+  const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+  const evaluate = evaluateSeeded(caller, seeded);
 
   // This server's Check reuses a database ping up to a second old, so under
   // load the ceiling is the transport and the interceptors alone.
   let ceilingName =
     "`grpc.health.v1.Health/Check` (which reuses a database ping up to a second old: under load, transport and interceptors alone)";
-  let ceiling: () => Promise<unknown> = healthCheck(transport);
+  let ceiling: () => Promise<unknown> = healthCheck(caller);
   try {
     await ceiling();
   } catch {
     ceilingName = "`forest.v1.PolicyService/ListPolicies` on an empty project (health Check unavailable)";
     const empty = { organisation: ORG, project: "empty" };
-    ceiling = () => policies.listPolicies({ project: empty });
+    ceiling = () => caller.unary(PolicyService.method.listPolicies, { project: empty });
   }
   const answer = await evaluate();
   if (!answer.allPassed) throw new Error("bench evaluation does not pass");
@@ -63,5 +60,6 @@ export async function benchEvaluate(
     }
     rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
   }
+  caller.close();
   return { ceilingName, rows };
 }

@@ -3,8 +3,9 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { mintToken } from "../../src/auth/token-verifier.js";
-import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
+import { type EvaluatePoliciesResponse, PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
 import { DeploymentStatus, ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
+import { GrpcJsCaller } from "./grpc-js-caller.js";
 
 /** Shared HS256 secret of the servers the benchmarks spawn. */
 export const BENCH_JWT_SECRET = "bench-secret-that-is-at-least-32-characters-long";
@@ -48,6 +49,11 @@ export function userToken(sub: string, role: "admin" | "member" = "member"): Pro
   return mintToken(BENCH_JWT_SECRET, { sub, username: sub, orgRoles: { [ORG]: role }, expiresIn: "2h" });
 }
 
+/** A load-generator client (grpc-js, its own connection) calling as member `sub`. */
+export async function loadCaller(baseUrl: string, sub: string): Promise<GrpcJsCaller> {
+  return new GrpcJsCaller(baseUrl, await userToken(sub));
+}
+
 /** A gRPC (HTTP/2) transport to `baseUrl` that sends `token`. */
 export function grpcTransport(baseUrl: string, token?: string): Transport {
   return createGrpcTransport({
@@ -61,6 +67,21 @@ export function grpcTransport(baseUrl: string, token?: string): Transport {
               return next(req);
             },
           ],
+  });
+}
+
+/** The measured call of sections 1, 4 and 5: may the seeded intent go to prod? */
+export function evaluateSeeded(caller: GrpcJsCaller, seeded: SeededProject): () => Promise<EvaluatePoliciesResponse> {
+  const request = { project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId };
+  return () => caller.unary(PolicyService.method.evaluatePolicies, request);
+}
+
+/** ApproveRelease of `releaseIntentId` for prod in the seeded project. */
+export function approveSeeded(caller: GrpcJsCaller, seeded: SeededProject, releaseIntentId: string): Promise<unknown> {
+  return caller.unary(PolicyService.method.approveRelease, {
+    project: seeded.project,
+    releaseIntentId,
+    targetEnvironment: "prod",
   });
 }
 

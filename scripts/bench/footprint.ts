@@ -1,7 +1,5 @@
 import { rmSync } from "node:fs";
-import { createClient } from "@connectrpc/connect";
-import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { BENCH_JWT_SECRET, createBenchDatabase, grpcTransport, seedProject, userToken } from "./fixtures.js";
+import { BENCH_JWT_SECRET, createBenchDatabase, evaluateSeeded, loadCaller, seedProject } from "./fixtures.js";
 import { median, runLoad } from "./load.js";
 import { startServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
@@ -60,11 +58,12 @@ export async function benchPgliteUnderLoad(
   const server = await startServerProcess({ RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET, DATA_DIR: pgliteDir });
   try {
     const seeded = await seedProject(server.baseUrl, "pglite");
-    const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
+    const caller = await loadCaller(server.baseUrl, "bench-pipeline");
     const result = await runLoad(
       { callers: 16, durationMs: settings.loadMs * 2, maxCalls: settings.maxCalls, warmupCalls: 16 * settings.warmupPerCaller },
-      () => client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId }),
+      evaluateSeeded(caller, seeded),
     );
+    caller.close();
     return { peakRssBytes: server.peakRssBytes(), throughput: result.throughput };
   } finally {
     await server.stop();
@@ -98,14 +97,14 @@ export async function benchPlainNodeHeap(
   }, { nodeFlags: [] });
   try {
     const seeded = await seedProject(server.baseUrl, "plain");
-    const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
-    const evaluate = () =>
-      client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+    const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+    const evaluate = evaluateSeeded(caller, seeded);
     const throughputs: number[] = [];
     for (const callers of [16, 64])
       throughputs.push(
         (await runLoad({ callers, durationMs: settings.loadMs * 2, maxCalls: settings.maxCalls }, evaluate)).throughput,
       );
+    caller.close();
     return { peakRssBytes: server.peakRssBytes(), throughput: median(throughputs) };
   } finally {
     await server.stop();

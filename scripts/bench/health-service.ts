@@ -1,10 +1,10 @@
-import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
 } from "@bufbuild/protobuf/wkt";
-import { createClient, type Transport } from "@connectrpc/connect";
+import type { GrpcJsCaller } from "./grpc-js-caller.js";
 
 /**
  * `grpc.health.v1.Health` for the load generator, built from the published
@@ -61,12 +61,9 @@ export const HealthService: DescService = (() => {
   return service;
 })();
 
-/**
- * `grpc.health.v1.Health/Check` over `transport`, as a plain function (the
- * client is built from a runtime descriptor, so its method types are not
- * known statically).
- */
-export function healthCheck(transport: Transport): () => Promise<unknown> {
-  const client = createClient(HealthService, transport) as unknown as { check(req: object): Promise<unknown> };
-  return () => client.check({});
+const CHECK = HealthService.method.check as DescMethod;
+
+/** `grpc.health.v1.Health/Check` through the load generator's `caller`, as a plain function. */
+export function healthCheck(caller: GrpcJsCaller): () => Promise<unknown> {
+  return () => caller.unary(CHECK, {});
 }

@@ -9,17 +9,17 @@
  * (from /proc: less sensitive to other work on the machine than throughput).
  */
 import { randomBytes } from "node:crypto";
-import { createClient } from "@connectrpc/connect";
-import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import {
+  approveSeeded,
   BENCH_JWT_SECRET,
   BENCH_POOL_SIZE,
   createBenchDatabase,
-  grpcTransport,
+  evaluateSeeded,
+  loadCaller,
   registerIntents,
   seedProject,
-  userToken,
 } from "./fixtures.js";
+import type { GrpcJsCaller } from "./grpc-js-caller.js";
 import { healthCheck } from "./health-service.js";
 import { runLoadOn } from "./load.js";
 import { startServerProcess } from "./server-process.js";
@@ -53,25 +53,11 @@ try {
   let call: (i: number) => Promise<unknown>;
   if (rpc === "approve") {
     const intents = await registerIntents(server.baseUrl, seeded.project, INTENTS);
-    const voters = await Promise.all(
-      Array.from({ length: VOTERS }, async (_, i) =>
-        createClient(PolicyService, grpcTransport(server.baseUrl, await userToken(`voter-${i}`))),
-      ),
-    );
-    call = (i) =>
-      (voters[Math.floor(i / INTENTS) % VOTERS] as (typeof voters)[number]).approveRelease({
-        project: seeded.project,
-        releaseIntentId: intents[i % INTENTS],
-        targetEnvironment: "prod",
-      });
+    const voters = await Promise.all(Array.from({ length: VOTERS }, (_, i) => loadCaller(server.baseUrl, `voter-${i}`)));
+    call = (i) => approveSeeded(voters[Math.floor(i / INTENTS) % VOTERS] as GrpcJsCaller, seeded, intents[i % INTENTS] as string);
   } else {
-    const transport = grpcTransport(server.baseUrl, await userToken("bench-pipeline"));
-    const policies = createClient(PolicyService, transport);
-    call =
-      rpc === "health"
-        ? healthCheck(transport)
-        : () =>
-            policies.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+    const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+    call = rpc === "health" ? healthCheck(caller) : evaluateSeeded(caller, seeded);
   }
   for (let r = 0; r < runs; r++) {
     const res = await runLoadOn(

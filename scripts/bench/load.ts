@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /** A closed-loop load generator: N callers, each issuing its next call when the last one answers. */
 
 export interface LoadOptions {
@@ -25,6 +27,24 @@ export interface LoadResult {
   readonly p99: number;
   /** Server CPU (all threads) per call, in milliseconds, when measured (`runLoadOn`). */
   readonly serverCpuMsPerCall?: number;
+  /**
+   * CPU time of the whole machine per call, in milliseconds: every process
+   * (load generator, server, Postgres, NATS, anything else running) over the
+   * timed part of the run, from /proc/stat. NaN where /proc/stat is missing.
+   */
+  readonly machineCpuMsPerCall: number;
+}
+
+/** Milliseconds the machine's CPUs have been busy (all but idle and iowait; /proc/stat, USER_HZ = 100). */
+export function machineBusyMs(): number {
+  let line: string | undefined;
+  try {
+    line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
+  } catch {
+    return Number.NaN;
+  }
+  const [, user, nice, system, , , irq, softirq, steal] = (line ?? "").trim().split(/\s+/).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 10;
 }
 
 /** The q-quantile (0..1) of ascending `sorted`, nearest rank. */
@@ -47,6 +67,7 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  const busyBefore = machineBusyMs();
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(options.durationMs) * 1_000_000n;
   let issued = 0;
@@ -65,6 +86,7 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
   };
   await Promise.all(Array.from({ length: options.callers }, loop));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const busyMs = machineBusyMs() - busyBefore;
   latencies.sort((a, b) => a - b);
   return {
     callers: options.callers,
@@ -75,6 +97,7 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
     throughput: latencies.length / seconds,
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
+    machineCpuMsPerCall: issued === 0 ? Number.NaN : busyMs / issued,
   };
 }
 
@@ -108,6 +131,7 @@ export function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
     throughput: pick((r) => r.throughput),
     p50: pick((r) => r.p50),
     p99: pick((r) => r.p99),
+    machineCpuMsPerCall: pick((r) => r.machineCpuMsPerCall),
     ...(first.serverCpuMsPerCall !== undefined ? { serverCpuMsPerCall: pick((r) => r.serverCpuMsPerCall ?? Number.NaN) } : {}),
   };
 }

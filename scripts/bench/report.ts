@@ -11,8 +11,12 @@ export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly o
 
 export interface BenchReport {
   readonly machine: Record<string, string>;
+  /** CPUs of the machine (nproc): with "machine CPU/call", the most calls per second it can serve. */
+  readonly cores: number;
   readonly notes: readonly string[];
   readonly evaluate: Outcome<EvaluateResult>;
+  /** connect-node alone serving a trivial Check (floor-server.ts), at the callers of section 1's judged row. */
+  readonly floor: Outcome<LoadResult>;
   readonly approve: Outcome<ApproveResult>;
   readonly signal: Outcome<SignalResult>;
   readonly scale: Outcome<ScaleResult>;
@@ -30,6 +34,8 @@ const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")}/s`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 /** Server CPU per call (all its threads; "CPU/call" columns). */
 const cpu = (r: LoadResult) => (r.serverCpuMsPerCall === undefined ? "n/a" : ms(r.serverCpuMsPerCall));
+/** The most calls per second `cores` CPUs can serve when each call costs `machineMs` of CPU across all processes. */
+const machineBound = (cores: number, machineMs: number) => (cores * 1000) / machineMs;
 const met = (ok: boolean) => (ok ? "**met**" : "**not met**");
 const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
 
@@ -43,7 +49,7 @@ function errorsNote(...results: LoadResult[]): string[] {
   return bad.map((r) => `Errors during a run: ${r.errors} (first: \`${r.firstError ?? "?"}\`).`);
 }
 
-function evaluateSection(o: Outcome<EvaluateResult>): string[] {
+function evaluateSection(o: Outcome<EvaluateResult>, cores: number, floor: Outcome<LoadResult>): string[] {
   const out = ["## 1. EvaluatePolicies vs the transport ceiling", ""];
   if (!o.ok) return [...out, ...failed(o)];
   const { ceilingName, rows } = o.value;
@@ -74,32 +80,63 @@ function evaluateSection(o: Outcome<EvaluateResult>): string[] {
     "",
     `Target ≥ 0.6 of the ceiling: ${met(ratios.every((x) => x >= 0.6))} (lowest ${Math.min(...ratios).toFixed(2)}).` +
       (at16 ? ` Target p99 < 10 ms at 16 callers: ${met(at16.evaluate.p99 < 10)} (${ms(at16.evaluate.p99)}).` : ""),
-    ...(at16 ? littlesLaw(at16) : []),
+    ...(at16 ? littlesLaw(at16, cores) : []),
     ...errorsNote(...rows.flatMap((r) => [r.ceiling, r.evaluate])),
     "",
+    ...floorRows(floor, rows),
   );
   return out;
+}
+
+/** The framework alone next to the server's ceiling and EvaluatePolicies at the same callers. */
+function floorRows(floor: Outcome<LoadResult>, rows: readonly EvaluateRow[]): string[] {
+  if (!floor.ok) return failed(floor);
+  const f = floor.value;
+  const same = rows.find((r) => r.callers === f.callers);
+  const line = (name: string, r: LoadResult) =>
+    row([name, rate(r.throughput), ms(r.p50), ms(r.p99), cpu(r), ms(r.machineCpuMsPerCall)]);
+  return [
+    `The framework floor, for scale: connect-node alone (no interceptors, protocol sniffing, database, logging or metrics) answering a trivial \`Health/Check\` in a process of its own, from the same load generator at ${f.callers} callers.`,
+    "",
+    row(["", "rps", "p50", "p99", "server CPU/call", "machine CPU/call"]),
+    row(["---", "---:", "---:", "---:", "---:", "---:"]),
+    line("framework floor (connect-node, trivial Check)", f),
+    ...(same === undefined ? [] : [line("this server's ceiling (health Check)", same.ceiling), line("EvaluatePolicies", same.evaluate)]),
+    "",
+    ...errorsNote(f),
+  ];
 }
 
 /**
  * In a closed loop every caller waits for its answer before the next call, so
  * mean latency = callers / throughput (Little's law): with 16 callers a p99
  * under 10 ms needs at least 1,600 calls per second, whatever the server does.
+ * The machine's CPU per call (every process) caps the throughput, so it also
+ * sets a floor under the mean latency that no server change below it can lift.
  */
-function littlesLaw(r: EvaluateRow): string[] {
+function littlesLaw(r: EvaluateRow, cores: number): string[] {
   const needed = r.callers / 0.01;
   const perCall = r.evaluate.serverCpuMsPerCall;
-  const cpuBound =
+  const serverBound =
     perCall === undefined || !Number.isFinite(perCall)
       ? ""
-      : ` The server spent ${ms(perCall)} of CPU per EvaluatePolicies call (every thread; the JavaScript runs on one), so one server process tops out near ${rate(1000 / perCall)}, a mean of ${ms(r.callers * perCall)} at ${r.callers} callers even with nothing else on the machine.`;
+      : ` The server spent ${ms(perCall)} of CPU per EvaluatePolicies call (every thread; the JavaScript runs on one), so one server process tops out near ${rate(1000 / perCall)}.`;
+  const machine = r.evaluate.machineCpuMsPerCall;
+  const meanFloor = (r.callers * machine) / cores;
+  const outOfReach =
+    meanFloor >= 10
+      ? ` The target is out of reach on this machine unless a call costs the machine less than ${ms((10 * cores) / r.callers)} of CPU in all; the ceiling's own call (no database) cost it ${ms(r.ceiling.machineCpuMsPerCall)}.`
+      : "";
+  const machineText = Number.isFinite(machine)
+    ? ` Counting every process (load generator, server, Postgres, NATS), a call cost the machine ${ms(machine)} of CPU, so its ${cores} cores serve at most ${rate(machineBound(cores, machine))}: a mean of at least ${ms(meanFloor)} at ${r.callers} callers.${outOfReach}`
+    : "";
   return [
     "",
-    `Why p99 at ${r.callers} callers is bound by throughput: in a closed loop the mean latency is callers ÷ throughput (Little's law), so a p99 under 10 ms at ${r.callers} callers needs at least ${rate(needed)}; the transport ceiling itself reached ${rate(r.ceiling.throughput)} here (mean ${ms((1000 * r.callers) / r.ceiling.throughput)}, p99 ${ms(r.ceiling.p99)}).${cpuBound} At 1 caller, where the loop does not queue, EvaluatePolicies' latency is in the first row.`,
+    `Why p99 at ${r.callers} callers is bound by throughput: in a closed loop the mean latency is callers ÷ throughput (Little's law), so a p99 under 10 ms at ${r.callers} callers needs at least ${rate(needed)}; the transport ceiling itself reached ${rate(r.ceiling.throughput)} here (mean ${ms((1000 * r.callers) / r.ceiling.throughput)}, p99 ${ms(r.ceiling.p99)}).${serverBound}${machineText} At 1 caller, where the loop does not queue, EvaluatePolicies' latency is in the first row.`,
   ];
 }
 
-function approveSection(o: Outcome<ApproveResult>): string[] {
+function approveSection(o: Outcome<ApproveResult>, cores: number): string[] {
   const out = ["## 2. ApproveRelease vs the database ceiling", ""];
   if (!o.ok) return [...out, ...failed(o)];
   const { approve, ceiling, transport, callers } = o.value;
@@ -108,15 +145,31 @@ function approveSection(o: Outcome<ApproveResult>): string[] {
   out.push(
     `${callers} concurrent voters spread over 64 intents. ApproveRelease reads the intent's vote basis (author, vote version, votes) and writes the vote, its history row and its outbox event (with NOTIFY) in one statement that holds only if the version did: two round trips, no transaction held open (a lost race is redone under the intent row lock); the relay publishes each event to NATS meanwhile. Ceiling: a bare \`pg\` pool of the same size running \`BEGIN\`, one \`INSERT … ON CONFLICT DO UPDATE\` of an approval_votes row, \`COMMIT\`, from the same number of callers. For scale, the same server's health Check (no database) from the same callers: what any RPC costs here.`,
     "",
-    row(["", "rps", "p50", "p99", "server CPU/call", "÷ bare pg"]),
-    row(["---", "---:", "---:", "---:", "---:", "---:"]),
-    row(["bare pg upsert transaction", rate(ceiling.throughput), ms(ceiling.p50), ms(ceiling.p99), "–", "1.00"]),
-    row(["health Check (gRPC, no database)", rate(transport.throughput), ms(transport.p50), ms(transport.p99), cpu(transport), transportRatio.toFixed(2)]),
-    row(["ApproveRelease (gRPC)", rate(approve.throughput), ms(approve.p50), ms(approve.p99), cpu(approve), ratio.toFixed(2)]),
+    row(["", "rps", "p50", "p99", "server CPU/call", "machine CPU/call", `most on ${cores} cores`, "÷ bare pg"]),
+    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    ...[
+      ["bare pg upsert transaction", ceiling, "–"] as const,
+      ["health Check (gRPC, no database)", transport, cpu(transport)] as const,
+      ["ApproveRelease (gRPC)", approve, cpu(approve)] as const,
+    ].map(([name, r, serverCpu]) =>
+      row([
+        name,
+        rate(r.throughput),
+        ms(r.p50),
+        ms(r.p99),
+        serverCpu,
+        ms(r.machineCpuMsPerCall),
+        rate(machineBound(cores, r.machineCpuMsPerCall)),
+        (r.throughput / ceiling.throughput).toFixed(2),
+      ]),
+    ),
     "",
     `Ratio ${ratio.toFixed(2)}; target ≥ 0.5: ${met(ratio >= 0.5)}.` +
       (transportRatio < 0.5
         ? ` On this machine an RPC that does nothing reaches ${transportRatio.toFixed(2)} of the bare loop, so no RPC can reach 0.5 here; ApproveRelease reaches ${(approve.throughput / transport.throughput).toFixed(2)} of that transport bound.`
+        : "") +
+      (Number.isFinite(approve.machineCpuMsPerCall) && Number.isFinite(ceiling.machineCpuMsPerCall)
+        ? ` "Machine CPU/call" counts every process (load generator, server, Postgres, NATS, the relay's statements and publishes); its "most" column is ${cores} cores ÷ that cost. A vote cost the machine ${ms(approve.machineCpuMsPerCall)}, a bare transaction ${ms(ceiling.machineCpuMsPerCall)}: 0.5 of the bare loop's rate needs a vote to cost at most ${ms((cores * 1000) / (0.5 * ceiling.throughput))} of machine CPU, and the ceiling's own health Check (no database, no rules) cost ${ms(transport.machineCpuMsPerCall)}.`
         : ""),
     ...errorsNote(approve, ceiling, transport),
     "",
@@ -253,8 +306,8 @@ export function renderReport(r: BenchReport): string {
     ...Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`),
     ...r.notes.map((n) => `- ${n}`),
     "",
-    ...evaluateSection(r.evaluate),
-    ...approveSection(r.approve),
+    ...evaluateSection(r.evaluate, r.cores, r.floor),
+    ...approveSection(r.approve, r.cores),
     ...signalSection(r.signal),
     ...scaleSection(r.scale),
     ...footprintSection(r),

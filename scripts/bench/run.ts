@@ -20,6 +20,7 @@ import { benchApprove } from "./approve.js";
 import { benchDecision } from "./decision.js";
 import { benchEvaluate } from "./evaluate.js";
 import { ADMIN_DATABASE_URL, BENCH_JWT_SECRET, BENCH_POOL_SIZE, createBenchDatabase, seedProject } from "./fixtures.js";
+import { benchFloor, FLOOR_CALLERS } from "./floor.js";
 import { benchPgliteUnderLoad, benchPlainNodeHeap, benchStartup } from "./footprint.js";
 import { type BenchReport, type Outcome, renderReport } from "./report.js";
 import { benchScale } from "./scale.js";
@@ -102,6 +103,8 @@ if (wanted("gate")) {
     if (seeded.ok) {
       const peaks: number[] = [];
       report.evaluate = await attempt("1 evaluate", () => benchEvaluate(settings, server.value, seeded.value));
+      // The framework floor runs while the gate server idles (its pool, LISTEN and relay stay up, as in every section).
+      report.floor = await attempt("1 framework floor", () => benchFloor(settings, FLOOR_CALLERS));
       peaks.push(server.value.peakRssBytes());
       report.approve = await attempt("2 approve", () => benchApprove(settings, server.value, seeded.value, database.url));
       peaks.push(server.value.peakRssBytes());
@@ -163,6 +166,7 @@ const machine = {
   node: process.version,
   postgres: await postgresVersion().catch((err: unknown) => `unreachable (${String(err)})`),
   "server, database, NATS and load generator": "all on this machine, over 127.0.0.1",
+  "load generator": "@grpc/grpc-js unary calls (messages encoded by protobuf-es), one HTTP/2 connection per client (the evaluation's callers share one; each voter has its own)",
   "load average (1/5/15 min) at start → end": `${loadAtStart.map((l) => l.toFixed(1)).join("/")} → ${loadavg()
     .map((l) => l.toFixed(1))
     .join("/")} (on ${nproc()} cores; above that, other work competed for the CPU)`,
@@ -170,8 +174,10 @@ const machine = {
 };
 const full: BenchReport = {
   machine,
+  cores: Number(nproc()),
   notes: values.note,
   evaluate: report.evaluate ?? failedAll("skipped (--only)"),
+  floor: report.floor ?? failedAll("skipped (--only)"),
   approve: report.approve ?? failedAll("skipped (--only)"),
   signal: report.signal ?? failedAll("skipped (--only)"),
   scale: report.scale ?? failedAll("skipped (--only)"),

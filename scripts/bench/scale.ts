@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { createClient } from "@connectrpc/connect";
 import { type CompiledQuery, Kysely, PostgresDialect, type Transaction } from "kysely";
 import pg from "pg";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
@@ -7,8 +6,7 @@ import { readVoteBasis, writeVote } from "../../src/db/approval.repository.js";
 import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
 import { claimUnpublished, outboxInsertFor } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
-import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { grpcTransport, type SeededProject, userToken } from "./fixtures.js";
+import { evaluateSeeded, loadCaller, type SeededProject } from "./fixtures.js";
 import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
@@ -176,9 +174,8 @@ export async function benchScale(
   const smallRows = 1_000;
   const largeRows = settings.quick ? 5_000 : 1_000_000;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-  const client = createClient(PolicyService, grpcTransport(server.baseUrl, await userToken("bench-pipeline")));
-  const evaluate = () =>
-    client.evaluatePolicies({ project: seeded.project, targetEnvironment: "prod", releaseIntentId: seeded.intentId });
+  const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+  const evaluate = evaluateSeeded(caller, seeded);
   const measure = async (rows: number, from: number): Promise<ScalePoint> => {
     const started = process.hrtime.bigint();
     await growTo(pool, seeded, from, rows);
@@ -203,5 +200,6 @@ export async function benchScale(
     return { small, large, plans, seqScans };
   } finally {
     await pool.end();
+    caller.close();
   }
 }

@@ -13,6 +13,10 @@ const here = fileURLToPath(import.meta.url);
 export const SERVER_COMMAND: readonly string[] = here.endsWith(".ts")
   ? ["--import", "tsx", join(dirname(here), "..", "..", "src", "main.ts")]
   : [join(dirname(here), "..", "..", "src", "main.js")];
+/** How to start the framework floor (floor-server), the same way. */
+export const FLOOR_COMMAND: readonly string[] = here.endsWith(".ts")
+  ? ["--import", "tsx", join(dirname(here), "floor-server.ts")]
+  : [join(dirname(here), "floor-server.js")];
 /** How long a server may take to say it listens, in milliseconds. */
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -60,11 +64,12 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
 /**
  * Spawns the built server on 127.0.0.1 with a kernel-chosen port and waits
  * for its "listening" log line. `env` adds to a minimal environment;
- * `nodeFlags` replaces the Node flags of `npm start` (e.g. `[]` for plain `node`).
+ * `nodeFlags` replaces the Node flags of `npm start` (e.g. `[]` for plain `node`);
+ * `command` replaces the server's entry point (e.g. FLOOR_COMMAND).
  */
 export async function startServerProcess(
   env: Record<string, string>,
-  options: { readonly nodeFlags?: readonly string[] } = {},
+  options: { readonly nodeFlags?: readonly string[]; readonly command?: readonly string[] } = {},
 ): Promise<ServerProcess> {
   // The log goes to a file, not a pipe: a load generator busy reading a pipe
   // would make the server buffer its log lines (and inflate its RSS).
@@ -77,7 +82,7 @@ export async function startServerProcess(
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   // By default the server runs with the Node flags `npm start` gives it (V8 heap sizing): measured as it ships.
   const nodeFlags = options.nodeFlags ?? startNodeFlags();
-  const child = spawn(process.execPath, [...nodeFlags, ...nodeArgs, ...SERVER_COMMAND], {
+  const child = spawn(process.execPath, [...nodeFlags, ...nodeArgs, ...(options.command ?? SERVER_COMMAND)], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", logFd, "pipe"],
   });

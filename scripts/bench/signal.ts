@@ -1,8 +1,7 @@
-import { createClient } from "@connectrpc/connect";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { grpcTransport, registerIntents, type SeededProject, userToken } from "./fixtures.js";
+import { approveSeeded, loadCaller, registerIntents, type SeededProject } from "./fixtures.js";
+import type { GrpcJsCaller } from "./grpc-js-caller.js";
 import { quantile } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
@@ -36,9 +35,7 @@ export async function benchSignal(
   const intentCount = settings.quick ? 10 : 40;
   const intents = await registerIntents(server.baseUrl, seeded.project, intentCount);
   const voters = await Promise.all(
-    Array.from({ length: Math.ceil(count / intentCount) }, async (_, i) =>
-      createClient(PolicyService, grpcTransport(server.baseUrl, await userToken(`signal-${i}`))),
-    ),
+    Array.from({ length: Math.ceil(count / intentCount) }, (_, i) => loadCaller(server.baseUrl, `signal-${i}`)),
   );
   const nc = await connect({ servers: nats.url });
   try {
@@ -86,7 +83,7 @@ export async function benchSignal(
       const intent = intents[i % intentCount] as string;
       const received = arrival(`${intent}/signal-${voterIndex}`);
       const sent = process.hrtime.bigint();
-      await voters[voterIndex]?.approveRelease({ project: seeded.project, releaseIntentId: intent, targetEnvironment: "prod" });
+      await approveSeeded(voters[voterIndex] as GrpcJsCaller, seeded, intent);
       const answered = process.hrtime.bigint();
       const at = await received;
       if (at < answered) early++;
@@ -107,6 +104,7 @@ export async function benchSignal(
     };
   } finally {
     await nc.close();
+    for (const voter of voters) voter.close();
   }
 }
 
