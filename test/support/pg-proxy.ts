@@ -11,6 +11,8 @@ import { type Database, type DatabaseOptions, openDatabase } from "../../src/db/
 export class PgProxy {
   readonly #server: Server;
   readonly #conns = new Set<{ client: Socket; upstream: Socket; sent: string; frozen: boolean }>();
+  /** Statement names of every Parse message any client sent ("" = the unnamed statement). */
+  readonly #parseNames: string[] = [];
   /** While true, new connections are closed at once (Postgres unreachable). */
   refusing = false;
 
@@ -39,7 +41,11 @@ export class PgProxy {
     const upstream = tcpConnect(target.port, target.host);
     const conn = { client, upstream, sent: "", frozen: false };
     this.#conns.add(conn);
+    const frames = new FrontendFrames((type, body) => {
+      if (type === PARSE) this.#parseNames.push(body.toString("utf8", 0, Math.max(0, body.indexOf(0))));
+    });
     client.on("data", (chunk: Buffer) => {
+      frames.push(chunk);
       // The protocol's text (queries, names) is ASCII enough to search in latin1.
       conn.sent = (conn.sent + chunk.toString("latin1")).slice(-64 * 1024);
       if (!conn.frozen) upstream.write(chunk);
@@ -56,6 +62,11 @@ export class PgProxy {
     upstream.on("close", close);
     client.on("error", close);
     upstream.on("error", close);
+  }
+
+  /** The statement name of every Parse message sent through the proxy so far, in order ("" = unnamed). */
+  parseNames(): readonly string[] {
+    return this.#parseNames;
   }
 
   /** Silences every current connection whose client sent something matching `match`; returns how many. */
@@ -75,6 +86,39 @@ export class PgProxy {
       conn.upstream.destroy();
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+/** Frontend message type of Parse (extended query protocol). */
+const PARSE = 0x50;
+/** The untyped first messages' codes that keep the client in start-up: SSLRequest, GSSENCRequest. */
+const STARTUP_PRELUDES = new Set([80877103, 80877104]);
+
+/**
+ * Splits a client's byte stream into Postgres frontend messages: untyped
+ * start-up messages (length, code) first, then typed ones (type byte, length,
+ * body), whatever the TCP chunking.
+ */
+class FrontendFrames {
+  readonly #onMessage: (type: number, body: Buffer) => void;
+  #buffer = Buffer.alloc(0);
+  #started = false;
+
+  constructor(onMessage: (type: number, body: Buffer) => void) {
+    this.#onMessage = onMessage;
+  }
+
+  push(chunk: Buffer): void {
+    this.#buffer = Buffer.concat([this.#buffer, chunk]);
+    for (;;) {
+      const typed = this.#started ? 1 : 0;
+      if (this.#buffer.length < typed + 4) return;
+      const length = this.#buffer.readInt32BE(typed);
+      if (this.#buffer.length < typed + length) return;
+      if (this.#started) this.#onMessage(this.#buffer[0] as number, this.#buffer.subarray(5, 1 + length));
+      else if (!STARTUP_PRELUDES.has(this.#buffer.readInt32BE(4))) this.#started = true;
+      this.#buffer = this.#buffer.subarray(typed + length);
+    }
   }
 }
 
