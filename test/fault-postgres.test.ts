@@ -119,23 +119,31 @@ describe("Postgres faults mid-burst", () => {
     const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
     const fixture = await prepareBurst(server.grpc(admin));
     const transports = (await voterTokens()).map((t) => server.grpc(t));
-    const fault: { state: "up" | "down" | "restarting" | "restarted" } = { state: "up" };
+    // `stopped` settles when pg_ctl has seen the server go: callers feel the
+    // crash before that, and a start racing a stop still in progress finds the
+    // old postmaster's lock file and waits out pg_ctl's whole start timeout.
+    const fault: { state: "up" | "down" | "restarting" | "restarted"; stopped?: Promise<void> } = { state: "up" };
     const result = await runBurst(fixture, CLIENTS, OPS, (i) => transports[i]!, {
       seed: 5,
       onAck: async (n) => {
         if (n !== 60 || fault.state !== "up") return;
         fault.state = "down";
-        await cluster.stop("immediate");
+        fault.stopped = cluster.stop("immediate");
+        await fault.stopped;
       },
       onError: async (_code, n) => {
         // Restart once the outage has been felt by a good number of callers.
         if (fault.state !== "down" || n < 30) return;
         fault.state = "restarting";
+        await fault.stopped;
         await cluster.start();
         fault.state = "restarted";
       },
     });
-    if (fault.state === "down") await cluster.start();
+    if (fault.state === "down") {
+      await fault.stopped;
+      await cluster.start();
+    }
     const unavailable = expectOnlyUnavailable(result);
     expect(unavailable).toBeGreaterThan(0);
     await waitUntilServing(server, admin, fixture);
