@@ -75,7 +75,9 @@ async function waitUntilServing(server: TestServer, admin: string, fixture: Burs
   );
 }
 
-describe("Postgres faults mid-burst", () => {
+// Tests longer than waitUntilServing's own 30 s bound, so a service that does
+// not come back fails with that message rather than a bare test timeout.
+describe("Postgres faults mid-burst", { timeout: 90_000 }, () => {
   it("survives its connections being terminated three times during a burst", async () => {
     const server = await startTestServer({ kind: "postgres" });
     cleanup.push(() => server.stop());
