@@ -22,7 +22,7 @@ import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.
 import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
-import { createApprovalAuditHandlers } from "./rpc/approval-audit-service.js";
+import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
@@ -57,6 +57,9 @@ const SERVED: readonly DescService[] = [
   ServerReflection,
   ServerReflectionV1Alpha,
 ];
+
+/** Most statements one vote's transaction runs (the locked path: begin, lock, read, write, commit). */
+const VOTE_STATEMENTS_MAX = 5;
 
 /** Smallest response message compressed for a client that accepts gzip or brotli (connect's default: 1 KiB). */
 export const RESPONSE_COMPRESS_MIN_BYTES = 16 * 1024;
@@ -259,6 +262,9 @@ export class App {
           shutdown: this.#shutdown.signal,
           maxWatchStreams: config.maxWatchStreams,
           heartbeatMs: config.watchHeartbeatMs,
+          // A vote's transaction is a few statements, each capped at
+          // RPC_TIMEOUT_MS by statement_timeout: replay that far back, at least a minute.
+          replayOverlapMs: Math.max(DEFAULT_REPLAY_OVERLAP_MS, VOTE_STATEMENTS_MAX * config.rpcTimeoutMs),
         }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));

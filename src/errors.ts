@@ -30,6 +30,11 @@ export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }
 
+/** A position the request names (a resume point) is outside what the server keeps. */
+export class OutOfRangeError extends Error {
+  override readonly name = "OutOfRangeError";
+}
+
 // Node/pg error codes for a database we cannot reach right now.
 const UNAVAILABLE_NET_CODES = new Set([
   "ECONNREFUSED",
@@ -92,6 +97,8 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
   if (err instanceof UnauthenticatedError)
     return new ConnectError(err.message, Code.Unauthenticated, undefined, undefined, err);
+  if (err instanceof OutOfRangeError)
+    return new ConnectError(err.message, Code.OutOfRange, undefined, undefined, err);
   const code = errorCode(err);
   if (code === "23505")
     return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);

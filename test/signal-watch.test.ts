@@ -11,7 +11,8 @@ import { loadConfig } from "../src/config.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService, type ApprovalEvent } from "../src/gen/releasegate/v1/approval_pb.js";
 import { type Cast, cast, createApprovalPolicy, expectCode, registerIntent, waitFor } from "./support/approval-fixtures.js";
-import { createTestDatabase } from "./support/database.js";
+import { createPostgresDatabase, createTestDatabase } from "./support/database.js";
+import { openThroughProxy } from "./support/pg-proxy.js";
 import { startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./support/server.js";
 
 const project = { organisation: "acme", project: "web" };
@@ -28,12 +29,12 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 /** Opens a Watch stream and collects its events until the returned stop() is called. */
-async function watch(tok: string, targetEnvironment = "", protocol: "grpc" | "connect" = "grpc") {
+async function watch(tok: string, targetEnvironment = "", protocol: "grpc" | "connect" = "grpc", resumeAfterEventId = "") {
   const controller = new AbortController();
   const events: ApprovalEvent[] = [];
   const transport = protocol === "grpc" ? server.grpc(tok) : server.connect(tok);
   const stream = createClient(ApprovalAuditService, transport)
-    .watchApprovalEvents({ project, targetEnvironment }, { signal: controller.signal });
+    .watchApprovalEvents({ project, targetEnvironment, resumeAfterEventId }, { signal: controller.signal });
   const iterator = stream[Symbol.asyncIterator]();
   const first = await iterator.next();
   expect(first.value).toMatchObject({ subscribed: true });
@@ -118,6 +119,100 @@ describe("WatchApprovalEvents", () => {
     await expectCode(denied[Symbol.asyncIterator]().next(), Code.PermissionDenied, /no role in organisation acme/);
     const invalid = server.client(ApprovalAuditService, t.bob).watchApprovalEvents({ project: { organisation: "acme", project: "" } });
     await expectCode(invalid[Symbol.asyncIterator]().next(), Code.InvalidArgument, "project.project: is required");
+  });
+});
+
+describe("resuming after a reconnect (resume_after_event_id)", () => {
+  const approve = (tok: string, releaseIntentId: string, targetEnvironment = "prod") =>
+    server.client(PolicyService, tok).externalApproveRelease({ project, releaseIntentId, targetEnvironment });
+  const votes = (events: ApprovalEvent[], id: string) =>
+    events.filter((e) => e.releaseIntentId === id).map((e) => `${e.voterUserId}:${e.decision}:${e.targetEnvironment}`);
+
+  it("replays what was committed while the client was away, then goes on live, each event once", async () => {
+    const id = await registerIntent(server, t.ada, project);
+    const first = await watch(t.pipeline, "prod");
+    await approve(t.bob, id);
+    const seen = await waitFor(() => first.events.find((e) => e.releaseIntentId === id), 10_000, "bob's vote");
+    await first.stop();
+
+    // Away: two more votes on prod, one on staging (filtered out on resume).
+    await server.client(PolicyService, t.bob).externalRejectRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+    await approve(t.carol, id);
+    await approve(t.carol, id, "staging");
+
+    const resumed = await watch(t.pipeline, "prod", "grpc", seen.eventId);
+    await waitFor(() => (votes(resumed.events, id).length >= 2 ? true : undefined), 10_000, "the replay");
+    await approve(t.ada, id);
+    await waitFor(() => (votes(resumed.events, id).length >= 3 ? true : undefined), 10_000, "a live event after the replay");
+    await resumed.stop();
+    expect(votes(resumed.events, id)).toEqual(["bob:rejected:prod", "carol:approved:prod", "ada:approved:prod"]);
+    // Each event once, and not the resume point itself.
+    const ids = resumed.events.map((e) => e.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).not.toContain(seen.eventId);
+  });
+
+  it("answers OUT_OF_RANGE for an event it does not keep for this project, INVALID_ARGUMENT for a malformed id", async () => {
+    const id = await registerIntent(server, t.ada, project);
+    const other = { organisation: "acme", project: "resume-elsewhere" };
+    await createApprovalPolicy(server, t.ada, other, "gate", "prod", 1);
+    const otherId = await registerIntent(server, t.ada, other);
+    const watcher = await watch(t.ada, "", "grpc");
+    await server.client(PolicyService, t.bob).externalApproveRelease({ project: other, releaseIntentId: otherId, targetEnvironment: "prod" });
+    await approve(t.bob, id);
+    const mine = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "the vote");
+    await watcher.stop();
+    const open = (resumeAfterEventId: string, p = project) =>
+      server.client(ApprovalAuditService, t.bob).watchApprovalEvents({ project: p, resumeAfterEventId })[Symbol.asyncIterator]().next();
+
+    // Unknown (never written, or pruned after 7 days).
+    await expectCode(open("00000000-0000-4000-8000-000000000000"), Code.OutOfRange, /^resume_after_event_id: .*ListApprovalHistory/);
+    // Another project's event does not resume this project's stream (nor tell it exists).
+    await expectCode(open(mine.eventId, other), Code.OutOfRange, /^resume_after_event_id: /);
+    await expectCode(open("not-a-uuid"), Code.InvalidArgument, /^resume_after_event_id: /);
+    // This project's own event does.
+    const ok = await open(mine.eventId);
+    expect(ok.value).toMatchObject({ subscribed: true });
+  });
+});
+
+describe("an interrupted event feed", () => {
+  it("ends open streams with UNAVAILABLE when its LISTEN session is replaced, and a resumed stream replays what it missed", async () => {
+    const pgdb = await createPostgresDatabase();
+    // The LISTEN liveness check every 200 ms instead of 30 s.
+    const { proxy, database: proxied, close } = await openThroughProxy(pgdb.url, { listenCheckMs: 200 });
+    const gapped = await startTestServer({ shared: { database: proxied, url: pgdb.url, dispose: async () => {} } });
+    try {
+      await createApprovalPolicy(gapped, t.ada, project, "gate", "prod", 2);
+      const id = await registerIntent(gapped, t.ada, project);
+      const vote = (tok: string) =>
+        gapped.client(PolicyService, tok).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
+      const watchFrom = (resumeAfterEventId = "") =>
+        gapped
+          .client(ApprovalAuditService, t.pipeline)
+          .watchApprovalEvents({ project, targetEnvironment: "prod", resumeAfterEventId })
+          [Symbol.asyncIterator]();
+
+      const stream = watchFrom();
+      expect((await stream.next()).value).toMatchObject({ subscribed: true });
+      await vote(t.bob);
+      const bobs = (await stream.next()).value?.event;
+      expect(bobs).toMatchObject({ voterUserId: "bob" });
+
+      // The server's LISTEN session goes silent: what commits now is never notified to it.
+      expect(proxy.freezeWhere(/LISTEN releasegate_outbox/)).toBe(1);
+      await vote(t.carol);
+      await expectCode(stream.next(), Code.Unavailable, /interrupted.*resume_after_event_id/);
+
+      const resumed = watchFrom(bobs?.eventId);
+      expect((await resumed.next()).value).toMatchObject({ subscribed: true });
+      expect((await resumed.next()).value?.event).toMatchObject({ voterUserId: "carol", currentApprovals: 2, passed: true });
+      await resumed.return?.();
+    } finally {
+      await gapped.stop();
+      await close();
+      await pgdb.drop();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import type { ApprovalDecidedEvent } from "../approval/event.js";
+import type { ProjectRef } from "../policy/policy.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -114,6 +115,52 @@ export async function findOutboxEvent(db: Db, eventId: string): Promise<Approval
   const row = await db.selectFrom("outbox").select("payload").where("event_id", "=", eventId).executeTakeFirst();
   if (row === undefined) return undefined;
   return (typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload) as unknown as ApprovalDecidedEvent;
+}
+
+/** What a resuming WatchApprovalEvents stream replays (outboxReplay). */
+export interface ReplayQuery {
+  readonly project: ProjectRef;
+  /** Only this target environment's events, when set. */
+  readonly environment?: string;
+  /** The last event the client received. */
+  readonly afterEventId: string;
+  /**
+   * Events created up to this long before that one are replayed too: an
+   * outbox row's time is its transaction's start, and a transaction that
+   * started earlier may have committed after it.
+   */
+  readonly overlapMs: number;
+  readonly limit: number;
+}
+
+const payloadText = (key: "organisation" | "project" | "environment") => sql<string>`payload->>${sql.lit(key)}`;
+
+/**
+ * The project's events created from `overlapMs` before the cursor event on,
+ * oldest first, without the cursor itself: every event committed after it,
+ * and some the client may have had already. Undefined when the cursor is not
+ * an outbox event of this project (unknown, another project's, or pruned).
+ */
+export async function outboxReplay(db: Db, q: ReplayQuery): Promise<ApprovalDecidedEvent[] | undefined> {
+  const ofProject = db
+    .selectFrom("outbox")
+    .where(payloadText("organisation"), "=", q.project.organisation)
+    .where(payloadText("project"), "=", q.project.project);
+  const cursor = await ofProject.select("created_at").where("event_id", "=", q.afterEventId).executeTakeFirst();
+  if (cursor === undefined) return undefined;
+  const from = new Date(new Date(cursor.created_at).getTime() - q.overlapMs);
+  let replay = ofProject
+    .select("payload")
+    .where("created_at", ">=", from)
+    .where("event_id", "<>", q.afterEventId)
+    .orderBy("created_at")
+    .orderBy("seq")
+    .limit(q.limit);
+  if (q.environment !== undefined) replay = replay.where(payloadText("environment"), "=", q.environment);
+  const rows = await replay.execute();
+  return rows.map(
+    (r) => (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
+  );
 }
 
 /** Deletes rows published before `cutoff`; returns how many. History lives in approval_history. */

@@ -4,8 +4,9 @@ import type { Kysely } from "kysely";
 import type { ApprovalDecidedEvent } from "../approval/event.js";
 import { authorize } from "../auth/permissions.js";
 import { listHistory } from "../db/approval.repository.js";
+import { outboxReplay } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, OutOfRangeError } from "../errors.js";
 import {
   type ApprovalAuditService,
   type ApprovalEvent,
@@ -35,7 +36,16 @@ export interface ApprovalAuditDeps {
   readonly maxWatchStreams?: number;
   /** A quiet Watch stream gets a heartbeat message this often, in ms (config WATCH_HEARTBEAT_MS); 0 or unset: never. */
   readonly heartbeatMs?: number;
+  /**
+   * A resuming Watch stream also replays events created this long before its
+   * resume point (they may have committed after it): at least the longest a
+   * vote's transaction can run. Default DEFAULT_REPLAY_OVERLAP_MS.
+   */
+  readonly replayOverlapMs?: number;
 }
+
+/** Replay overlap when deps set none: 1 minute. */
+export const DEFAULT_REPLAY_OVERLAP_MS = 60_000;
 
 interface PageCursor {
   /** Last sequence returned. */
@@ -143,32 +153,79 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
           Code.ResourceExhausted,
         );
       const heartbeatMs = deps.heartbeatMs ?? 0;
+      const resumeAfter =
+        req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
 
       const queue: ApprovalDecidedEvent[] = [];
       let overflow = false;
+      let interrupted = false;
       let notify: (() => void) | undefined;
       let timer: NodeJS.Timeout | undefined;
-      const unsubscribe = hub.subscribe({ ...project, environment }, (e) => {
-        if (queue.length >= WATCH_QUEUE_MAX) overflow = true;
-        else queue.push(e);
-        notify?.();
-      });
+      const unsubscribe = hub.subscribe(
+        { ...project, environment },
+        (e) => {
+          // After a gap the client resumes from the last event it got: that
+          // must come from before the gap.
+          if (interrupted) return;
+          if (queue.length >= WATCH_QUEUE_MAX) overflow = true;
+          else queue.push(e);
+          notify?.();
+        },
+        () => {
+          interrupted = true;
+          notify?.();
+        },
+      );
+      const replayAfter = async (afterEventId: string) => {
+        const events = await outboxReplay(db, {
+          project,
+          environment,
+          afterEventId,
+          overlapMs: deps.replayOverlapMs ?? DEFAULT_REPLAY_OVERLAP_MS,
+          limit: WATCH_QUEUE_MAX + 1,
+        });
+        if (events === undefined)
+          throw new OutOfRangeError(
+            `resume_after_event_id: event ${afterEventId} is not kept for replay in this project (unknown, or older than the outbox keeps published events); read ListApprovalHistory instead`,
+          );
+        if (events.length > WATCH_QUEUE_MAX)
+          throw new ConnectError(
+            `resume_after_event_id: more than ${WATCH_QUEUE_MAX} events to replay; read ListApprovalHistory instead`,
+            Code.ResourceExhausted,
+          );
+        return events;
+      };
       const ended = () => ctx.signal.aborted || deps.shutdown?.aborted === true;
       const onEnd = () => notify?.();
       ctx.signal.addEventListener("abort", onEnd);
       deps.shutdown?.addEventListener("abort", onEnd);
       openWatches++;
       try {
+        // Subscribed above before reading the replay: an event committed in
+        // between is in the replay, the queue, or both (sent once).
+        const replay = resumeAfter === undefined ? [] : await replayAfter(resumeAfter);
         // Confirms the subscription: every event committed after this message is delivered.
         yield create(WatchApprovalEventsResponseSchema, { subscribed: true });
+        const replayed = new Set<string>();
+        for (const event of replay) {
+          replayed.add(event.event_id);
+          yield create(WatchApprovalEventsResponseSchema, { event: eventToProto(event) });
+        }
         while (!ended()) {
           if (overflow)
             throw new ConnectError(
               `watch stream fell more than ${WATCH_QUEUE_MAX} events behind; reconnect and read ListApprovalHistory`,
               Code.ResourceExhausted,
             );
+          // Events queued before the interruption still go out first.
+          if (interrupted && queue.length === 0)
+            throw new ConnectError(
+              "the event feed was interrupted (the server's database connection was re-established) and events may have been missed: reconnect with resume_after_event_id set to the last event_id received",
+              Code.Unavailable,
+            );
           const event = queue.shift();
           if (event !== undefined) {
+            if (replayed.size > 0 && replayed.delete(event.event_id)) continue;
             yield create(WatchApprovalEventsResponseSchema, { event: eventToProto(event) });
             continue;
           }

@@ -12,6 +12,8 @@ export interface EventFilter {
 }
 
 type Listener = (event: ApprovalDecidedEvent) => void;
+/** Called when events may have been missed (the LISTEN connection was re-established). */
+type GapListener = () => void;
 
 /** Default retry interval of a LISTEN that failed when the hub started: 5 s. */
 export const DEFAULT_LISTEN_RETRY_MS = 5_000;
@@ -34,14 +36,16 @@ function matches(f: EventFilter, e: ApprovalDecidedEvent): boolean {
  * streams, the relay's wake-up). Fed by the outbox NOTIFY, so every replica
  * sees every replica's events, in commit order, with or without NATS. A live
  * feed: events committed while the listen connection is down are not
- * replayed (NATS/JetStream is the durable path). Keeping the LISTEN
- * connection alive (closed, or silent without closing) is Database.listen's
- * job; the hub only retries a LISTEN that failed when it started.
+ * replayed here; subscribers are told instead (`onGap`), so a Watch stream
+ * can end and its client resume from its last event (NATS/JetStream is the
+ * durable path). Keeping the LISTEN connection alive (closed, or silent
+ * without closing) is Database.listen's job; the hub only retries a LISTEN
+ * that failed when it started.
  */
 export class ApprovalEventHub {
   readonly #database: Database;
   readonly #logger: Logger;
-  readonly #subscribers = new Map<number, { filter: EventFilter; listener: Listener }>();
+  readonly #subscribers = new Map<number, { filter: EventFilter; listener: Listener; onGap?: GapListener }>();
   #nextId = 0;
   #unlisten?: () => Promise<void>;
   #retry?: NodeJS.Timeout;
@@ -61,7 +65,11 @@ export class ApprovalEventHub {
   /** Starts listening; on failure retries every `listenRetryMs` until it works or the hub stops. */
   async #listen(): Promise<void> {
     try {
-      const unlisten = await this.#database.listen(OUTBOX_CHANNEL, (payload) => this.#dispatch(payload));
+      const unlisten = await this.#database.listen(
+        OUTBOX_CHANNEL,
+        (payload) => this.#dispatch(payload),
+        () => this.#gap(),
+      );
       // stop() may have run meanwhile: do not leave a LISTEN connection behind.
       if (this.#stopped) await unlisten();
       else this.#unlisten = unlisten;
@@ -99,10 +107,25 @@ export class ApprovalEventHub {
     }
   }
 
-  /** Calls `listener` for each matching committed event; returns the unsubscribe function. */
-  subscribe(filter: EventFilter, listener: Listener): () => void {
+  /** The LISTEN connection was re-established: notifications sent meanwhile are lost. */
+  #gap(): void {
+    this.#logger.warn({ subscribers: this.#subscribers.size }, "approval event feed was interrupted; telling subscribers");
+    for (const { onGap } of this.#subscribers.values()) {
+      try {
+        onGap?.();
+      } catch (err) {
+        this.#logger.warn({ err }, "approval event subscriber failed");
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` for each matching committed event, and `onGap` when
+   * events may have been missed; returns the unsubscribe function.
+   */
+  subscribe(filter: EventFilter, listener: Listener, onGap?: GapListener): () => void {
     const id = this.#nextId++;
-    this.#subscribers.set(id, { filter, listener });
+    this.#subscribers.set(id, { filter, listener, onGap });
     return () => {
       this.#subscribers.delete(id);
     };
