@@ -4,7 +4,7 @@ import pg from "pg";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
 import { readVoteBasis, writeVote } from "../../src/db/approval.repository.js";
 import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
-import { claimUnpublished, outboxInsertFor } from "../../src/db/outbox.repository.js";
+import { claimUnpublished, outboxInsertFor, outboxReplay } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
 import { evaluateSeeded, loadCaller, type SeededProject } from "./fixtures.js";
 import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
@@ -57,8 +57,12 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
          select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
        o as (
          insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
-         -- Recent, so the relay's retention sweep (7 days) leaves them be.
-         select gen_random_uuid(), id, 'bench.approvals', '{}'::jsonb, now(), now() from new)
+         -- Recent, so the relay's retention sweep (7 days) leaves them be; the
+         -- payload keys a Watch resume looks events up by (its index).
+         select gen_random_uuid(), id, 'bench.approvals',
+                jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
+                now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now()
+         from new)
        select count(*) from new`,
       [lo, hi, seeded.project.organisation, seeded.project.project],
     );
@@ -147,6 +151,16 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
     });
   });
   const [claim] = await capture(pool, (trx) => claimUnpublished(trx, 100));
+  const { rows: recent } = await pool.query<{ event_id: string }>(
+    `select event_id from outbox where payload->>'organisation' = $1 and payload->>'project' = $2
+     order by created_at desc offset 10 limit 1`,
+    [seeded.project.organisation, seeded.project.project],
+  );
+  const afterEventId = recent[0]?.event_id;
+  if (afterEventId === undefined) throw new Error("no outbox event of the seeded project to resume after");
+  const resume = await capture(pool, (trx) =>
+    outboxReplay(trx, { project: seeded.project, environment: "prod", afterEventId, overlapMs: 60_000, limit: 1_001 }),
+  );
   const plans: Record<string, string> = {};
   const named: [string, CompiledQuery | undefined][] = [
     ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
@@ -156,6 +170,7 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
       approve.find((q) => /^\s*with/.test(q.sql)),
     ],
     ["Outbox relay: claim unpublished events", claim],
+    ["WatchApprovalEvents resume: the project's events from a minute before the last one seen", resume[1]],
   ];
   for (const [name, query] of named) {
     if (query === undefined) throw new Error(`no statement captured for ${name}`);
