@@ -132,7 +132,7 @@ function littlesLaw(r: EvaluateRow, cores: number): string[] {
     : "";
   return [
     "",
-    `Why p99 at ${r.callers} callers is bound by throughput: in a closed loop the mean latency is callers ÷ throughput (Little's law), so a p99 under 10 ms at ${r.callers} callers needs at least ${rate(needed)}; the transport ceiling itself reached ${rate(r.ceiling.throughput)} here (mean ${ms((1000 * r.callers) / r.ceiling.throughput)}, p99 ${ms(r.ceiling.p99)}).${serverBound}${machineText} At 1 caller, where the loop does not queue, EvaluatePolicies' latency is in the first row.`,
+    `Why p99 at ${r.callers} callers is bound by throughput: in a closed loop the mean latency is callers ÷ throughput (Little's law), so a p99 under 10 ms at ${r.callers} callers needs at least ${rate(needed)}, and more, since a p99 sits well above the mean (here ${(r.evaluate.p99 / ((1000 * r.callers) / r.evaluate.throughput)).toFixed(1)}× EvaluatePolicies' mean of ${ms((1000 * r.callers) / r.evaluate.throughput)}; the tail is garbage collection, see "Reading the numbers"); the transport ceiling itself reached ${rate(r.ceiling.throughput)} here (mean ${ms((1000 * r.callers) / r.ceiling.throughput)}, p99 ${ms(r.ceiling.p99)}).${serverBound}${machineText} At 1 caller, where the loop does not queue, EvaluatePolicies' latency is in the first row.`,
   ];
 }
 
