@@ -120,6 +120,20 @@ describe("releasegate CLI against a running server", () => {
     expect(event.event).toMatchObject({ releaseIntentId: intentId, voterUserId: "bob", targetEnvironment: "prod" });
     watch.child.kill("SIGINT");
     expect(await watch.exited).toBe(0);
+
+    // While nobody watches, bob changes his mind; --resume-after replays it.
+    await runCli(["reject", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    const resumed = startCli(["-o", "json", "watch", ...P, "--env", "prod", "--resume-after", String(event.event.eventId)], env);
+    await waitFor(() => resumed.out.stdout.includes('"decision":"rejected"'), 15_000, "the replayed rejection");
+    resumed.child.kill("SIGINT");
+    expect(await resumed.exited).toBe(0);
+    const replayed = resumed.out.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: Record<string, unknown> });
+    // At least once: votes from shortly before the resume point may come again; the rejection comes last.
+    expect(replayed.filter((m) => m.event?.releaseIntentId === intentId).at(-1)?.event).toMatchObject({
+      voterUserId: "bob",
+      decision: "rejected",
+    });
+    await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
   });
 
   it("policy update --disable and delete", async () => {

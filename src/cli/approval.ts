@@ -123,15 +123,19 @@ export function historyCommand(): Command {
 export function watchCommand(): Command {
   return projectOption(new Command("watch").description("stream approval decisions as they happen (Ctrl-C to stop)"))
     .option("-e, --env <env>", "only this target environment")
+    .option("--resume-after <event-id>", "first replay what was committed after this event (the last event_id you got)")
     .action(
-      rpcAction(async (ctx, o: { project: ProjectFields; env?: string }) => {
+      rpcAction(async (ctx, o: { project: ProjectFields; env?: string; resumeAfter?: string }) => {
         const abort = new AbortController();
         process.once("SIGINT", () => abort.abort());
         process.once("SIGTERM", () => abort.abort());
         try {
           for await (const res of ctx
             .client(ApprovalAuditService)
-            .watchApprovalEvents({ project: o.project, targetEnvironment: o.env ?? "" }, { signal: abort.signal })) {
+            .watchApprovalEvents(
+              { project: o.project, targetEnvironment: o.env ?? "", resumeAfterEventId: o.resumeAfter ?? "" },
+              { signal: abort.signal },
+            )) {
             if (ctx.output === "json") {
               process.stdout.write(`${JSON.stringify(toJson(WatchApprovalEventsResponseSchema, res))}\n`);
               continue;
