@@ -187,7 +187,7 @@ export class App {
   async #startSignals(database: Database): Promise<{ hub: ApprovalEventHub; relay: OutboxRelay }> {
     const { config, logger } = this.#options;
     const metrics = this.#metrics;
-    const hub = new ApprovalEventHub(database, logger);
+    const hub = new ApprovalEventHub(database, logger, { onInterrupted: () => metrics.watchFeedInterruptions.inc() });
     this.#hub = hub;
     await hub.start();
     if (config.natsUrl !== undefined)
@@ -265,6 +265,7 @@ export class App {
           // A vote's transaction is a few statements, each capped at
           // RPC_TIMEOUT_MS by statement_timeout: replay that far back, at least a minute.
           replayOverlapMs: Math.max(DEFAULT_REPLAY_OVERLAP_MS, VOTE_STATEMENTS_MAX * config.rpcTimeoutMs),
+          onReplayed: (events) => metrics.watchReplayed.inc(events),
         }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));

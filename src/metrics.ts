@@ -29,6 +29,10 @@ export interface Metrics {
   readonly relayPublishErrors: Counter;
   /** `outbox_relay_published_total`: events published to NATS. */
   readonly relayPublished: Counter;
+  /** `watch_replayed_events_total`: events replayed to WatchApprovalEvents streams that resumed. */
+  readonly watchReplayed: Counter;
+  /** `watch_feed_interruptions_total`: times the event feed's LISTEN session was re-established (open Watch streams ended). */
+  readonly watchFeedInterruptions: Counter;
 }
 
 /** Metric name prefix. */
@@ -83,6 +87,16 @@ export function createMetrics(): Metrics {
     relayPublished: new Counter({
       name: `${METRICS_PREFIX}outbox_relay_published_total`,
       help: "Outbox events published to NATS",
+      registers,
+    }),
+    watchReplayed: new Counter({
+      name: `${METRICS_PREFIX}watch_replayed_events_total`,
+      help: "Events replayed from the outbox to WatchApprovalEvents streams that resumed after an event",
+      registers,
+    }),
+    watchFeedInterruptions: new Counter({
+      name: `${METRICS_PREFIX}watch_feed_interruptions_total`,
+      help: "Times this replica's approval event feed (its outbox LISTEN session) was re-established; open Watch streams ended UNAVAILABLE",
       registers,
     }),
   };

@@ -208,6 +208,10 @@ describe("an interrupted event feed", () => {
       expect((await resumed.next()).value).toMatchObject({ subscribed: true });
       expect((await resumed.next()).value?.event).toMatchObject({ voterUserId: "carol", currentApprovals: 2, passed: true });
       await resumed.return?.();
+      // Operators see both on /metrics.
+      const metrics = await (await fetch(`http://127.0.0.1:${gapped.app.adminPort}/metrics`)).text();
+      expect(metrics).toMatch(/^releasegate_watch_feed_interruptions_total 1$/m);
+      expect(metrics).toMatch(/^releasegate_watch_replayed_events_total 1$/m);
     } finally {
       await gapped.stop();
       await close();

@@ -42,6 +42,8 @@ export interface ApprovalAuditDeps {
    * vote's transaction can run. Default DEFAULT_REPLAY_OVERLAP_MS.
    */
   readonly replayOverlapMs?: number;
+  /** Called with the number of events a resuming stream replayed (metrics). */
+  readonly onReplayed?: (events: number) => void;
 }
 
 /** Replay overlap when deps set none: 1 minute. */
@@ -193,6 +195,7 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
             `resume_after_event_id: more than ${WATCH_QUEUE_MAX} events to replay; read ListApprovalHistory instead`,
             Code.ResourceExhausted,
           );
+        deps.onReplayed?.(events.length);
         return events;
       };
       const ended = () => ctx.signal.aborted || deps.shutdown?.aborted === true;

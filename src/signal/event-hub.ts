@@ -21,6 +21,8 @@ export const DEFAULT_LISTEN_RETRY_MS = 5_000;
 export interface ApprovalEventHubOptions {
   /** Retry interval of a LISTEN that failed at start, in ms. Default DEFAULT_LISTEN_RETRY_MS. */
   readonly listenRetryMs?: number;
+  /** Called once per interruption of the feed (before subscribers hear of it), e.g. to count it. */
+  readonly onInterrupted?: () => void;
 }
 
 function matches(f: EventFilter, e: ApprovalDecidedEvent): boolean {
@@ -51,11 +53,13 @@ export class ApprovalEventHub {
   #retry?: NodeJS.Timeout;
   #stopped = false;
   readonly #retryMs: number;
+  readonly #onInterrupted?: () => void;
 
   constructor(database: Database, logger: Logger, options: ApprovalEventHubOptions = {}) {
     this.#database = database;
     this.#logger = logger;
     this.#retryMs = options.listenRetryMs ?? DEFAULT_LISTEN_RETRY_MS;
+    this.#onInterrupted = options.onInterrupted;
   }
 
   async start(): Promise<void> {
@@ -110,6 +114,7 @@ export class ApprovalEventHub {
   /** The LISTEN connection was re-established: notifications sent meanwhile are lost. */
   #gap(): void {
     this.#logger.warn({ subscribers: this.#subscribers.size }, "approval event feed was interrupted; telling subscribers");
+    this.#onInterrupted?.();
     for (const { onGap } of this.#subscribers.values()) {
       try {
         onGap?.();
