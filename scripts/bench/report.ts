@@ -80,6 +80,7 @@ function evaluateSection(o: Outcome<EvaluateResult>, cores: number, floor: Outco
     "",
     `Target ≥ 0.6 of the ceiling: ${met(ratios.every((x) => x >= 0.6))} (lowest ${Math.min(...ratios).toFixed(2)}).` +
       (at16 ? ` Target p99 < 10 ms at 16 callers: ${met(at16.evaluate.p99 < 10)} (${ms(at16.evaluate.p99)}).` : ""),
+    ...oneCaller(rows.find((r) => r.callers === 1)),
     ...(at16 ? littlesLaw(at16, cores) : []),
     ...errorsNote(...rows.flatMap((r) => [r.ceiling, r.evaluate])),
     "",
@@ -104,6 +105,19 @@ function floorRows(floor: Outcome<LoadResult>, rows: readonly EvaluateRow[]): st
     ...(same === undefined ? [] : [line("this server's ceiling (health Check)", same.ceiling), line("EvaluatePolicies", same.evaluate)]),
     "",
     ...errorsNote(f),
+  ];
+}
+
+/**
+ * One caller does not queue: throughput is 1 ÷ latency, so the ratio is the
+ * ceiling's latency over EvaluatePolicies', and EvaluatePolicies' one
+ * database round trip weighs most where the ceiling's answer is fastest.
+ */
+function oneCaller(r: EvaluateRow | undefined): string[] {
+  if (r === undefined) return [];
+  return [
+    "",
+    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}; most of the ${ms(r.evaluate.p50 - r.ceiling.p50)} between them is its one database round trip (the statement, Postgres' answer, the row's decoding), which no amount of concurrency hides at 1 caller. Of the three rows this one moves most from run to run.`,
   ];
 }
 
