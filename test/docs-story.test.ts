@@ -66,10 +66,15 @@ describe("README: the whole story", () => {
       step(4),
       'test -n "$INTENT" && test "$INTENT" != null',
       // Terminal 3, in the background; its output is what the reader watches.
+      // In a process group of its own (job control on), so the trap ends npx,
+      // tsx and the coordinator itself, not only the subshell (which left
+      // the coordinator running after the test).
       `COORD_LOG=$(mktemp)`,
+      "set -m",
       `( ${step(5).replace(/^#.*\n/gm, "").trim()} ) > "$COORD_LOG" 2>&1 &`,
       "COORD=$!",
-      "trap 'kill $COORD 2>/dev/null || true' EXIT",
+      "set +m",
+      "trap 'kill -- -$COORD 2>/dev/null || true' EXIT",
       step(6),
       step(7),
       // Wait (bounded) for the coordinator, as the reader would.
