@@ -26,12 +26,9 @@ describe("DB_AUTO_PREPARE over the wire (server process, Postgres through a prox
 
   /** Starts the server with `autoPrepare` through a fresh proxy, evaluates `calls` times; returns the Parse names seen. */
   async function parseNamesAfterEvaluations(autoPrepare: "true" | "false", calls: number): Promise<readonly string[]> {
-    const target = new URL(pgdb.url);
-    const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(pgdb.url);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const proxy = await PgProxy.forUrl(pgdb.url);
     // One pooled connection, so every evaluation meets the same session's statement counts.
-    const server = await ServerProcess.create({ DATABASE_URL: viaProxy.toString(), DB_POOL_SIZE: "1", DB_AUTO_PREPARE: autoPrepare });
+    const server = await ServerProcess.create({ DATABASE_URL: proxy.urlThrough(pgdb.url), DB_POOL_SIZE: "1", DB_AUTO_PREPARE: autoPrepare });
     try {
       await server.start();
       const grpc = {

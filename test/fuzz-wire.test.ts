@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvaluatePoliciesRequestSchema, PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { FUZZ_PROJECT } from "./support/fuzz-arbitraries.js";
+import { envelope } from "./support/grpc-envelope.js";
 import { SuiteCounters } from "./support/reliability-report.js";
 import { ALL_METHODS, callMethod, methodPath } from "./support/rpc-catalog.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -39,16 +40,6 @@ const validEvaluate = toBinary(
   EvaluatePoliciesRequestSchema,
   create(EvaluatePoliciesRequestSchema, { project: FUZZ_PROJECT, targetEnvironment: "prod" }),
 );
-
-/** A gRPC length-prefixed message: flags, big-endian length, payload. */
-function envelope(payload: Uint8Array, flags = 0, lengthDelta = 0): Uint8Array {
-  const out = new Uint8Array(5 + payload.length);
-  const view = new DataView(out.buffer);
-  view.setUint8(0, flags);
-  view.setUint32(1, Math.max(0, payload.length + lengthDelta));
-  out.set(payload, 5);
-  return out;
-}
 
 /** Bodies that are not a valid request: raw noise, noise in an envelope, lying envelopes, mutated valid messages. */
 const grpcBody = fc.oneof(

@@ -9,6 +9,7 @@ import {
   PolicyService,
   PolicyType,
 } from "../src/gen/forest/v1/policy_pb.js";
+import { COMPRESSED, envelope } from "./support/grpc-envelope.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 
 // Message compression as a gRPC client negotiates it, read off the wire with
@@ -82,20 +83,12 @@ function rawCall(path: string, body: Buffer, extra: http2.OutgoingHttpHeaders): 
   });
 }
 
-/** A gRPC length-prefixed message: compressed flag, big-endian length, payload. */
-function envelope(payload: Uint8Array, compressed: boolean): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt8(compressed ? 1 : 0, 0);
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
-}
-
 /** The single message of a unary answer: its compressed flag and its payload as sent. */
 function unwrap(body: Buffer): { compressed: boolean; payload: Buffer } {
   expect(body.length).toBeGreaterThanOrEqual(5);
   const length = body.readUInt32BE(1);
   expect(body.length).toBe(5 + length);
-  return { compressed: body.readUInt8(0) === 1, payload: body.subarray(5) };
+  return { compressed: body.readUInt8(0) === COMPRESSED, payload: body.subarray(5) };
 }
 
 const LIST = `/${PolicyService.typeName}/${PolicyService.method.listPolicies.name}`;
@@ -104,7 +97,7 @@ const listRequest = (project: typeof PROJECT) =>
 
 describe("gRPC message compression", () => {
   it("answers a message of a few KiB uncompressed even to a client that accepts gzip", async () => {
-    const answer = await rawCall(LIST, envelope(listRequest(PROJECT), false), { "grpc-accept-encoding": "gzip" });
+    const answer = await rawCall(LIST, envelope(listRequest(PROJECT)), { "grpc-accept-encoding": "gzip" });
     expect(answer.trailers["grpc-status"]).toBe("0");
     // grpc-encoding names what the stream may use; each message's flag says whether it does.
     const { compressed, payload } = unwrap(answer.body);
@@ -116,7 +109,7 @@ describe("gRPC message compression", () => {
 
   it(`compresses a message of at least ${RESPONSE_COMPRESS_MIN_BYTES} bytes for a client that accepts gzip, and only then`, async () => {
     const big = { ...PROJECT, project: "compress-big" };
-    const gzipped = await rawCall(LIST, envelope(listRequest(big), false), { "grpc-accept-encoding": "gzip" });
+    const gzipped = await rawCall(LIST, envelope(listRequest(big)), { "grpc-accept-encoding": "gzip" });
     expect(gzipped.trailers["grpc-status"]).toBe("0");
     expect(gzipped.headers["grpc-encoding"]).toBe("gzip");
     const { compressed, payload } = unwrap(gzipped.body);
@@ -127,7 +120,7 @@ describe("gRPC message compression", () => {
     expect(fromBinary(ListPoliciesResponseSchema, plain).policies).toHaveLength(MANY);
 
     // A client that does not offer gzip gets the same message as it is.
-    const identity = await rawCall(LIST, envelope(listRequest(big), false), {});
+    const identity = await rawCall(LIST, envelope(listRequest(big)), {});
     expect(identity.headers["grpc-encoding"] ?? "identity").toBe("identity");
     const asIs = unwrap(identity.body);
     expect(asIs.compressed).toBe(false);
@@ -135,13 +128,13 @@ describe("gRPC message compression", () => {
   });
 
   it("accepts a gzip-compressed request", async () => {
-    const answer = await rawCall(LIST, envelope(gzipSync(listRequest(PROJECT)), true), { "grpc-encoding": "gzip" });
+    const answer = await rawCall(LIST, envelope(gzipSync(listRequest(PROJECT)), COMPRESSED), { "grpc-encoding": "gzip" });
     expect(answer.trailers["grpc-status"]).toBe("0");
     expect(fromBinary(ListPoliciesResponseSchema, unwrap(answer.body).payload).policies).toHaveLength(SOME);
   });
 
   it("refuses a compressed request whose encoding it does not know, as UNIMPLEMENTED, naming what it accepts", async () => {
-    const answer = await rawCall(LIST, envelope(gzipSync(listRequest(PROJECT)), true), { "grpc-encoding": "snappy" });
+    const answer = await rawCall(LIST, envelope(gzipSync(listRequest(PROJECT)), COMPRESSED), { "grpc-encoding": "snappy" });
     expect(answer.trailers["grpc-status"] ?? answer.headers["grpc-status"]).toBe("12");
     expect(answer.trailers["grpc-accept-encoding"] ?? answer.headers["grpc-accept-encoding"]).toMatch(/gzip/);
   });

@@ -33,6 +33,19 @@ export class PgProxy {
     return address.port;
   }
 
+  /** `url` (a postgres:// URL of the proxied server) with its host and port replaced by this proxy's. */
+  urlThrough(url: string): string {
+    const via = new URL(url);
+    via.host = `127.0.0.1:${this.port}`;
+    return via.toString();
+  }
+
+  /** A proxy in front of the server `url` names. */
+  static forUrl(url: string): Promise<PgProxy> {
+    const target = new URL(url);
+    return PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
+  }
+
   #accept(client: Socket, target: { host: string; port: number }): void {
     if (this.refusing) {
       client.destroy();
@@ -127,11 +140,8 @@ export async function openThroughProxy(
   url: string,
   options: Omit<DatabaseOptions, "databaseUrl" | "dataDir" | "poolSize"> = {},
 ): Promise<{ proxy: PgProxy; database: Database; close(): Promise<void> }> {
-  const target = new URL(url);
-  const proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
-  const viaProxy = new URL(url);
-  viaProxy.host = `127.0.0.1:${proxy.port}`;
-  const database = await openDatabase({ databaseUrl: viaProxy.toString(), dataDir: "/nonexistent", poolSize: 2, ...options });
+  const proxy = await PgProxy.forUrl(url);
+  const database = await openDatabase({ databaseUrl: proxy.urlThrough(url), dataDir: "/nonexistent", poolSize: 2, ...options });
   return {
     proxy,
     database,
