@@ -148,6 +148,8 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
       authorize(callerOf(ctx), project.organisation, "approval.read");
       const environment =
         req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+      const resumeAfter =
+        req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
       // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
       if (deps.maxWatchStreams !== undefined && openWatches >= deps.maxWatchStreams)
         throw new ConnectError(
@@ -155,8 +157,6 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
           Code.ResourceExhausted,
         );
       const heartbeatMs = deps.heartbeatMs ?? 0;
-      const resumeAfter =
-        req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
 
       const queue: ApprovalDecidedEvent[] = [];
       let overflow = false;
