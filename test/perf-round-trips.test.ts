@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
 import { readVoteBasis, writeVote } from "../src/db/approval.repository.js";
 import { readEvaluationRows } from "../src/db/evaluation.repository.js";
 import { outboxInsertFor } from "../src/db/outbox.repository.js";
+import { decidedEvent } from "./support/approval-events.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 
 /** Counts the statements Kysely sends (a guard against N+1 creeping back). */
@@ -94,22 +94,16 @@ describe("round trips on the hot paths", () => {
 
   const voteWrite = (basisVersion: string, previous?: "approved" | "rejected") => {
     const decidedAt = new Date("2026-01-02T10:00:00.456Z");
-    const event: ApprovalDecidedEvent = {
-      event_id: randomUUID(),
-      kind: APPROVAL_DECIDED,
+    const event = decidedEvent({
       organisation: project.organisation,
       project: project.project,
-      environment: "prod",
       release_intent_id: intentId,
       voter_user_id: "cy",
       voter_username: "CY",
-      decision: "approved",
-      decision_kind: "peer",
       current_approvals: 2,
-      required_approvals: 2,
       passed: true,
       decided_at: decidedAt.toISOString(),
-    };
+    });
     return {
       project,
       releaseIntentId: intentId,
@@ -159,7 +153,8 @@ describe("round trips on the hot paths", () => {
         eb.selectFrom("outbox").select((e) => e.fn.countAll<string>().as("n")).where("release_intent_id", "=", intentId).as("outbox"),
       ])
       .executeTakeFirstOrThrow();
-    expect(counts).toEqual({ history: "1", outbox: "1" });
+    // count(*) is a bigint: pg returns it as a string, PGlite as a number.
+    expect({ history: Number(counts.history), outbox: Number(counts.outbox) }).toEqual({ history: 1, outbox: 1 });
   });
 
   it("reads no basis for an intent of another project", async () => {

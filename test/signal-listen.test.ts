@@ -1,11 +1,12 @@
-import { randomUUID } from "node:crypto";
+
 import { sql } from "kysely";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
+import type { ApprovalDecidedEvent } from "../src/approval/event.js";
 import { OUTBOX_CHANNEL } from "../src/db/outbox.repository.js";
 import { ApprovalEventHub } from "../src/signal/event-hub.js";
+import { decidedEvent } from "./support/approval-events.js";
 import { waitFor } from "./support/approval-fixtures.js";
 import { createPostgresDatabase, createTestDatabase, type TestDatabase } from "./support/database.js";
 import { openThroughProxy } from "./support/pg-proxy.js";
@@ -24,22 +25,7 @@ afterAll(async () => {
   await database?.dispose();
 });
 
-const event = (): ApprovalDecidedEvent => ({
-  event_id: randomUUID(),
-  kind: APPROVAL_DECIDED,
-  organisation: "acme",
-  project: "web",
-  environment: "prod",
-  release_intent_id: randomUUID(),
-  voter_user_id: "bob",
-  voter_username: "Bob",
-  decision: "approved",
-  decision_kind: "peer",
-  current_approvals: 1,
-  required_approvals: 2,
-  passed: false,
-  decided_at: new Date().toISOString(),
-});
+const event = (): ApprovalDecidedEvent => decidedEvent();
 
 describe("ApprovalEventHub", () => {
   it("listens again after its LISTEN connection is terminated", async () => {

@@ -3,11 +3,12 @@ import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../src/approval/event.js";
+import type { ApprovalDecidedEvent } from "../src/approval/event.js";
 import { systemClock } from "../src/clock.js";
 import { NatsPublisher } from "../src/signal/nats-publisher.js";
 import { OutboxRelay } from "../src/signal/outbox-relay.js";
 import { approvalSubject, FOREST_EVALUATE_SUBJECT } from "../src/signal/subject.js";
+import { decidedEvent } from "./support/approval-events.js";
 import { waitFor } from "./support/approval-fixtures.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
@@ -35,22 +36,14 @@ afterAll(async () => {
 
 /** One event: `n` (1-based) is its place in the intent's commit order. */
 function decided(intent: string, environment: string, n: number): ApprovalDecidedEvent {
-  return {
-    event_id: randomUUID(),
-    kind: APPROVAL_DECIDED,
-    organisation: "acme",
-    project: "web",
+  return decidedEvent({
     environment,
     release_intent_id: intent,
     voter_user_id: `voter-${n}`,
     voter_username: `Voter ${n}`,
-    decision: "approved",
-    decision_kind: "peer",
     current_approvals: n,
     required_approvals: 100,
-    passed: false,
-    decided_at: new Date().toISOString(),
-  };
+  });
 }
 
 interface Fixture {

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
 import { outboxReplay } from "../../src/db/outbox.repository.js";
 import type { ProjectRef } from "../../src/policy/policy.js";
+import { decidedEvent } from "../support/approval-events.js";
 import { createTestDatabase, type TestDatabase, testDatabaseKind } from "../support/database.js";
 
 // What a resuming WatchApprovalEvents stream replays, on rows placed by hand:
@@ -21,22 +21,13 @@ const freshProject = (): ProjectRef => ({ organisation: "acme", project: `outbox
 
 /** Writes one outbox row of `project` created `offsetS` seconds after T0; returns its event id. */
 async function row(project: ProjectRef, offsetS: number, environment = "prod"): Promise<string> {
-  const event: ApprovalDecidedEvent = {
-    event_id: randomUUID(),
-    kind: APPROVAL_DECIDED,
+  const event = decidedEvent({
     organisation: project.organisation,
     project: project.project,
     environment,
-    release_intent_id: randomUUID(),
     voter_user_id: `voter-${offsetS}`,
-    voter_username: "Voter",
-    decision: "approved",
-    decision_kind: "peer",
-    current_approvals: 1,
-    required_approvals: 2,
-    passed: false,
     decided_at: new Date(T0 + offsetS * 1000).toISOString(),
-  };
+  });
   await tdb.database.db
     .insertInto("outbox")
     .values({
