@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
 import { createApprovalPolicy, registerIntent } from "./support/approval-fixtures.js";
+import { testDatabaseKind } from "./support/database.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 
 const project = { organisation: "acme", project: "busy" };
@@ -48,8 +49,11 @@ describe("concurrent votes", () => {
       expect(seen).toEqual(order.slice(0, seen.length));
       expect(seen[seen.length - 1]).toBe(`user-${i}`);
     });
-    // Votes at once on one intent race: the losers of the optimistic write were redone under the row lock.
-    expect(await conflicts()).toBeGreaterThan(conflictsBefore);
+    // Votes at once on one intent race on Postgres (a pool of sessions): the
+    // losers of the optimistic write were redone under the row lock. PGlite
+    // (one session, the WASM engine on this thread) ran each vote's two
+    // statements back to back here, so none lost there.
+    if (testDatabaseKind() === "postgres") expect(await conflicts()).toBeGreaterThan(conflictsBefore);
   });
 
   it("the same user voting twice at once leaves one vote and two history entries", async () => {
