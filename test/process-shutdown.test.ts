@@ -63,19 +63,26 @@ describe("the built server on SIGTERM under load", () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** The environment each test's server starts with (127.0.0.1, free ports, JSON logs); `over` adds or replaces. */
+  const serverEnv = (over: Record<string, string>): Record<string, string> => ({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    METRICS_PORT: "0",
+    DATABASE_URL: database.url,
+    DATA_DIR: dataDir,
+    RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
+    LOG_FORMAT: "json",
+    ...over,
+  });
+
   it("drains: NOT_SERVING, in-flight RPCs finish, every acknowledged intent stored whole, every vote's event published, exit 0", async () => {
-    const server = await spawnServer({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      METRICS_PORT: "0",
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
-      LOG_FORMAT: "json",
-      NATS_URL: SHARED_NATS_URL,
-      NATS_STREAM: signal.stream,
-      NATS_SUBJECT_PREFIX: signal.prefix,
-    });
+    const server = await spawnServer(
+      serverEnv({
+        NATS_URL: SHARED_NATS_URL,
+        NATS_STREAM: signal.stream,
+        NATS_SUBJECT_PREFIX: signal.prefix,
+      }),
+    );
     const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` });
     const admin = await token({ sub: "ci", orgs: { acme: "admin" }, service: true });
     const releases = createClient(ReleaseService, transport);
@@ -189,17 +196,7 @@ describe("the built server on SIGTERM under load", () => {
 
   it("a SIGTERM during start-up (at its first log line) still shuts down gracefully: exit 0, \"stopped\"", async () => {
     const child = spawn(process.execPath, ["dist/src/main.js"], {
-      env: {
-        ...process.env,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        METRICS_PORT: "0",
-        DATABASE_URL: database.url,
-        DATA_DIR: dataDir,
-        RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
-        LOG_FORMAT: "json",
-        NATS_URL: "",
-      },
+      env: { ...process.env, ...serverEnv({ NATS_URL: "" }) },
       stdio: "pipe",
     });
     let stdout = "";
@@ -221,16 +218,7 @@ describe("the built server on SIGTERM under load", () => {
     const other = await createPostgresDatabase();
     try {
       const server = await spawnServer(
-        {
-          HOST: "127.0.0.1",
-          PORT: "1",
-          METRICS_PORT: "1",
-          DATABASE_URL: other.url,
-          DATA_DIR: dataDir,
-          RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
-          LOG_FORMAT: "json",
-          NATS_URL: "",
-        },
+        serverEnv({ PORT: "1", METRICS_PORT: "1", DATABASE_URL: other.url, NATS_URL: "" }),
         ["dist/src/cli/main.js", "serve", "--port", "0", "--metrics-port", "0"],
       );
       expect(server.port).not.toBe(1);
