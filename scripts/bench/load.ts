@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { commandCpuMs, machineBusyMs, ownCpuMs } from "./proc-cpu.js";
 
 /** A closed-loop load generator: N callers, each issuing its next call when the last one answers. */
 
@@ -33,18 +33,10 @@ export interface LoadResult {
    * timed part of the run, from /proc/stat. NaN where /proc/stat is missing.
    */
   readonly machineCpuMsPerCall: number;
-}
-
-/** Milliseconds the machine's CPUs have been busy (all but idle and iowait; /proc/stat, USER_HZ = 100). */
-export function machineBusyMs(): number {
-  let line: string | undefined;
-  try {
-    line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
-  } catch {
-    return Number.NaN;
-  }
-  const [, user, nice, system, , , irq, softirq, steal] = (line ?? "").trim().split(/\s+/).map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 10;
+  /** Of that, the load generator's own process (this one) per call. */
+  readonly loadGeneratorCpuMsPerCall: number;
+  /** Of that, every Postgres process (backends, WAL writer, …) per call; 0 on PGlite, which runs in the server. */
+  readonly postgresCpuMsPerCall: number;
 }
 
 /** The q-quantile (0..1) of ascending `sorted`, nearest rank. */
@@ -68,6 +60,8 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
   let errors = 0;
   let firstError: string | undefined;
   const busyBefore = machineBusyMs();
+  const ownBefore = ownCpuMs();
+  const postgresBefore = commandCpuMs("postgres");
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(options.durationMs) * 1_000_000n;
   let issued = 0;
@@ -87,6 +81,9 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
   await Promise.all(Array.from({ length: options.callers }, loop));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const busyMs = machineBusyMs() - busyBefore;
+  const ownMs = ownCpuMs() - ownBefore;
+  const postgresMs = commandCpuMs("postgres") - postgresBefore;
+  const perIssued = (totalMs: number) => (issued === 0 ? Number.NaN : totalMs / issued);
   latencies.sort((a, b) => a - b);
   return {
     callers: options.callers,
@@ -97,7 +94,9 @@ export async function runLoad(options: LoadOptions, call: (i: number) => Promise
     throughput: latencies.length / seconds,
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
-    machineCpuMsPerCall: issued === 0 ? Number.NaN : busyMs / issued,
+    machineCpuMsPerCall: perIssued(busyMs),
+    loadGeneratorCpuMsPerCall: perIssued(ownMs),
+    postgresCpuMsPerCall: perIssued(postgresMs),
   };
 }
 
@@ -132,6 +131,8 @@ export function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
     p50: pick((r) => r.p50),
     p99: pick((r) => r.p99),
     machineCpuMsPerCall: pick((r) => r.machineCpuMsPerCall),
+    loadGeneratorCpuMsPerCall: pick((r) => r.loadGeneratorCpuMsPerCall),
+    postgresCpuMsPerCall: pick((r) => r.postgresCpuMsPerCall),
     ...(first.serverCpuMsPerCall !== undefined ? { serverCpuMsPerCall: pick((r) => r.serverCpuMsPerCall ?? Number.NaN) } : {}),
   };
 }

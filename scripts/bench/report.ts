@@ -95,12 +95,21 @@ function floorRows(floor: Outcome<LoadResult>, rows: readonly EvaluateRow[]): st
   const f = floor.value;
   const same = rows.find((r) => r.callers === f.callers);
   const line = (name: string, r: LoadResult) =>
-    row([name, rate(r.throughput), ms(r.p50), ms(r.p99), cpu(r), ms(r.machineCpuMsPerCall)]);
+    row([
+      name,
+      rate(r.throughput),
+      ms(r.p50),
+      ms(r.p99),
+      cpu(r),
+      ms(r.loadGeneratorCpuMsPerCall),
+      ms(r.postgresCpuMsPerCall),
+      ms(r.machineCpuMsPerCall),
+    ]);
   return [
     `The framework floor, for scale: connect-node alone (no interceptors, protocol sniffing, database, logging or metrics) answering a trivial \`Health/Check\` in a process of its own, from the same load generator at ${f.callers} callers.`,
     "",
-    row(["", "rps", "p50", "p99", "server CPU/call", "machine CPU/call"]),
-    row(["---", "---:", "---:", "---:", "---:", "---:"]),
+    row(["", "rps", "p50", "p99", "server CPU/call", "load generator CPU/call", "Postgres CPU/call", "machine CPU/call"]),
+    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
     line("framework floor (connect-node, trivial Check)", f),
     ...(same === undefined ? [] : [line("this server's ceiling (health Check)", same.ceiling), line("EvaluatePolicies", same.evaluate)]),
     "",
@@ -159,8 +168,19 @@ function approveSection(o: Outcome<ApproveResult>, cores: number): string[] {
   out.push(
     `${callers} concurrent voters spread over 64 intents. ApproveRelease reads the intent's vote basis (author, vote version, votes) and writes the vote, its history row and its outbox event (with NOTIFY) in one statement that holds only if the version did: two round trips, no transaction held open (a lost race is redone under the intent row lock); the relay publishes each event to NATS meanwhile. Ceiling: a bare \`pg\` pool of the same size running \`BEGIN\`, one \`INSERT … ON CONFLICT DO UPDATE\` of an approval_votes row, \`COMMIT\`, from the same number of callers. For scale, the same server's health Check (no database) from the same callers: what any RPC costs here.`,
     "",
-    row(["", "rps", "p50", "p99", "server CPU/call", "machine CPU/call", `most on ${cores} cores`, "÷ bare pg"]),
-    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    row([
+      "",
+      "rps",
+      "p50",
+      "p99",
+      "server CPU/call",
+      "load generator CPU/call",
+      "Postgres CPU/call",
+      "machine CPU/call",
+      `most on ${cores} cores`,
+      "÷ bare pg",
+    ]),
+    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
     ...[
       ["bare pg upsert transaction", ceiling, "–"] as const,
       ["health Check (gRPC, no database)", transport, cpu(transport)] as const,
@@ -172,6 +192,8 @@ function approveSection(o: Outcome<ApproveResult>, cores: number): string[] {
         ms(r.p50),
         ms(r.p99),
         serverCpu,
+        ms(r.loadGeneratorCpuMsPerCall),
+        ms(r.postgresCpuMsPerCall),
         ms(r.machineCpuMsPerCall),
         rate(machineBound(cores, r.machineCpuMsPerCall)),
         (r.throughput / ceiling.throughput).toFixed(2),
@@ -183,12 +205,25 @@ function approveSection(o: Outcome<ApproveResult>, cores: number): string[] {
         ? ` On this machine an RPC that does nothing reaches ${transportRatio.toFixed(2)} of the bare loop, so no RPC can reach 0.5 here; ApproveRelease reaches ${(approve.throughput / transport.throughput).toFixed(2)} of that transport bound.`
         : "") +
       (Number.isFinite(approve.machineCpuMsPerCall) && Number.isFinite(ceiling.machineCpuMsPerCall)
-        ? ` "Machine CPU/call" counts every process (load generator, server, Postgres, NATS, the relay's statements and publishes); its "most" column is ${cores} cores ÷ that cost. A vote cost the machine ${ms(approve.machineCpuMsPerCall)}, a bare transaction ${ms(ceiling.machineCpuMsPerCall)}: 0.5 of the bare loop's rate needs a vote to cost at most ${ms((cores * 1000) / (0.5 * ceiling.throughput))} of machine CPU, and the ceiling's own health Check (no database, no rules) cost ${ms(transport.machineCpuMsPerCall)}.`
+        ? ` "Machine CPU/call" counts every process (load generator, server, Postgres, NATS, the relay's statements and publishes); its "most" column is ${cores} cores ÷ that cost. A vote cost the machine ${ms(approve.machineCpuMsPerCall)}, a bare transaction ${ms(ceiling.machineCpuMsPerCall)}: 0.5 of the bare loop's rate needs a vote to cost at most ${ms((cores * 1000) / (0.5 * ceiling.throughput))} of machine CPU, and the ceiling's own health Check (no database, no rules) cost ${ms(transport.machineCpuMsPerCall)}.${postgresShare(approve, ceiling, cores)}`
         : ""),
     ...errorsNote(approve, ceiling, transport),
     "",
   );
   return out;
+}
+
+/**
+ * The vote's database work alone, next to the budget 0.5 of the bare loop
+ * leaves a whole vote: the bare loop writes one row, a vote also reads its
+ * basis and writes history and outbox rows that the relay then claims and
+ * marks published, and all of that runs in Postgres on the same cores.
+ */
+function postgresShare(approve: LoadResult, ceiling: LoadResult, cores: number): string {
+  const postgres = approve.postgresCpuMsPerCall;
+  if (!Number.isFinite(postgres) || postgres <= 0) return "";
+  const budget = (cores * 1000) / (0.5 * ceiling.throughput);
+  return ` Of a vote's machine CPU, Postgres alone spent ${ms(postgres)} (the vote's read and write with its history and outbox rows and NOTIFY, the relay's claim and mark of the event) against ${ms(ceiling.postgresCpuMsPerCall)} for a bare transaction${postgres >= budget ? `: more than the ${ms(budget)} a whole vote may cost at 0.5 of the bare loop, before any transport or load generator` : ""}; the load generator spent ${ms(approve.loadGeneratorCpuMsPerCall)} and the server ${ms(approve.serverCpuMsPerCall ?? Number.NaN)}.`;
 }
 
 function signalSection(o: Outcome<SignalResult>): string[] {

@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { processCpuMs } from "./proc-cpu.js";
 import { startNodeFlags } from "./start-flags.js";
 
 const here = fileURLToPath(import.meta.url);
@@ -43,13 +44,6 @@ function procStatusBytes(pid: number, field: string): number {
 }
 
 /** utime + stime from /proc/PID/stat, in milliseconds (clock ticks of 10 ms, USER_HZ = 100). */
-function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -123,7 +117,7 @@ export async function startServerProcess(
     baseUrl: `http://127.0.0.1:${port}`,
     startupMs,
     peakRssBytes: () => procStatusBytes(pid, "VmHWM"),
-    cpuMs: () => procCpuMs(pid),
+    cpuMs: () => processCpuMs(pid),
     async stop() {
       child.kill("SIGTERM");
       if (!(await waitForExit(child, STOP_TIMEOUT_MS))) {
