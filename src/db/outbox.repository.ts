@@ -52,47 +52,44 @@ export function outboxInsertFor(event: ApprovalDecidedEvent, subject: string): O
  * so two relays never publish one row. To keep per-intent order across
  * relays, rows of an intent that still has an older unpublished row this
  * transaction did not claim are left out (that older row is being published
- * by someone else).
+ * by someone else); they stay locked, unpublished, until this transaction
+ * ends. One statement: the claim and that check share one round trip, which
+ * comes before every publish.
  */
 export async function claimUnpublished(trx: Db, limit: number): Promise<OutboxRow[]> {
-  const rows = await trx
-    .selectFrom("outbox")
-    .select(["seq", "event_id", "release_intent_id", "subject", "payload"])
-    .where("published_at", "is", null)
-    .orderBy("seq")
-    .limit(limit)
-    .forUpdate()
-    .skipLocked()
-    .execute();
-  if (rows.length === 0) return [];
-  const claimed = rows.map((r) => String(r.seq));
-  const intents = [...new Set(rows.map((r) => r.release_intent_id))];
-  const older = await trx
-    .selectFrom("outbox")
-    .select(["release_intent_id", "seq"])
-    .where("published_at", "is", null)
-    .where("release_intent_id", "in", intents)
-    .where("seq", "not in", claimed)
-    .where("seq", "<", claimed[claimed.length - 1]!)
-    .execute();
-  const firstOlder = new Map<string, bigint>();
-  for (const o of older) {
-    const s = BigInt(o.seq);
-    const prev = firstOlder.get(o.release_intent_id);
-    if (prev === undefined || s < prev) firstOlder.set(o.release_intent_id, s);
-  }
-  return rows
-    .filter((r) => {
-      const blocker = firstOlder.get(r.release_intent_id);
-      return blocker === undefined || BigInt(r.seq) < blocker;
-    })
-    .map((r) => ({
-      seq: String(r.seq),
-      eventId: r.event_id,
-      releaseIntentId: r.release_intent_id,
-      subject: r.subject,
-      event: (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
-    }));
+  const { rows } = await sql<{
+    seq: string | number;
+    event_id: string;
+    release_intent_id: string;
+    subject: string;
+    payload: unknown;
+  }>`
+    with claimed as (
+      select seq, event_id, release_intent_id, subject, payload from outbox
+      where published_at is null
+      order by seq
+      limit ${limit}
+      for update skip locked
+    ),
+    blocked as (
+      select o.release_intent_id, min(o.seq) as first_unclaimed from outbox o
+      where o.published_at is null
+        and o.release_intent_id in (select release_intent_id from claimed)
+        and o.seq < (select max(seq) from claimed)
+        and not exists (select 1 from claimed k where k.seq = o.seq)
+      group by o.release_intent_id
+    )
+    select c.seq, c.event_id, c.release_intent_id, c.subject, c.payload
+    from claimed c left join blocked b on b.release_intent_id = c.release_intent_id
+    where b.first_unclaimed is null or c.seq < b.first_unclaimed
+    order by c.seq`.execute(trx);
+  return rows.map((r) => ({
+    seq: String(r.seq),
+    eventId: r.event_id,
+    releaseIntentId: r.release_intent_id,
+    subject: r.subject,
+    event: (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
+  }));
 }
 
 export async function markPublished(trx: Db, seqs: readonly string[], at: Date): Promise<void> {
