@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimUnpublished, markPublished, outboxReplay } from "../../src/db/outbox.repository.js";
 import type { ProjectRef } from "../../src/policy/policy.js";
 import { decidedEvent } from "../support/approval-events.js";
