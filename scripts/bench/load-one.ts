@@ -5,8 +5,9 @@
  *   npm run build && node dist/scripts/bench/load-one.js approve|evaluate|health [callers=16] [runs=3]
  *   BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node dist/scripts/bench/load-one.js evaluate 16
  *
- * Prints per run: throughput, p50/p99, and the server's CPU time per call
- * (from /proc: less sensitive to other work on the machine than throughput).
+ * Prints per run: throughput, p50/p99, and CPU time per call of the server,
+ * the load generator, every Postgres process and the whole machine (from
+ * /proc: less sensitive to other work on the machine than throughput).
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -66,7 +67,7 @@ try {
       call,
     );
     console.log(
-      `${rpc} × ${callers}: ${Math.round(res.throughput)}/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms, server CPU ${res.serverCpuMsPerCall?.toFixed(2)} ms/call, errors ${res.errors}${res.firstError ? ` (${res.firstError})` : ""}`,
+      `${rpc} × ${callers}: ${Math.round(res.throughput)}/s p50 ${res.p50.toFixed(2)} ms p99 ${res.p99.toFixed(2)} ms, CPU ms/call: server ${res.serverCpuMsPerCall?.toFixed(2)}, load generator ${res.loadGeneratorCpuMsPerCall.toFixed(2)}, Postgres ${res.postgresCpuMsPerCall.toFixed(2)}, machine ${res.machineCpuMsPerCall.toFixed(2)}; errors ${res.errors}${res.firstError ? ` (${res.firstError})` : ""}`,
     );
   }
   console.log(`server peak RSS ${(server.peakRssBytes() / 1024 / 1024).toFixed(0)} MB`);
