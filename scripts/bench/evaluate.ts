@@ -1,5 +1,7 @@
+import { openDatabase } from "../../src/db/database.js";
+import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
-import { evaluateSeeded, loadCaller, ORG, type SeededProject } from "./fixtures.js";
+import { evaluateSeeded, loadCaller, ORG, SEED_SOAK_SOURCES, type SeededProject } from "./fixtures.js";
 import { healthCheck } from "./health-service.js";
 import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
@@ -15,6 +17,12 @@ export interface EvaluateResult {
   /** What the transport ceiling called. */
   readonly ceilingName: string;
   readonly rows: readonly EvaluateRow[];
+  /**
+   * EvaluatePolicies' one database read alone, from one caller outside the
+   * server (the server's own repository function, pool and statement
+   * preparation): what of the 1-caller latency is waiting for Postgres.
+   */
+  readonly databaseRead?: LoadResult;
 }
 
 /**
@@ -25,6 +33,7 @@ export async function benchEvaluate(
   settings: BenchSettings,
   server: ServerProcess,
   seeded: SeededProject,
+  databaseUrl: string,
 ): Promise<EvaluateResult> {
   const caller = await loadCaller(server.baseUrl, "bench-pipeline");
   const evaluate = evaluateSeeded(caller, seeded);
@@ -61,5 +70,20 @@ export async function benchEvaluate(
     rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
   }
   caller.close();
-  return { ceilingName, rows };
+  return { ceilingName, rows, databaseRead: await benchDatabaseRead(settings, databaseUrl, seeded) };
+}
+
+/** The evaluation read of the seeded intent, as the server issues it, at 1 caller. */
+async function benchDatabaseRead(settings: BenchSettings, databaseUrl: string, seeded: SeededProject): Promise<LoadResult> {
+  const database = await openDatabase({ databaseUrl, dataDir: "/nonexistent", poolSize: 1 });
+  try {
+    const reads = { releaseIntentId: seeded.intentId, sourceEnvironments: [...SEED_SOAK_SOURCES], votesEnvironment: "prod" };
+    const read = () => readEvaluationRows(database.db, seeded.project, reads);
+    const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 1_000 };
+    const runs: LoadResult[] = [];
+    for (let r = 0; r < settings.runs; r++) runs.push(await runLoad(options, read));
+    return medianOfRuns(runs);
+  } finally {
+    await database.destroy();
+  }
 }

@@ -92,6 +92,9 @@ export interface SeededProject {
   readonly policies: Client<typeof PolicyService>;
 }
 
+/** Source environments of the seeded project's two soak policies (where its intent was deployed). */
+export const SEED_SOAK_SOURCES = ["staging", "qa"] as const;
+
 /**
  * The benchmark project: 5 policies on prod (two soaks, two branch rules, an
  * approval needing 3 votes) and one intent that passes all of them.
@@ -115,8 +118,9 @@ export async function seedProject(baseUrl: string, projectName: string): Promise
       policyType: PolicyType.BRANCH_RESTRICTION,
       config: { case: "branchRestriction", value: { targetEnvironment: "prod", branchPattern: pattern } },
     });
-  await soak("soak-staging", "staging", 600n);
-  await soak("soak-qa", "qa", 300n);
+  const [staging, qa] = SEED_SOAK_SOURCES;
+  await soak("soak-staging", staging, 600n);
+  await soak("soak-qa", qa, 300n);
   await branch("main-only", "^main$");
   await branch("no-wip", "^(main|release/[0-9.]+)$");
   await policies.createPolicy({
@@ -135,7 +139,7 @@ export async function seedProject(baseUrl: string, projectName: string): Promise
     version: "v1",
   });
   const anHourAgo = new Date(Date.now() - 3_600_000).toISOString();
-  for (const environment of ["staging", "qa"])
+  for (const environment of SEED_SOAK_SOURCES)
     await releases.recordDeployment({
       project,
       environment,

@@ -52,7 +52,7 @@ function errorsNote(...results: LoadResult[]): string[] {
 function evaluateSection(o: Outcome<EvaluateResult>, cores: number, floor: Outcome<LoadResult>): string[] {
   const out = ["## 1. EvaluatePolicies vs the transport ceiling", ""];
   if (!o.ok) return [...out, ...failed(o)];
-  const { ceilingName, rows } = o.value;
+  const { ceilingName, rows, databaseRead } = o.value;
   out.push(
     `Project with 5 policies on \`prod\` (2 soak, 2 branch, 1 approval with 3 votes), evaluated for a registered intent. Ceiling: ${ceilingName} on the same server, same client, same connection.`,
     "",
@@ -80,7 +80,10 @@ function evaluateSection(o: Outcome<EvaluateResult>, cores: number, floor: Outco
     "",
     `Target ≥ 0.6 of the ceiling: ${met(ratios.every((x) => x >= 0.6))} (lowest ${Math.min(...ratios).toFixed(2)}).` +
       (at16 ? ` Target p99 < 10 ms at 16 callers: ${met(at16.evaluate.p99 < 10)} (${ms(at16.evaluate.p99)}).` : ""),
-    ...oneCaller(rows.find((r) => r.callers === 1)),
+    ...oneCaller(
+      rows.find((r) => r.callers === 1),
+      databaseRead,
+    ),
     ...(at16 ? littlesLaw(at16, cores) : []),
     ...errorsNote(...rows.flatMap((r) => [r.ceiling, r.evaluate])),
     "",
@@ -119,14 +122,22 @@ function floorRows(floor: Outcome<LoadResult>, rows: readonly EvaluateRow[]): st
 
 /**
  * One caller does not queue: throughput is 1 ÷ latency, so the ratio is the
- * ceiling's latency over EvaluatePolicies', and EvaluatePolicies' one
- * database round trip weighs most where the ceiling's answer is fastest.
+ * ceiling's latency over EvaluatePolicies'. What EvaluatePolicies adds is
+ * split into the wait for its one database read (measured alone, outside the
+ * server) and the extra CPU per call of the server and the load generator.
  */
-function oneCaller(r: EvaluateRow | undefined): string[] {
+function oneCaller(r: EvaluateRow | undefined, databaseRead: LoadResult | undefined): string[] {
   if (r === undefined) return [];
+  const gap = r.evaluate.p50 - r.ceiling.p50;
+  const read =
+    databaseRead === undefined
+      ? ""
+      : ` Its one database read, issued alone from outside the server (the server's own repository function, pool and prepared statement, 1 caller), takes ${ms(databaseRead.p50)} (p50) from request to decoded rows.`;
+  const serverExtra = (r.evaluate.serverCpuMsPerCall ?? Number.NaN) - (r.ceiling.serverCpuMsPerCall ?? Number.NaN);
+  const clientExtra = r.evaluate.loadGeneratorCpuMsPerCall - r.ceiling.loadGeneratorCpuMsPerCall;
   return [
     "",
-    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}; most of the ${ms(r.evaluate.p50 - r.ceiling.p50)} between them is its one database round trip (the statement, Postgres' answer, the row's decoding), which no amount of concurrency hides at 1 caller. Of the three rows this one moves most from run to run.`,
+    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}, ${ms(gap)} more.${read} The rest is CPU on the path of every call: the server spent ${ms(serverExtra)} more per EvaluatePolicies call than per Check (authorisation, the database client, the decision, a larger response to build and encode, and the garbage they leave) and the load generator ${ms(clientExtra)} more (a larger response to decode). Of the three rows this one moves most from run to run.`,
   ];
 }
 

@@ -102,7 +102,7 @@ if (wanted("gate")) {
     const seeded = await attempt("seed", () => seedProject(server.value.baseUrl, "gate"));
     if (seeded.ok) {
       const peaks: number[] = [];
-      report.evaluate = await attempt("1 evaluate", () => benchEvaluate(settings, server.value, seeded.value));
+      report.evaluate = await attempt("1 evaluate", () => benchEvaluate(settings, server.value, seeded.value, database.url));
       // The framework floor runs while the gate server idles (its pool, LISTEN and relay stay up, as in every section).
       report.floor = await attempt("1 framework floor", () => benchFloor(settings, FLOOR_CALLERS));
       peaks.push(server.value.peakRssBytes());
