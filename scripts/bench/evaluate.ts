@@ -11,6 +11,11 @@ export interface EvaluateRow {
   readonly callers: number;
   readonly ceiling: LoadResult;
   readonly evaluate: LoadResult;
+  /**
+   * At 1 caller only: EvaluatePolicies for an environment without policies,
+   * which reads nothing from the database (the RPC without its facts).
+   */
+  readonly evaluateWithoutRead?: LoadResult;
 }
 
 export interface EvaluateResult {
@@ -52,10 +57,13 @@ export async function benchEvaluate(
   }
   const answer = await evaluate();
   if (!answer.allPassed) throw new Error("bench evaluation does not pass");
+  const unguarded = { project: seeded.project, targetEnvironment: "unguarded" };
+  const evaluateWithoutRead = () => caller.unary(PolicyService.method.evaluatePolicies, unguarded);
+  if ((await evaluateWithoutRead()).evaluations.length !== 0) throw new Error("bench project guards 'unguarded'");
 
   // Steady state, not JIT warm-up: a fresh server needs thousands of calls
   // of each path before V8 has optimised it (the 1-caller row comes first).
-  for (const call of [ceiling, evaluate])
+  for (const call of [ceiling, evaluate, evaluateWithoutRead])
     await runLoad({ callers: 16, durationMs: settings.warmupMs, maxCalls: settings.maxCalls }, call);
 
   const rows: EvaluateRow[] = [];
@@ -63,11 +71,18 @@ export async function benchEvaluate(
     const options = { callers, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: callers * settings.warmupPerCaller };
     const ceilingRuns: LoadResult[] = [];
     const evaluateRuns: LoadResult[] = [];
+    const withoutReadRuns: LoadResult[] = [];
     for (let r = 0; r < settings.runs; r++) {
       ceilingRuns.push(await runLoadOn(server, options, ceiling));
       evaluateRuns.push(await runLoadOn(server, options, evaluate));
+      if (callers === 1) withoutReadRuns.push(await runLoadOn(server, options, evaluateWithoutRead));
     }
-    rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
+    rows.push({
+      callers,
+      ceiling: medianOfRuns(ceilingRuns),
+      evaluate: medianOfRuns(evaluateRuns),
+      ...(withoutReadRuns.length > 0 ? { evaluateWithoutRead: medianOfRuns(withoutReadRuns) } : {}),
+    });
   }
   caller.close();
   return { ceilingName, rows, databaseRead: await benchDatabaseRead(settings, databaseUrl, seeded) };

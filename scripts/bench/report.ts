@@ -134,10 +134,21 @@ function oneCaller(r: EvaluateRow | undefined, databaseRead: LoadResult | undefi
       ? ""
       : ` Its one database read, issued alone from outside the server (the server's own repository function, pool and prepared statement, 1 caller), takes ${ms(databaseRead.p50)} (p50) from request to decoded rows.`;
   const serverExtra = (r.evaluate.serverCpuMsPerCall ?? Number.NaN) - (r.ceiling.serverCpuMsPerCall ?? Number.NaN);
+  const bare = r.evaluateWithoutRead;
+  const bareCpu = bare?.serverCpuMsPerCall ?? Number.NaN;
+  const ceilingCpu = r.ceiling.serverCpuMsPerCall ?? Number.NaN;
+  const withoutRead =
+    bare === undefined
+      ? ""
+      : ` The same RPC for an environment without policies, which reads nothing, answered in ${ms(bare.p50)} (p50) for ${ms(bareCpu)} of server CPU per call, against the Check's ${ms(ceilingCpu)}${
+          Math.abs(bareCpu - ceilingCpu) <= 0.15 * ceilingCpu
+            ? ": the RPC itself (authorisation, validation, the policy cache) costs about what a Check does, and the extra CPU comes with the facts (the read, five policies' verdicts with their votes, the response that carries them)."
+            : "."
+        }`;
   const clientExtra = r.evaluate.loadGeneratorCpuMsPerCall - r.ceiling.loadGeneratorCpuMsPerCall;
   return [
     "",
-    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}, ${ms(gap)} more.${read} The rest is CPU on the path of every call: the server spent ${ms(serverExtra)} more per EvaluatePolicies call than per Check (authorisation, the database client, the decision, a larger response to build and encode, and the garbage they leave) and the load generator ${ms(clientExtra)} more (a larger response to decode). Of the three rows this one moves most from run to run.`,
+    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}, ${ms(gap)} more.${read} The rest is CPU on the path of every call: the server spent ${ms(serverExtra)} more per EvaluatePolicies call than per Check (authorisation, the database client, the decision, a larger response to build and encode, and the garbage they leave) and the load generator ${ms(clientExtra)} more (a larger response to decode).${withoutRead} Of the three rows this one moves most from run to run.`,
   ];
 }
 
