@@ -152,7 +152,7 @@ function oneCaller(
   const clientExtra = r.evaluate.loadGeneratorCpuMsPerCall - r.ceiling.loadGeneratorCpuMsPerCall;
   return [
     "",
-    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}, ${ms(gap)} more.${read} The rest is CPU on the path of every call: the server spent ${ms(serverExtra)} more per EvaluatePolicies call than per Check (authorisation, the database client, the decision, a larger response to build and encode, and the garbage they leave) and the load generator ${ms(clientExtra)} more (a larger response to decode).${withoutRead} Of the three rows this one moves most from run to run.`,
+    `At 1 caller the loop does not queue, so the ratio is a ratio of latencies: EvaluatePolicies answered in ${ms(r.evaluate.p50)} (p50) against the ceiling's ${ms(r.ceiling.p50)}, ${ms(gap)} more.${read} The rest is CPU on the path of every call: the server spent ${ms(serverExtra)} more per EvaluatePolicies call than per Check and the load generator ${ms(clientExtra)} more (a larger response to decode).${withoutRead} Of the three rows this one moves most from run to run.`,
   ];
 }
 
