@@ -2,7 +2,7 @@ import pg from "pg";
 import { approveSeeded, BENCH_POOL_SIZE, loadCaller, registerIntents, type SeededProject } from "./fixtures.js";
 import type { GrpcJsCaller } from "./grpc-js-caller.js";
 import { healthCheck } from "./health-service.js";
-import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
+import { alternatingMedians, type LoadResult, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -74,23 +74,17 @@ export async function benchApprove(
   // The vote path is new to this server (section 1 warmed only the evaluation): JIT warm-up first.
   await runLoad({ ...options, durationMs: settings.warmupMs }, approve);
 
-  const approveRuns: LoadResult[] = [];
-  const ceilingRuns: LoadResult[] = [];
-  const transportRuns: LoadResult[] = [];
+  let medians: readonly [LoadResult, LoadResult, LoadResult];
   try {
-    for (let r = 0; r < settings.runs; r++) {
-      ceilingRuns.push(await runLoad(options, upsert));
-      transportRuns.push(await runLoadOn(server, options, check));
-      approveRuns.push(await runLoadOn(server, options, approve));
-    }
+    medians = await alternatingMedians(settings.runs, [
+      () => runLoad(options, upsert),
+      () => runLoadOn(server, options, check),
+      () => runLoadOn(server, options, approve),
+    ]);
   } finally {
     await pool.end();
     for (const caller of [...voters, probe]) caller.close();
   }
-  return {
-    callers: APPROVE_CALLERS,
-    approve: medianOfRuns(approveRuns),
-    ceiling: medianOfRuns(ceilingRuns),
-    transport: medianOfRuns(transportRuns),
-  };
+  const [ceiling, transport, approveMedians] = medians;
+  return { callers: APPROVE_CALLERS, approve: approveMedians, ceiling, transport };
 }

@@ -3,7 +3,7 @@ import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { evaluateSeeded, loadCaller, ORG, SEED_SOAK_SOURCES, type SeededProject } from "./fixtures.js";
 import { healthCheck } from "./health-service.js";
-import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
+import { alternatingMedians, type LoadResult, runLoad, runLoadOn } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -76,13 +76,11 @@ export async function benchEvaluate(
   const rows: EvaluateRow[] = [];
   for (const callers of settings.callers) {
     const options = { callers, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: callers * settings.warmupPerCaller };
-    const ceilingRuns: LoadResult[] = [];
-    const evaluateRuns: LoadResult[] = [];
-    for (let r = 0; r < settings.runs; r++) {
-      ceilingRuns.push(await runLoadOn(server, options, ceiling));
-      evaluateRuns.push(await runLoadOn(server, options, evaluate));
-    }
-    rows.push({ callers, ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(evaluateRuns) });
+    const [ceilingMedians, evaluateMedians] = await alternatingMedians(settings.runs, [
+      () => runLoadOn(server, options, ceiling),
+      () => runLoadOn(server, options, evaluate),
+    ]);
+    rows.push({ callers, ceiling: ceilingMedians, evaluate: evaluateMedians });
   }
   const withoutRead = await pairAtOneCaller(settings, server, ceiling, evaluateWithoutRead);
   caller.close();
@@ -98,13 +96,11 @@ async function pairAtOneCaller(
 ): Promise<WithoutReadPair> {
   await runLoad({ callers: 16, durationMs: settings.warmupMs, maxCalls: settings.maxCalls }, other);
   const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: settings.warmupPerCaller };
-  const ceilingRuns: LoadResult[] = [];
-  const otherRuns: LoadResult[] = [];
-  for (let r = 0; r < settings.runs; r++) {
-    ceilingRuns.push(await runLoadOn(server, options, ceiling));
-    otherRuns.push(await runLoadOn(server, options, other));
-  }
-  return { ceiling: medianOfRuns(ceilingRuns), evaluate: medianOfRuns(otherRuns) };
+  const [ceilingMedians, otherMedians] = await alternatingMedians(settings.runs, [
+    () => runLoadOn(server, options, ceiling),
+    () => runLoadOn(server, options, other),
+  ]);
+  return { ceiling: ceilingMedians, evaluate: otherMedians };
 }
 
 /** The evaluation read of the seeded intent, as the server issues it, at 1 caller. */
@@ -114,9 +110,8 @@ async function benchDatabaseRead(settings: BenchSettings, databaseUrl: string, s
     const reads = { releaseIntentId: seeded.intentId, sourceEnvironments: [...SEED_SOAK_SOURCES], votesEnvironment: "prod" };
     const read = () => readEvaluationRows(database.db, seeded.project, reads);
     const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 1_000 };
-    const runs: LoadResult[] = [];
-    for (let r = 0; r < settings.runs; r++) runs.push(await runLoad(options, read));
-    return medianOfRuns(runs);
+    const [medians] = await alternatingMedians(settings.runs, [() => runLoad(options, read)]);
+    return medians;
   } finally {
     await database.destroy();
   }

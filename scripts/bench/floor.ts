@@ -1,6 +1,6 @@
 import { loadCaller } from "./fixtures.js";
 import { healthCheck } from "./health-service.js";
-import { type LoadResult, medianOfRuns, runLoad, runLoadOn } from "./load.js";
+import { alternatingMedians, type LoadResult, runLoad, runLoadOn } from "./load.js";
 import { FLOOR_COMMAND, startServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -19,9 +19,8 @@ export async function benchFloor(settings: BenchSettings, callers: number): Prom
     const check = healthCheck(caller);
     await runLoad({ callers, durationMs: settings.warmupMs, maxCalls: settings.maxCalls }, check);
     const options = { callers, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: callers * settings.warmupPerCaller };
-    const runs: LoadResult[] = [];
-    for (let r = 0; r < settings.runs; r++) runs.push(await runLoadOn(server, options, check));
-    return medianOfRuns(runs);
+    const [medians] = await alternatingMedians(settings.runs, [() => runLoadOn(server, options, check)]);
+    return medians;
   } finally {
     caller.close();
     await server.stop();

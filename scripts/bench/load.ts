@@ -116,8 +116,22 @@ export async function runLoadOn(
   return { ...result, serverCpuMsPerCall: calls === 0 ? Number.NaN : (server.cpuMs() - before) / calls };
 }
 
+/**
+ * Runs each measurement once per round, in the order given, for `rounds`
+ * rounds (alternating, so drift over time hits them alike), and returns
+ * each one's medians (`medianOfRuns`), in the same order.
+ */
+export async function alternatingMedians<const M extends readonly (() => Promise<LoadResult>)[]>(
+  rounds: number,
+  measures: M,
+): Promise<{ [K in keyof M]: LoadResult }> {
+  const runs = measures.map((): LoadResult[] => []);
+  for (let r = 0; r < rounds; r++) for (const [i, measure] of measures.entries()) runs[i]?.push(await measure());
+  return runs.map(medianOfRuns) as { [K in keyof M]: LoadResult };
+}
+
 /** Each figure's median over several runs of one configuration. */
-export function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
+function medianOfRuns(runs: readonly LoadResult[]): LoadResult {
   const pick = (f: (r: LoadResult) => number) => median(runs.map(f));
   const first = runs[0];
   if (first === undefined) throw new Error("no runs");

@@ -7,7 +7,7 @@ import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
 import { claimUnpublished, outboxInsertFor, outboxReplay } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
 import { evaluateSeeded, loadCaller, type SeededProject } from "./fixtures.js";
-import { type LoadResult, medianOfRuns, runLoad } from "./load.js";
+import { alternatingMedians, type LoadResult, runLoad } from "./load.js";
 import type { ServerProcess } from "./server-process.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -195,12 +195,9 @@ export async function benchScale(
     const started = process.hrtime.bigint();
     await growTo(pool, seeded, from, rows);
     const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const runs: LoadResult[] = [];
-    for (let r = 0; r < settings.runs; r++)
-      runs.push(
-        await runLoad({ callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 50 * settings.warmupPerCaller }, evaluate),
-      );
-    return { rows, loadSeconds, evaluate: medianOfRuns(runs) };
+    const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 50 * settings.warmupPerCaller };
+    const [medians] = await alternatingMedians(settings.runs, [() => runLoad(options, evaluate)]);
+    return { rows, loadSeconds, evaluate: medians };
   };
   try {
     const small = await measure(smallRows, 0);
