@@ -17,7 +17,7 @@ import {
 } from "../gen/releasegate/v1/approval_pb.js";
 import { requireName, requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
 /** History page size when the request sets none. */
@@ -108,9 +108,12 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
   return {
     async listApprovalHistory(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "approval.read");
       const intent = req.releaseIntentId === "" ? "" : requireUuid(req.releaseIntentId, "release_intent_id");
       const env = req.targetEnvironment === "" ? "" : requireName(req.targetEnvironment, "target_environment");
+      await authorize(accessOf(ctx), project.organisation, "approval.read", {
+        project: project.project,
+        ...(env === "" ? {} : { environment: env }),
+      });
       const after = decodeToken(req.pageToken, intent, env);
       const limit = pageSize(req.pageSize);
       // One extra row tells whether another page exists.
@@ -147,9 +150,12 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
 
     async *watchApprovalEvents(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "approval.read");
       const environment =
         req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+      await authorize(accessOf(ctx), project.organisation, "approval.read", {
+        project: project.project,
+        ...(environment === undefined ? {} : { environment }),
+      });
       const resumeAfter =
         req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
       // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
