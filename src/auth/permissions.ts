@@ -43,8 +43,8 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
 
 function where(organisation: string, at: Location): string {
   if (at.project === undefined) return `organisation ${organisation}`;
-  if (at.environment === undefined) return `${organisation}/${at.project}`;
-  return `${organisation}/${at.project} environment ${at.environment}`;
+  if (at.environment === undefined) return `organisation ${organisation} (project ${at.project})`;
+  return `organisation ${organisation} (project ${at.project}, environment ${at.environment})`;
 }
 
 function denied(caller: Caller, role: Role, action: Action, organisation: string, at: Location): PermissionDeniedError {
