@@ -4,7 +4,7 @@ import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
 import { undeclaredEnvironmentEvaluation } from "../environment/declared-environments.js";
 import { intentNotFound } from "../release/release.js";
-import { applicablePolicies, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
+import { applicablePolicies, type EvaluationFacts, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
 import type { ProjectRef, ProjectRules } from "./policy.js";
 
 export interface EvaluateReleaseDeps {
@@ -21,6 +21,17 @@ export interface EvaluationQuery {
   /** The request's branch; undefined or "" when not given. */
   readonly branch?: string;
   readonly intentId?: string;
+}
+
+/**
+ * The intent's branch is authoritative: the request's word counts only for an
+ * intent without one (or without an intent, as Forest's CLI evaluates).
+ */
+function branchFacts(requested: string | undefined, intentBranch: string | undefined): Pick<EvaluationFacts, "branch" | "requestBranchMismatch"> {
+  const request = requested === "" ? undefined : requested;
+  if (intentBranch === undefined || intentBranch === "") return { branch: request };
+  if (request !== undefined && request !== intentBranch) return { branch: intentBranch, requestBranchMismatch: request };
+  return { branch: intentBranch };
 }
 
 /**
@@ -57,7 +68,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     return evaluateApplicable(applicable, {
       now: clock.now(),
       targetEnvironment,
-      branch: branch !== undefined && branch !== "" ? branch : intent?.branch || undefined,
+      ...branchFacts(branch, intent?.branch),
       releaseIntentId: intentId,
       lastSuccessfulDeploy,
       votes,
