@@ -7,7 +7,7 @@ import { cacheVerifiedTokens } from "./auth/verified-token-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
-import { migrateToLatest } from "./db/migrate.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { listPolicies } from "./db/policy.repository.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
@@ -162,7 +162,7 @@ export class App {
         statementTimeoutMs: config.rpcTimeoutMs,
       }));
     this.#database = database;
-    const applied = await migrateToLatest(database.db);
+    const applied = await migrateDatabase(database);
     logger.info({ database: database.description, applied }, "database ready");
     return database;
   }

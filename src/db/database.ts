@@ -31,6 +31,13 @@ export interface Database {
     onNotify: (payload: string) => void,
     onReconnect?: () => void,
   ): Promise<() => Promise<void>>;
+  /**
+   * Runs `work` on a connection of its own without `statement_timeout` or
+   * the client's query timeout, closed afterwards: schema migrations at
+   * start, where an index build or the wait for another replica's migration
+   * lock may outlast any RPC. PGlite: its one connection (no timeouts).
+   */
+  withoutTimeouts<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T>;
   destroy(): Promise<void>;
 }
 
@@ -186,6 +193,16 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
         await current?.end().catch(() => undefined);
       };
     },
+    async withoutTimeouts(work) {
+      const single = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000 });
+      single.on("error", (err) => options.onPoolError?.(err));
+      const unbounded = new Kysely<DB>({ dialect: new PostgresDialect({ pool: single }) });
+      try {
+        return await work(unbounded);
+      } finally {
+        await unbounded.destroy();
+      }
+    },
     destroy: () => db.destroy(),
   };
 }
@@ -207,6 +224,7 @@ export function wrapPglite(pglite: PGlite, description = "embedded PGlite (memor
     description,
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
     listen: (channel, onNotify) => pglite.listen(channel, onNotify),
+    withoutTimeouts: (work) => work(db),
     // The dialect's destroy closes the PGlite instance.
     destroy: () => db.destroy(),
   };
