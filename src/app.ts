@@ -8,7 +8,7 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loadProjectRules } from "./db/environment.repository.js";
-import { migrateToLatest } from "./db/migrate.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
@@ -170,7 +170,7 @@ export class App {
         statementTimeoutMs: config.rpcTimeoutMs,
       }));
     this.#database = database;
-    const applied = await migrateToLatest(database.db);
+    const applied = await migrateDatabase(database);
     logger.info({ database: database.description, applied }, "database ready");
     return database;
   }
