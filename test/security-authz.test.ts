@@ -50,6 +50,9 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.ApproverService/GrantRole": ["admin"],
   "releasegate.v1.ApproverService/RevokeRoleGrant": ["admin"],
   "releasegate.v1.ApproverService/ListRoleGrants": EVERYONE_IN_ORG,
+  // Declaring a project's environments is an admin's (a person's) decision.
+  "releasegate.v1.EnvironmentService/SetProjectEnvironments": ["admin"],
+  "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
 };
 
 let server: TestServer;
@@ -151,6 +154,11 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
     case "releasegate.v1.ApproverService/ListApproverGroups":
     case "releasegate.v1.ApproverService/ListRoleGrants":
       return { organisation: "acme" };
+    // A project of their own: a declaration must not gate the other rows' requests.
+    case "releasegate.v1.EnvironmentService/SetProjectEnvironments":
+      return { project: { ...project, project: "authz-envs" }, environments: ["dev", "prod"] };
+    case "releasegate.v1.EnvironmentService/GetProjectEnvironments":
+      return { project: { ...project, project: "authz-envs" } };
     default:
       return method.input.fields.some((f) => f.localName === "releaseIntentId") ? vote : { project };
   }

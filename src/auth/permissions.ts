@@ -14,6 +14,8 @@ export type Action =
   | "deployment.record"
   | "approval.vote"
   | "approval.read"
+  | "environment.read"
+  | "environment.write"
   | "directory.read"
   | "directory.write";
 
@@ -24,9 +26,10 @@ type Never = "never";
  * The least effective role each action needs, for people and for services.
  * People climb the ladder (src/auth/roles.ts): viewers read, members also
  * register intents and vote, maintainers also record deployments, admins
- * also manage policies and the directory. Services (pipelines) keep the rules
+ * also manage policies, declared environments and the directory. Services (pipelines) keep the rules
  * they always had whatever their role: any role reads, evaluates, registers
- * intents and records deployments; admin-only stays admin-only; never vote.
+ * intents and records deployments; admin-only stays admin-only; never vote
+ * and never declare environments (a person's decision).
  */
 const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Role | Never }>> = {
   "policy.read": { user: "viewer", service: "viewer" },
@@ -37,6 +40,8 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
   "deployment.record": { user: "maintainer", service: "viewer" },
   "approval.vote": { user: "member", service: "never" },
   "approval.read": { user: "viewer", service: "viewer" },
+  "environment.read": { user: "viewer", service: "viewer" },
+  "environment.write": { user: "admin", service: "never" },
   "directory.read": { user: "viewer", service: "viewer" },
   "directory.write": { user: "admin", service: "admin" },
 };

@@ -116,6 +116,16 @@ export interface RoleGrantsTable {
   granted_by: string;
 }
 
+export interface ProjectEnvironmentsTable {
+  organisation: string;
+  project: string;
+  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
+  environments: string[];
+  updated_at: ColumnType<Date, Date, Date>;
+  /** Token subject of the admin who declared them. */
+  updated_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -126,4 +136,5 @@ export interface DB {
   approver_groups: ApproverGroupsTable;
   approver_group_members: ApproverGroupMembersTable;
   role_grants: RoleGrantsTable;
+  project_environments: ProjectEnvironmentsTable;
 }

@@ -6,6 +6,7 @@ import { authorize } from "../auth/permissions.js";
 import { listHistory } from "../db/approval.repository.js";
 import { outboxReplay } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
+import { optionalEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError, OutOfRangeError } from "../errors.js";
 import {
   type ApprovalAuditService,
@@ -15,7 +16,7 @@ import {
   ListApprovalHistoryResponseSchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
 import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
@@ -109,13 +110,14 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
     async listApprovalHistory(req, ctx) {
       const project = requireProject(req.project);
       const intent = req.releaseIntentId === "" ? "" : requireUuid(req.releaseIntentId, "release_intent_id");
-      const env = req.targetEnvironment === "" ? "" : requireName(req.targetEnvironment, "target_environment");
+      // Filters are not checked against declared environments: reading is harmless.
+      const env = optionalEnvironment(req.targetEnvironment, "target_environment") ?? "";
+      const after = decodeToken(req.pageToken, intent, env);
+      const limit = pageSize(req.pageSize);
       await authorize(accessOf(ctx), project.organisation, "approval.read", {
         project: project.project,
         ...(env === "" ? {} : { environment: env }),
       });
-      const after = decodeToken(req.pageToken, intent, env);
-      const limit = pageSize(req.pageSize);
       // One extra row tells whether another page exists.
       const rows = await listHistory(db, {
         project,
@@ -150,14 +152,13 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
 
     async *watchApprovalEvents(req, ctx) {
       const project = requireProject(req.project);
-      const environment =
-        req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+      const environment = optionalEnvironment(req.targetEnvironment, "target_environment");
+      const resumeAfter =
+        req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
       await authorize(accessOf(ctx), project.organisation, "approval.read", {
         project: project.project,
         ...(environment === undefined ? {} : { environment }),
       });
-      const resumeAfter =
-        req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
       // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
       if (deps.maxWatchStreams !== undefined && openWatches >= deps.maxWatchStreams)
         throw new ConnectError(

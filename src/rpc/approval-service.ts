@@ -6,6 +6,7 @@ import { COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
 import { callerAt } from "../auth/access.js";
 import { authorize } from "../auth/permissions.js";
+import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
   ExternalApproveReleaseResponseSchema,
@@ -13,7 +14,7 @@ import {
   GetExternalApprovalStateResponseSchema,
   type PolicyService,
 } from "../gen/forest/v1/policy_pb.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import { accessOf } from "./context.js";
 import { approvalStateToProto } from "./convert.js";
 
@@ -55,7 +56,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
   async function vote(req: VoteRequest, decision: Decision, ctx: HandlerContext) {
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
-    const environment = requireName(req.targetEnvironment, "target_environment");
+    const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
     const access = accessOf(ctx);
     const at = { project: project.project, environment };
@@ -83,7 +84,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
   const getState: ServiceImpl<typeof PolicyService>["getExternalApprovalState"] = async (req, ctx) => {
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
-    const environment = requireName(req.targetEnvironment, "target_environment");
+    const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     await authorize(accessOf(ctx), project.organisation, "approval.read", { project: project.project, environment });
     const { strictest } = await readState({ project, intentId, environment });
     return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });
