@@ -1,4 +1,3 @@
-import type { ProjectRef } from "../policy/policy.js";
 import type { Decision, DecisionKind } from "./vote.js";
 
 /** Kind of every event the approval gate emits. */
@@ -26,10 +25,6 @@ export interface ApprovalDecidedEvent {
   readonly passed: boolean;
   /** RFC 3339. */
   readonly decided_at: string;
-}
-
-export function projectOf(e: ApprovalDecidedEvent): ProjectRef {
-  return { organisation: e.organisation, project: e.project };
 }
 
 /** Parses an event from JSON we wrote ourselves; undefined when it is not one. */

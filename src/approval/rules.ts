@@ -1,5 +1,5 @@
-import { PermissionDeniedError } from "../errors.js";
-import type { Policy } from "../policy/policy.js";
+import { NotFoundError, PermissionDeniedError } from "../errors.js";
+import type { Policy, ProjectRef } from "../policy/policy.js";
 import { type ApprovalState, approvalState, type Decision, type DecisionKind, type Vote } from "./vote.js";
 
 /** Longest comment a vote may carry, in characters. */
@@ -41,6 +41,16 @@ export function approvalPoliciesFor(policies: readonly Policy[], environment: st
   return policies.filter(
     (p) => p.enabled && p.config.kind === "external_approval" && p.config.targetEnvironment === environment,
   );
+}
+
+/** The approval policies that gate `environment`; NOT_FOUND when there are none (nothing to vote on). */
+export function gatePolicies(all: readonly Policy[], project: ProjectRef, environment: string): Policy[] {
+  const gate = approvalPoliciesFor(all, environment);
+  if (gate.length === 0)
+    throw new NotFoundError(
+      `target_environment: no enabled external approval policy for ${environment} in ${project.organisation}/${project.project}`,
+    );
+  return gate;
 }
 
 export interface GateState {

@@ -27,10 +27,6 @@ const CASE_TO_KIND = {
   externalApproval: "external_approval",
 } as const satisfies Record<string, PolicyKind>;
 
-export function policyTypeOf(kind: PolicyKind): PolicyType {
-  return KIND_TO_TYPE[kind];
-}
-
 /** RFC 3339 with milliseconds, UTC. */
 export function rfc3339(d: Date): string {
   return d.toISOString();

@@ -2,11 +2,10 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
-import { authorize, isAdmin } from "../auth/permissions.js";
+import { authorize } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
-import { findIntent, insertDeployment, insertIntentIfAbsent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
-import { AlreadyExistsError, InvalidArgumentError, PermissionDeniedError } from "../errors.js";
+import { InvalidArgumentError } from "../errors.js";
 import {
   DeploymentStatus,
   GetReleaseIntentResponseSchema,
@@ -18,7 +17,10 @@ import {
 } from "../gen/releasegate/v1/release_pb.js";
 import { NAME_FIELD_MAX } from "../policy/policy.js";
 import { requireName, requireProject, requireUuid } from "../policy/validate.js";
-import { intentNotFound, type ReleaseIntent, sameIntentContent } from "../release/release.js";
+import { createReadIntent } from "../release/read-intent.js";
+import { createRecordDeployment } from "../release/record-deployment.js";
+import { createRegisterIntent } from "../release/register-intent.js";
+import type { ReleaseIntent } from "../release/release.js";
 import { callerOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
@@ -57,62 +59,40 @@ function parseRfc3339(value: string, field: string): Date {
 }
 
 export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typeof ReleaseService> {
-  const { db, clock } = deps;
+  const registerIntent = createRegisterIntent(deps);
+  const readIntent = createReadIntent(deps);
+  const recordDeployment = createRecordDeployment(deps);
   return {
     async registerReleaseIntent(req, ctx) {
       const project = requireProject(req.project);
+      const id = req.releaseIntentId === "" ? randomUUID() : requireUuid(req.releaseIntentId, "release_intent_id");
+      const authorUserId = optionalLabel(req.authorUserId, "author_user_id", NAME_FIELD_MAX);
+      const authorUsername = optionalLabel(req.authorUsername, "author_username", NAME_FIELD_MAX);
+      const branch = optionalLabel(req.branch, "branch");
+      const version = optionalLabel(req.version, "version");
       const caller = callerOf(ctx);
       authorize(caller, project.organisation, "intent.register");
-      const id = req.releaseIntentId === "" ? randomUUID() : requireUuid(req.releaseIntentId, "release_intent_id");
-      // The author is who approval's four-eyes rule checks against: default to
-      // the caller. Only pipelines and admins register on someone's behalf, or
-      // a member could name another author and then approve their own release.
-      if (
-        req.authorUserId !== "" &&
-        req.authorUserId !== caller.userId &&
-        caller.actorType !== "service" &&
-        !isAdmin(caller, project.organisation)
-      )
-        throw new PermissionDeniedError(
-          `author_user_id: member ${caller.userId} may register release intents only as themselves (service accounts and admins may name another author)`,
-        );
-      const authorUserId =
-        req.authorUserId === "" ? caller.userId : optionalLabel(req.authorUserId, "author_user_id", NAME_FIELD_MAX);
-      const authorUsername =
-        req.authorUsername !== ""
-          ? optionalLabel(req.authorUsername, "author_username", NAME_FIELD_MAX)
-          : authorUserId === caller.userId
-            ? caller.username
-            : authorUserId;
-      const candidate: ReleaseIntent = {
-        id,
+      const { intent, created } = await registerIntent({
+        caller,
         project,
+        id,
         authorUserId,
         authorUsername,
-        branch: optionalLabel(req.branch, "branch"),
-        version: optionalLabel(req.version, "version"),
-        createdAt: clock.now(),
-      };
-      const { intent, created } = await insertIntentIfAbsent(db, candidate);
-      if (!created && !sameIntentContent(intent, candidate))
-        throw new AlreadyExistsError(
-          `release intent ${id} is already registered with different content`,
-        );
+        branch,
+        version,
+      });
       return create(RegisterReleaseIntentResponseSchema, { releaseIntent: intentToProto(intent), created });
     },
 
     async getReleaseIntent(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "intent.read");
       const id = requireUuid(req.releaseIntentId, "release_intent_id");
-      const intent = await findIntent(db, project, id);
-      if (intent === undefined) throw intentNotFound(project, id);
-      return create(GetReleaseIntentResponseSchema, { releaseIntent: intentToProto(intent) });
+      authorize(callerOf(ctx), project.organisation, "intent.read");
+      return create(GetReleaseIntentResponseSchema, { releaseIntent: intentToProto(await readIntent(project, id)) });
     },
 
     async recordDeployment(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "deployment.record");
       const environment = requireName(req.environment, "environment");
       const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
       let status: "succeeded" | "failed";
@@ -120,15 +100,9 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       else if (req.status === DeploymentStatus.FAILED) status = "failed";
       else throw new InvalidArgumentError("status", "must be DEPLOYMENT_STATUS_SUCCEEDED or DEPLOYMENT_STATUS_FAILED");
       const finishedAt =
-        req.finishedAt === undefined || req.finishedAt === ""
-          ? clock.now()
-          : parseRfc3339(req.finishedAt, "finished_at");
-      if (finishedAt.getTime() > clock.now().getTime() + 60_000)
-        // A future finish time would let a soak pass early; allow a minute of clock skew.
-        throw new InvalidArgumentError("finished_at", "must not be in the future");
-      if ((await findIntent(db, project, intentId)) === undefined)
-        throw intentNotFound(project, intentId);
-      const d = await insertDeployment(db, { project, environment, releaseIntentId: intentId, status, finishedAt });
+        req.finishedAt === undefined || req.finishedAt === "" ? undefined : parseRfc3339(req.finishedAt, "finished_at");
+      authorize(callerOf(ctx), project.organisation, "deployment.record");
+      const d = await recordDeployment({ project, environment, intentId, status, finishedAt });
       return create(RecordDeploymentResponseSchema, {
         deployment: {
           id: d.id,

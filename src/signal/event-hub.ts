@@ -136,10 +136,6 @@ export class ApprovalEventHub {
     };
   }
 
-  get subscriberCount(): number {
-    return this.#subscribers.size;
-  }
-
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);

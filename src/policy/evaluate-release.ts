@@ -1,0 +1,53 @@
+import type { Kysely } from "kysely";
+import type { Clock } from "../clock.js";
+import { readEvaluationRows } from "../db/evaluation.repository.js";
+import type { DB } from "../db/schema.js";
+import { intentNotFound } from "../release/release.js";
+import { applicablePolicies, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
+import type { Policy, ProjectRef } from "./policy.js";
+
+export interface EvaluateReleaseDeps {
+  readonly db: Kysely<DB>;
+  readonly clock: Clock;
+  /** Reads a project's policies (the policy cache in production). */
+  readonly loadPolicies: (project: ProjectRef) => Promise<readonly Policy[]>;
+}
+
+/** A validated, authorised EvaluatePolicies request. */
+export interface EvaluationQuery {
+  readonly project: ProjectRef;
+  readonly targetEnvironment: string;
+  /** The request's branch; undefined or "" when not given. */
+  readonly branch?: string;
+  readonly intentId?: string;
+}
+
+/**
+ * The evaluation use case: may this release go to this environment now?
+ * Reads the facts the applicable policies need (one round trip), then decides
+ * with the pure rules on the server's clock. NOT_FOUND for an unknown intent.
+ */
+export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: EvaluationQuery) => Promise<EvaluationResult> {
+  const { db, clock } = deps;
+  return async ({ project, targetEnvironment, branch, intentId }) => {
+    const applicable = applicablePolicies(await deps.loadPolicies(project), targetEnvironment);
+    const sourceEnvironments = [
+      ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
+    ];
+    const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
+    const { intent, lastSuccessfulDeploy, votes } = await readEvaluationRows(db, project, {
+      releaseIntentId: intentId,
+      sourceEnvironments,
+      votesEnvironment: needsVotes ? targetEnvironment : undefined,
+    });
+    if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
+    return evaluateApplicable(applicable, {
+      now: clock.now(),
+      targetEnvironment,
+      branch: branch !== undefined && branch !== "" ? branch : intent?.branch || undefined,
+      releaseIntentId: intentId,
+      lastSuccessfulDeploy,
+      votes,
+    });
+  };
+}

@@ -1,0 +1,61 @@
+import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { Clock } from "../clock.js";
+import * as policies from "../db/policy.repository.js";
+import type { DB } from "../db/schema.js";
+import { AlreadyExistsError, NotFoundError } from "../errors.js";
+import type { Policy, PolicyConfig, ProjectRef } from "./policy.js";
+
+export interface ManagePoliciesDeps {
+  readonly db: Kysely<DB>;
+  readonly clock: Clock;
+  /** Called after a policy of `project` changed (cache invalidation on this replica). */
+  readonly onPolicyChanged?: (project: ProjectRef) => void;
+}
+
+function policyNotFound(project: ProjectRef, name: string): NotFoundError {
+  return new NotFoundError(`policy ${name} not found in ${project.organisation}/${project.project}`);
+}
+
+/** Policy create, update, delete and list: the admin side of a project's gate. */
+export function createManagePolicies(deps: ManagePoliciesDeps) {
+  const { db, clock } = deps;
+  const changed = (project: ProjectRef) => deps.onPolicyChanged?.(project);
+  return {
+    async create(project: ProjectRef, name: string, config: PolicyConfig): Promise<Policy> {
+      const now = clock.now();
+      const policy = await policies
+        .insertPolicy(db, { id: randomUUID(), project, name, enabled: true, config, createdAt: now, updatedAt: now })
+        .catch((err: unknown) => {
+          if ((err as { code?: string }).code === "23505")
+            throw new AlreadyExistsError(
+              `name: policy ${name} already exists in ${project.organisation}/${project.project}`,
+              { cause: err },
+            );
+          throw err;
+        });
+      changed(project);
+      return policy;
+    },
+
+    async update(
+      project: ProjectRef,
+      name: string,
+      change: { enabled?: boolean; config?: PolicyConfig },
+    ): Promise<Policy> {
+      const policy = await policies.updatePolicy(db, project, name, { ...change, updatedAt: clock.now() });
+      if (policy === undefined) throw policyNotFound(project, name);
+      changed(project);
+      return policy;
+    },
+
+    async delete(project: ProjectRef, name: string): Promise<void> {
+      if (!(await policies.deletePolicy(db, project, name))) throw policyNotFound(project, name);
+      changed(project);
+    },
+
+    list(project: ProjectRef): Promise<Policy[]> {
+      return policies.listPolicies(db, project);
+    },
+  };
+}
