@@ -15,8 +15,9 @@ import { type Answer, Wire } from "./model-wire.js";
 // holds back.
 //
 // MODEL_RUNS (sequences, default 300), MODEL_STEPS (commands per sequence,
-// default 24), MODEL_SEED (default: the time) and MODEL_SEQUENCE (run only
-// that sequence of the seed) reproduce or lengthen a run. MODEL_SURVEY=1
+// default 24), MODEL_LANES (sequences run side by side, default 4) and
+// MODEL_SEED (default: the time) reproduce or lengthen a run; a failure
+// prints them with the sequence, the step and its trace. MODEL_SURVEY=1
 // goes on after a disagreement (with the next sequence, or the next command
 // when the disagreement was on a read) and lists every kind of disagreement
 // at the end; the test still fails if there was one.
@@ -24,10 +25,11 @@ import { type Answer, Wire } from "./model-wire.js";
 const RUNS = Number(process.env.MODEL_RUNS ?? 300);
 const STEPS = Number(process.env.MODEL_STEPS ?? 24);
 const SEED = Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31);
-const ONLY = process.env.MODEL_SEQUENCE === undefined ? undefined : Number(process.env.MODEL_SEQUENCE);
+const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 4));
 const SURVEY = process.env.MODEL_SURVEY === "1";
 
-/** Each sequence's own seed, so that one sequence can be rerun alone. */
+const REPRODUCE = `MODEL_SEED=${SEED} MODEL_RUNS=${RUNS} MODEL_STEPS=${STEPS} MODEL_LANES=${LANES}`;
+/** Each sequence's own random stream. */
 const sequenceSeed = (seq: number) => (SEED + Math.imul(seq + 1, 0x9e3779b9)) >>> 0;
 
 const counters = new SuiteCounters("model-gate-safety");
@@ -36,7 +38,7 @@ let server: TestServer;
 let wire: Wire;
 
 beforeAll(async () => {
-  console.log(`gate-safety model: MODEL_SEED=${SEED} MODEL_RUNS=${RUNS} MODEL_STEPS=${STEPS}${ONLY === undefined ? "" : ` MODEL_SEQUENCE=${ONLY}`}`);
+  console.log(`gate-safety model: ${REPRODUCE}`);
   server = await startTestServer({ clock });
   const tokens = new Map<string, string>();
   for (const [name, c] of Object.entries(CALLERS)) tokens.set(name, await token({ sub: c.sub, orgs: { ...c.roles }, service: c.service }));
@@ -182,28 +184,42 @@ function answerHint(cmd: Command, exp: Expectation, got: Answer): string {
 }
 
 function record(d: Divergence, seq: number, step: number, trace: string[]): void {
-  const example = `MODEL_SEED=${SEED} MODEL_SEQUENCE=${seq} step ${step}\n${d.message}\n${trace.join("\n")}`;
+  const example = `${REPRODUCE}: sequence ${seq}, step ${step}\n${d.message}\n${trace.join("\n")}`;
   const entry = divergences.get(d.category);
   if (entry === undefined) divergences.set(d.category, { count: 1, example });
   else entry.count++;
 }
 
-async function runSequence(seq: number): Promise<void> {
-  const rand = prng(sequenceSeed(seq));
-  const model = new GateModel();
-  const generator = new CommandGenerator(rand, model, sequenceProjects(seq));
-  const trace: string[] = [];
-  for (let step = 0; step < STEPS; step++) {
-    const now = clock.now().getTime();
-    const cmd = generator.next(now);
+/**
+ * One sequence, stepped by the run loop. A step is one command at the
+ * round's `now`; an advance is returned to the loop, which moves the shared
+ * clock once every lane has stepped.
+ */
+class SequenceRun {
+  readonly #seq: number;
+  readonly #model = new GateModel();
+  readonly #generator: CommandGenerator;
+  readonly #trace: string[] = [];
+  #step = 0;
+
+  constructor(seq: number) {
+    this.#seq = seq;
+    this.#generator = new CommandGenerator(prng(sequenceSeed(seq)), this.#model, sequenceProjects(seq));
+  }
+
+  /** Runs one command; answers the seconds to advance the clock by, or "done". */
+  async step(now: number): Promise<number | "done"> {
+    if (this.#step >= STEPS) return "done";
+    const step = this.#step++;
+    const trace = this.#trace;
+    const cmd = this.#generator.next(now);
     stats.commands++;
     if (cmd.kind === "advance") {
-      clock.advance(cmd.seconds);
       trace.push(`#${step} advance ${cmd.seconds}s`);
-      continue;
+      return cmd.seconds;
     }
-    const exp = model.apply(cmd, now);
-    tagCommand(cmd, exp, model, now);
+    const exp = this.#model.apply(cmd, now);
+    tagCommand(cmd, exp, this.#model, now);
     const sent = performance.now();
     const got = await wire.send(cmd);
     const t = timing.get(cmd.kind) ?? { ms: 0, n: 0 };
@@ -227,23 +243,44 @@ async function runSequence(seq: number): Promise<void> {
       if (!(err instanceof Divergence)) throw err;
       if (!SURVEY)
         throw new Error(
-          `${err.unsafe ? "UNSAFE PASS: " : ""}${err.category}\nreproduce: MODEL_SEED=${SEED} MODEL_SEQUENCE=${seq} (step ${step})\n${err.message}\ntrace:\n${trace.join("\n")}`,
+          `${err.unsafe ? "UNSAFE PASS: " : ""}${err.category}\n${REPRODUCE}: sequence ${this.#seq}, step ${step}\n${err.message}\ntrace of sequence ${this.#seq} (the clock also moves with the other lanes' advances):\n${trace.join("\n")}`,
         );
-      record(err, seq, step, trace);
+      record(err, this.#seq, step, trace);
       // After a read the two sides still agree on the state; after a write they may not.
-      if (!READ_ONLY.has(cmd.kind)) return;
+      if (!READ_ONLY.has(cmd.kind)) return "done";
     }
+    return 0;
+  }
+}
+
+/**
+ * Runs every sequence, LANES at a time in lock step: each round every lane
+ * sends one command at the same `now`, then the clock moves by the sum of
+ * the round's advances. Deterministic for a given seed, runs, steps and lanes.
+ */
+async function runAll(): Promise<void> {
+  const lanes: SequenceRun[] = [];
+  let next = 0;
+  while (lanes.length > 0 || next < RUNS) {
+    while (lanes.length < LANES && next < RUNS) lanes.push(new SequenceRun(next++));
+    const now = clock.now().getTime();
+    const results = await Promise.all(lanes.map((l) => l.step(now)));
+    let advance = 0;
+    for (let i = results.length - 1; i >= 0; i--) {
+      const r = results[i]!;
+      if (r === "done") {
+        lanes.splice(i, 1);
+        stats.sequences++;
+      } else advance += r;
+    }
+    clock.advance(advance);
   }
 }
 
 describe("gate safety against the reference model (adversary of issue 11)", () => {
-  it(`agrees on ${ONLY === undefined ? RUNS : 1} random sequences of ${STEPS} commands (seed ${SEED})`, { timeout: 900_000 }, async () => {
+  it(`agrees on ${RUNS} random sequences of ${STEPS} commands (seed ${SEED})`, { timeout: 900_000 }, async () => {
     const started = performance.now();
-    const sequences = ONLY === undefined ? Array.from({ length: RUNS }, (_, i) => i) : [ONLY];
-    for (const seq of sequences) {
-      await runSequence(seq);
-      stats.sequences++;
-    }
+    await runAll();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
       `gate-safety model: ${stats.sequences} sequences, ${stats.commands} commands in ${seconds}s; ${stats.evaluations} evaluations (${stats.passes} passes, ${stats.holds} holds); ${stats.refusals} refusals`,
@@ -256,7 +293,7 @@ describe("gate safety against the reference model (adversary of issue 11)", () =
       for (const [k, v] of list) console.log(`--- ${k}\n${v.example}\n`);
     }
     expect([...divergences.keys()]).toEqual([]);
-    if (ONLY === undefined && RUNS >= 100) {
+    if (RUNS >= 100) {
       // The run is only meaningful if the gate both held and opened, and the adversary tried each trick.
       expect(stats.passes).toBeGreaterThan(0);
       expect(stats.holds).toBeGreaterThan(0);
