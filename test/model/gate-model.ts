@@ -132,6 +132,17 @@ export class GateModel {
     return this.#projects.get(key(p))?.declared;
   }
 
+  /** The environments a project's enabled policies of `kind` gate, or read soak from (`source`). */
+  environments(p: ProjectRef, kind: PolicyKind | "any", side: "target" | "source" = "target"): string[] {
+    const out = new Set<string>();
+    for (const x of this.#projects.get(key(p))?.policies.values() ?? []) {
+      if (!x.enabled || (kind !== "any" && x.config.kind !== kind)) continue;
+      if (side === "target") out.add(x.config.target);
+      else if (x.config.kind === "soak") out.add(x.config.source);
+    }
+    return [...out];
+  }
+
   /** The policy names of a project (for the command generator). */
   policyNames(p: ProjectRef): string[] {
     return [...(this.#projects.get(key(p))?.policies.keys() ?? [])];

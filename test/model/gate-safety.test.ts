@@ -15,7 +15,7 @@ import { type Answer, Wire } from "./model-wire.js";
 // holds back.
 //
 // MODEL_RUNS (sequences, default 300), MODEL_STEPS (commands per sequence,
-// default 24), MODEL_LANES (sequences run side by side, default 4) and
+// default 20), MODEL_LANES (sequences run side by side, default 4) and
 // MODEL_SEED (default: the time) reproduce or lengthen a run; a failure
 // prints them with the sequence, the step and its trace. MODEL_SURVEY=1
 // goes on after a disagreement (with the next sequence, or the next command
@@ -23,7 +23,7 @@ import { type Answer, Wire } from "./model-wire.js";
 // at the end; the test still fails if there was one.
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 300);
-const STEPS = Number(process.env.MODEL_STEPS ?? 24);
+const STEPS = Number(process.env.MODEL_STEPS ?? 20);
 const SEED = Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31);
 const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 4));
 const SURVEY = process.env.MODEL_SURVEY === "1";
@@ -148,7 +148,7 @@ function compare(cmd: Exclude<Command, { kind: "advance" }>, exp: Expectation, g
     }
   }
   if (!exp.codes.includes(got.code as never))
-    throw new Divergence(`${cmd.kind}: model ${exp.codes.join("|")}, service ${got.code}${refusalHint(exp)}`, false, detail);
+    throw new Divergence(`${cmd.kind}: model ${exp.codes.join("|")}, service ${got.code}${refusalHint(cmd, exp)}`, false, detail);
   if (got.code !== "ok") {
     stats.refusals++;
     const rule = exp.message;
@@ -161,7 +161,15 @@ function compare(cmd: Exclude<Command, { kind: "advance" }>, exp: Expectation, g
   if (!matches(exp.value, got.value)) throw new Divergence(`${cmd.kind}: answer differs${answerHint(cmd, exp, got)}`, false, detail);
 }
 
-function refusalHint(exp: Expectation): string {
+/** What the model's refusal is about, for grouping disagreements. */
+function refusalHint(cmd: Exclude<Command, { kind: "advance" }>, exp: Expectation): string {
+  const caller = CALLERS[cmd.caller]!;
+  if (exp.codes[0] === "PermissionDenied" && exp.message === undefined) {
+    if (caller.roles[cmd.project.organisation] === undefined) return " (caller has no role in the organisation)";
+    if (cmd.kind === "vote")
+      return caller.service ? " (service voter)" : cmd.bypass ? " (force_bypass by a member)" : " (author approving)";
+    if (cmd.kind === "deploy") return " (member recording a deployment)";
+  }
   const rule = exp.message?.includes ?? exp.message?.prefixes?.[0];
   return rule === undefined ? "" : ` (${rule.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<id>")})`;
 }
@@ -280,10 +288,12 @@ async function runAll(): Promise<void> {
 describe("gate safety against the reference model (adversary of issue 11)", () => {
   it(`agrees on ${RUNS} random sequences of ${STEPS} commands (seed ${SEED})`, { timeout: 900_000 }, async () => {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     await runAll();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const used = process.cpuUsage(cpu);
     console.log(
-      `gate-safety model: ${stats.sequences} sequences, ${stats.commands} commands in ${seconds}s; ${stats.evaluations} evaluations (${stats.passes} passes, ${stats.holds} holds); ${stats.refusals} refusals`,
+      `gate-safety model: ${stats.sequences} sequences, ${stats.commands} commands in ${seconds}s (this process: ${((used.user + used.system) / 1e6).toFixed(1)} s CPU, server included); ${stats.evaluations} evaluations (${stats.passes} passes, ${stats.holds} holds); ${stats.refusals} refusals`,
     );
     console.log(`service time by command: ${[...timing].map(([k, t]) => `${k} ${t.n}× ${(t.ms / t.n).toFixed(1)} ms`).join(", ")}`);
     console.log(`reached: ${[...reached].map(([k, n]) => `${k} ×${n}`).join("; ")}`);

@@ -57,7 +57,7 @@ export class CommandGenerator {
 
   /** A project: mostly the first (acme/web), often the others. */
   #project(): ProjectRef {
-    return this.#chance(0.45) ? this.#projects[0]! : this.#pick(this.#projects);
+    return this.#chance(0.55) ? this.#projects[0]! : this.#pick(this.#projects);
   }
 
   /** `base` as a caller might spell it: as is, in another case, or as a look-alike. */
@@ -137,8 +137,22 @@ export class CommandGenerator {
     return { kind: "branch", target: this.#spell(target), pattern: this.#pick(Object.keys(PATTERNS)) };
   }
 
+  /**
+   * Prefers an environment the project's policies use (so that commands meet
+   * the gate rather than an empty one), else one of `fallback`.
+   */
+  #envFor(p: ProjectRef, kind: "approval" | "any", side: "target" | "source", fallback: readonly string[]): string {
+    const used = this.#model.environments(p, kind, side);
+    return used.length > 0 && this.#chance(0.75) ? this.#pick(used) : this.#pick(fallback);
+  }
+
+  #steps = 0;
+
   /** The next command; `now` (ms) places deployments' finish times around the server's clock. */
   next(now: number): Command {
+    // Each sequence opens with a few policies in its main project, so that its commands meet a gate.
+    if (this.#steps++ < 3 && this.#chance(0.8))
+      return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#pick(POLICY_NAMES), config: this.#config() };
     const r = this.#rand();
     if (r < 0.05) return this.#setEnvs();
     if (r < 0.07) {
@@ -174,14 +188,15 @@ export class CommandGenerator {
         caller: this.#caller(this.#membersOf(project.organisation), 0.85),
         project,
         id,
-        environment: this.#spell(this.#pick(TARGETS)),
+        environment: this.#spell(this.#envFor(project, "approval", "target", TARGETS)),
         decision,
         bypass: decision === "approved" && this.#chance(0.15),
       };
     }
     if (r < 0.66) {
       const { id, project } = this.#intent();
-      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment: this.#spell(this.#pick(TARGETS)) };
+      const environment = this.#spell(this.#envFor(project, "approval", "target", TARGETS));
+      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment };
     }
     if (r < 0.68) {
       const project = this.#project();
@@ -269,14 +284,14 @@ export class CommandGenerator {
       caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!], 0.85),
       project,
       id,
-      environment: this.#spell(this.#pick(SOURCES)),
+      environment: this.#spell(this.#envFor(project, "any", "source", SOURCES)),
       status,
       finishedAt,
     };
   }
 
   #evaluate(): Command {
-    const wantIntent = this.#chance(0.7);
+    const wantIntent = this.#chance(0.75);
     const { id, project } = wantIntent ? this.#intent() : { id: undefined, project: this.#project() };
     const intent = id === undefined ? undefined : this.#model.intents.get(id);
     let branch: string | undefined;
@@ -284,7 +299,7 @@ export class CommandGenerator {
     if (intent !== undefined && r < 0.3) branch = intent.branch;
     else if (r < 0.65) branch = this.#pick(BRANCHES);
     const org = project.organisation;
-    const target = this.#chance(0.85) ? this.#pick(TARGETS) : this.#pick(["dev", "qa", "prdo"]);
+    const target = this.#chance(0.85) ? this.#envFor(project, "any", "target", TARGETS) : this.#pick(["dev", "qa", "prdo"]);
     return {
       kind: "evaluate",
       caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9),
