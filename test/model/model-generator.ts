@@ -183,14 +183,19 @@ export class CommandGenerator {
     if (r < 0.63) {
       const { id, project } = this.#intent();
       const decision = this.#chance(0.75) ? "approved" : "rejected";
+      // The intent's author and registrant are the voters four eyes are about.
+      const intent = this.#model.intents.get(id);
+      const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
+      const caller = involved.length > 0 && this.#chance(0.3) ? this.#pick(involved) : this.#caller(this.#membersOf(project.organisation), 0.85);
       return {
         kind: "vote",
-        caller: this.#caller(this.#membersOf(project.organisation), 0.85),
+        caller,
         project,
         id,
         environment: this.#spell(this.#envFor(project, "approval", "target", TARGETS)),
         decision,
-        bypass: decision === "approved" && this.#chance(0.15),
+        // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
+        bypass: decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12),
       };
     }
     if (r < 0.66) {
@@ -270,6 +275,7 @@ export class CommandGenerator {
       now - 5_000,
       created, // valid, however long ago: soak must still count from now
       created,
+      created + 1_000,
       created - 1_000, // backdated
       Date.parse("2000-01-01T00:00:00Z"),
       now + 60_000, // skew allowed
@@ -297,9 +303,16 @@ export class CommandGenerator {
     let branch: string | undefined;
     const r = this.#rand();
     if (intent !== undefined && r < 0.3) branch = intent.branch;
-    else if (r < 0.65) branch = this.#pick(BRANCHES);
+    else if (r < 0.7) branch = this.#pick(BRANCHES);
     const org = project.organisation;
-    const target = this.#chance(0.85) ? this.#envFor(project, "any", "target", TARGETS) : this.#pick(["dev", "qa", "prdo"]);
+    const declared = this.#model.declared(project);
+    const undeclared = ["prdo", ...CANONICAL].filter((e) => declared !== undefined && !declared.includes(e));
+    const target =
+      undeclared.length > 0 && this.#chance(0.3)
+        ? this.#pick(undeclared)
+        : this.#chance(0.85)
+          ? this.#envFor(project, "any", "target", TARGETS)
+          : this.#pick(["dev", "qa", "prdo"]);
     return {
       kind: "evaluate",
       caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9),
