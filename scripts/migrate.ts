@@ -11,7 +11,7 @@ import { migrateToLatest } from "../src/db/migrate.js";
 
 let config: ReturnType<typeof loadConfig>;
 try {
-  config = loadConfig();
+  config = loadConfig(process.env, { purpose: "migrate" });
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   for (const p of err.problems) console.error(`config error: ${p}`);

@@ -45,6 +45,16 @@ export interface AppOptions {
   readonly relayHooks?: Pick<OutboxRelayOptions, "onPublished" | "onPublishError">;
 }
 
+/** What the RPC handler is built from (started in App.start). */
+interface ServingParts {
+  readonly database: Database;
+  readonly verifier: TokenVerifier;
+  readonly policyCache: PolicyCache;
+  readonly hub: ApprovalEventHub;
+  readonly relay: OutboxRelay;
+  readonly health: ServerHealth;
+}
+
 /** The RPC port's request handler (connect-node, both HTTP versions). */
 type RpcHandler = ReturnType<typeof createNodeHandler>;
 
@@ -117,25 +127,20 @@ export class App {
    * ports; health turns SERVING once the database answers.
    */
   async start(): Promise<void> {
-    const { config, logger } = this.#options;
     const database = await this.#openDatabase();
     const verifier = await this.#startVerifier();
     registerDatabaseMetrics(this.#metrics, database);
-    // Evaluations read policies from a per-project cache that every replica
-    // invalidates on the policies trigger's NOTIFY (and this one at once).
-    const policyCache = createPolicyCache({ load: (project) => listPolicies(database.db, project) });
-    this.#stopPolicyInvalidation = await invalidateOnPolicyChange(database, policyCache);
+    const policyCache = await this.#startPolicyCache(database);
     const { hub, relay } = await this.#startSignals(database);
-    const health = new ServerHealth({
-      services: SERVED.map((s) => s.typeName),
-      ping: async () => {
-        await sql`select 1`.execute(database.db);
-      },
-    });
-    this.#health = health;
+    const health = this.#createHealth(database);
     await this.#serve(this.#rpcHandler({ database, verifier, policyCache, hub, relay, health }), health);
     // Migrations ran and the ports are bound: SERVING once the database answers.
     await health.markReady();
+    this.#logListening(database);
+  }
+
+  #logListening(database: Database): void {
+    const { config, logger } = this.#options;
     logger.info(
       {
         host: config.host,
@@ -165,6 +170,27 @@ export class App {
     const applied = await migrateToLatest(database.db);
     logger.info({ database: database.description, applied }, "database ready");
     return database;
+  }
+
+  /**
+   * Evaluations and votes read policies from a per-project cache that every
+   * replica invalidates on the policies trigger's NOTIFY (and this one at once).
+   */
+  async #startPolicyCache(database: Database): Promise<PolicyCache> {
+    const policyCache = createPolicyCache({ load: (project) => listPolicies(database.db, project) });
+    this.#stopPolicyInvalidation = await invalidateOnPolicyChange(database, policyCache);
+    return policyCache;
+  }
+
+  /** gRPC health and /readyz: SERVING while the database answers and the server is not draining. */
+  #createHealth(database: Database): ServerHealth {
+    this.#health = new ServerHealth({
+      services: SERVED.map((s) => s.typeName),
+      ping: async () => {
+        await sql`select 1`.execute(database.db);
+      },
+    });
+    return this.#health;
   }
 
   async #startVerifier(): Promise<TokenVerifier> {
@@ -220,23 +246,41 @@ export class App {
   }
 
   /** Every service's handlers behind the interceptors, with the default deadline. */
-  #rpcHandler(parts: {
-    database: Database;
-    verifier: TokenVerifier;
-    policyCache: PolicyCache;
-    hub: ApprovalEventHub;
-    relay: OutboxRelay;
-    health: ServerHealth;
-  }): RpcHandler {
+  #rpcHandler(parts: ServingParts): RpcHandler {
     const { config, logger } = this.#options;
-    const { database, verifier, policyCache, hub, relay, health } = parts;
-    const metrics = this.#metrics;
     const interceptors: Interceptor[] = [
-      observabilityInterceptor(logger, metrics),
+      observabilityInterceptor(logger, this.#metrics),
       concurrencyLimitInterceptor(config.maxInFlight),
       errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
-      authInterceptor(verifier),
+      authInterceptor(parts.verifier),
     ];
+    return withDefaultDeadline(
+      createNodeHandler(
+        {
+          routes: this.#routes(parts),
+          interceptors,
+          readMaxBytes: config.maxRequestBytes,
+          // Responses are compressed (when the client accepts it) only from
+          // 16 KiB: votes and evaluations answer 1–4 KiB, where gzip cost the
+          // server ~7% of its CPU per vote for a few KiB saved on a
+          // datacenter link; history pages and large lists still compress.
+          compressMinBytes: RESPONSE_COMPRESS_MIN_BYTES,
+          // Connect JSON answers show false/0/"" too: `"allPassed": false`,
+          // not an absent field, for pipelines reading it with curl and jq.
+          jsonOptions: { alwaysEmitImplicit: true },
+        },
+        (err) => logger.error({ err }, "rpc handler failed"),
+      ),
+      config.rpcTimeoutMs,
+      SERVED,
+    );
+  }
+
+  /** Each service wired to its use cases. */
+  #routes(parts: ServingParts): (router: ConnectRouter) => void {
+    const { config } = this.#options;
+    const { database, policyCache, hub, relay, health } = parts;
+    const metrics = this.#metrics;
     const deps = {
       db: database.db,
       clock: this.#clock,
@@ -252,7 +296,7 @@ export class App {
       loadPolicies: policyCache.get,
     });
     const reflection = createDescriptorIndex(SERVED);
-    const routes = (router: ConnectRouter) => {
+    return (router: ConnectRouter) => {
       router.service(PolicyService, { ...createPolicyHandlers(deps), ...approvalHandlers });
       router.service(
         ApprovalAuditService,
@@ -273,26 +317,6 @@ export class App {
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
     };
-    return withDefaultDeadline(
-      createNodeHandler(
-        {
-          routes,
-          interceptors,
-          readMaxBytes: config.maxRequestBytes,
-          // Responses are compressed (when the client accepts it) only from
-          // 16 KiB: votes and evaluations answer 1–4 KiB, where gzip cost the
-          // server ~7% of its CPU per vote for a few KiB saved on a
-          // datacenter link; history pages and large lists still compress.
-          compressMinBytes: RESPONSE_COMPRESS_MIN_BYTES,
-          // Connect JSON answers show false/0/"" too: `"allPassed": false`,
-          // not an absent field, for pipelines reading it with curl and jq.
-          jsonOptions: { alwaysEmitImplicit: true },
-        },
-        (err) => logger.error({ err }, "rpc handler failed"),
-      ),
-      config.rpcTimeoutMs,
-      SERVED,
-    );
   }
 
   /** Binds the RPC port (one port, every protocol) and the admin port (/healthz, /readyz, /metrics). */

@@ -34,6 +34,12 @@ export interface JwtConfig {
   readonly jwksUrl?: string;
   readonly issuer?: string;
   readonly audience?: string;
+  /**
+   * With no key above: verify tokens with a secret created under DATA_DIR
+   * (RELEASEGATE_LOCAL_MODE; default true without DATABASE_URL, false with it).
+   * Undefined counts as false: no key and no local mode is refused.
+   */
+  readonly localMode?: boolean;
 }
 
 export interface Config {
@@ -137,7 +143,8 @@ const EnvSchema = z.object({
     emptyToUndefined,
     z.enum(["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]).default("RS256"),
   ),
-  RELEASEGATE_JWKS_URL: z.preprocess(emptyToUndefined, z.url().optional()),
+  RELEASEGATE_JWKS_URL: z.preprocess(emptyToUndefined, z.url({ abort: true }).check(jwksUrlCheck).optional()),
+  RELEASEGATE_LOCAL_MODE: z.preprocess(emptyToUndefined, z.enum(["true", "false"]).optional()),
   RELEASEGATE_JWT_ISSUER: optionalString,
   RELEASEGATE_JWT_AUDIENCE: optionalString,
   TLS_CERT_FILE: optionalString,
@@ -156,15 +163,54 @@ const EnvSchema = z.object({
 });
 
 /**
+ * Loopback hosts, where plain http cannot be read or altered on the network.
+ * `hostname` as WHATWG URL gives it: IPv4 already normalised (`127.1` →
+ * `127.0.0.1`), IPv6 in brackets.
+ */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** Keys fetched over plain http could be swapped on the way: https, or http to this machine only. */
+function jwksUrlCheck(ctx: z.core.ParsePayload<string>): void {
+  const url = new URL(ctx.value);
+  const message =
+    url.protocol === "https:"
+      ? undefined
+      : url.protocol !== "http:"
+        ? "must be an https:// URL"
+        : isLoopbackHost(url.hostname)
+          ? undefined
+          : "must use https:// (plain http:// only to a loopback host: localhost, 127.0.0.0/8, ::1)";
+  if (message !== undefined) ctx.issues.push({ code: "custom", message, input: ctx.value });
+}
+
+const JWT_KEY_VARIABLES = ["RELEASEGATE_JWT_SECRET", "RELEASEGATE_JWT_PUBLIC_KEY", "RELEASEGATE_JWKS_URL"] as const;
+
+/** RELEASEGATE_LOCAL_MODE, else its default: on for the embedded database, off with DATABASE_URL. */
+function localModeOf(env: NodeJS.ProcessEnv): boolean {
+  const v = env.RELEASEGATE_LOCAL_MODE;
+  if (v === "true" || v === "false") return v === "true";
+  return env.DATABASE_URL === undefined || env.DATABASE_URL === "";
+}
+
+/**
  * Rules that span variables. Checked on the raw environment, separately from
  * the schema, so they are reported even when a single variable is also wrong.
  */
-function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
+function crossFieldProblems(env: NodeJS.ProcessEnv, purpose: ConfigPurpose): string[] {
   const set = (name: string) => env[name] !== undefined && env[name] !== "";
   const problems: string[] = [];
-  const keys = ["RELEASEGATE_JWT_SECRET", "RELEASEGATE_JWT_PUBLIC_KEY", "RELEASEGATE_JWKS_URL"];
-  if (keys.filter(set).length > 1)
-    problems.push(`RELEASEGATE_JWT_SECRET: set only one of ${keys.join(", ")}`);
+  const keys = JWT_KEY_VARIABLES.filter(set);
+  if (keys.length > 1) problems.push(`RELEASEGATE_JWT_SECRET: set only one of ${JWT_KEY_VARIABLES.join(", ")}`);
+  // Fail closed: a server that would verify tokens with a secret it made up
+  // itself must have been asked to (a laptop, the embedded database).
+  if (purpose === "serve" && keys.length === 0 && !localModeOf(env))
+    problems.push(
+      `${JWT_KEY_VARIABLES.join(", ")}: none is set and local mode is off (${
+        set("RELEASEGATE_LOCAL_MODE") ? "RELEASEGATE_LOCAL_MODE=false" : "DATABASE_URL is set"
+      }): set one of them, or RELEASEGATE_LOCAL_MODE=true to sign tokens with a secret created in DATA_DIR`,
+    );
   if (set("TLS_CERT_FILE") !== set("TLS_KEY_FILE"))
     problems.push("TLS_CERT_FILE: TLS_CERT_FILE and TLS_KEY_FILE must be set together");
   return problems;
@@ -180,12 +226,23 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * What the configuration is loaded for: `serve` (the default) also requires a
+ * way to verify tokens; `migrate` (apply migrations and exit) verifies none.
+ */
+export type ConfigPurpose = "serve" | "migrate";
+
+export interface LoadConfigOptions {
+  /** Default `serve`. */
+  readonly purpose?: ConfigPurpose;
+}
+
 /** Parses configuration from environment variables once; throws ConfigError. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const parsed = EnvSchema.safeParse(env);
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "environment"}: ${i.message}`)),
-    ...crossFieldProblems(env),
+    ...crossFieldProblems(env, options.purpose ?? "serve"),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -207,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jwksUrl: e.RELEASEGATE_JWKS_URL,
       issuer: e.RELEASEGATE_JWT_ISSUER,
       audience: e.RELEASEGATE_JWT_AUDIENCE,
+      localMode: localModeOf(env),
     }),
     tlsCertFile: e.TLS_CERT_FILE,
     tlsKeyFile: e.TLS_KEY_FILE,

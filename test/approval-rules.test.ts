@@ -25,7 +25,16 @@ const vote = (userId: string, decision: Vote["decision"]): Vote => ({
 });
 
 describe("decisionKindFor (four-eyes rule)", () => {
-  const base = { voterId: "bob", authorId: "alice", voterIsAdmin: false, forceBypass: false } as const;
+  const base = {
+    voterId: "bob",
+    authorId: "alice",
+    voterIsAdmin: false,
+    forceBypass: false,
+    intentId: "i-1",
+    registrantId: "alice",
+    registrantIsUser: true,
+  } as const;
+  const proxied = { ...base, registrantId: "ada" } as const;
 
   it.each([
     ["a member approving someone else's intent", { ...base, decision: "approved" }, "peer"],
@@ -37,6 +46,18 @@ describe("decisionKindFor (four-eyes rule)", () => {
       { ...base, voterId: "alice", voterIsAdmin: true, forceBypass: true, decision: "approved" },
       "admin_override",
     ],
+    ["the registrant rejecting an intent they registered for another author", { ...proxied, voterId: "ada", decision: "rejected" }, "peer"],
+    [
+      "an admin registrant bypassing on an intent they registered for another author",
+      { ...proxied, voterId: "ada", voterIsAdmin: true, forceBypass: true, decision: "approved" },
+      "admin_override",
+    ],
+    [
+      "the voter who is a service registrant's namesake (pipelines are no second pair of eyes to exclude)",
+      { ...proxied, registrantId: "bob", registrantIsUser: false, decision: "approved" },
+      "peer",
+    ],
+    ["a third person approving a proxied intent", { ...proxied, decision: "approved" }, "peer"],
   ] as const)("allows %s", (_name, input, kind) => {
     expect(decisionKindFor(input)).toBe(kind);
   });
@@ -46,6 +67,16 @@ describe("decisionKindFor (four-eyes rule)", () => {
     ["an admin author approving without bypass", { ...base, voterId: "alice", voterIsAdmin: true, decision: "approved" }, /is the author/],
     ["a non-admin author bypassing", { ...base, voterId: "alice", forceBypass: true, decision: "approved" }, /^force_bypass:/],
     ["a non-admin bypassing someone else's intent", { ...base, forceBypass: true, decision: "approved" }, /^force_bypass:/],
+    [
+      "the registrant approving an intent they registered for another author",
+      { ...proxied, voterId: "ada", decision: "approved" },
+      /^ada registered release intent i-1 for author alice and cannot approve it \(four eyes cover the registrant\)/,
+    ],
+    [
+      "an admin registrant approving without bypass",
+      { ...proxied, voterId: "ada", voterIsAdmin: true, decision: "approved" },
+      /four eyes cover the registrant/,
+    ],
   ] as const)("denies %s", (_name, input, message) => {
     expect(() => decisionKindFor(input)).toThrow(PermissionDeniedError);
     expect(() => decisionKindFor(input)).toThrow(message);

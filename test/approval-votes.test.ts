@@ -29,7 +29,7 @@ const target = (id: string) => ({ project, releaseIntentId: id, targetEnvironmen
 
 describe("approve, reject, state", () => {
   it("counts approvals of different members and shows them in the order first cast", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const first = await policy(t.bob).externalApproveRelease({ ...target(id), comment: "lgtm" });
     expect(first.state).toMatchObject({ requiredApprovals: 2, currentApprovals: 1 });
     expect(first.state?.decisions).toMatchObject([
@@ -44,7 +44,7 @@ describe("approve, reject, state", () => {
   });
 
   it("lets EvaluatePolicies pass once the approvals reach required_approvals", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const evaluate = () => policy(t.pipeline).evaluatePolicies({ project, targetEnvironment: "prod", releaseIntentId: id });
     await policy(t.bob).externalApproveRelease(target(id));
     const before = await evaluate();
@@ -66,7 +66,7 @@ describe("approve, reject, state", () => {
   });
 
   it("treats a rejection as a changeable vote, keeping first-cast order", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await policy(t.bob).externalApproveRelease(target(id));
     await policy(t.carol).externalApproveRelease(target(id));
     const rejected = await policy(t.bob).externalRejectRelease({ ...target(id), comment: "found a bug" });
@@ -84,13 +84,13 @@ describe("approve, reject, state", () => {
   });
 
   it("lets the author reject their own release intent", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const res = await policy(t.alice).externalRejectRelease(target(id));
     expect(res.state?.decisions).toMatchObject([{ userId: "alice", decision: "rejected", decisionKind: "peer" }]);
   });
 
   it("serves the short aliases with the same behaviour", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const a = await policy(t.bob).approveRelease(target(id));
     expect(a.state?.currentApprovals).toBe(1);
     const r = await policy(t.bob).rejectRelease(target(id));
@@ -101,7 +101,7 @@ describe("approve, reject, state", () => {
   });
 
   it("serves the approval RPCs over Connect JSON on HTTP/1.1 too", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const client = createClient(PolicyService, server.connect(t.bob));
     const res = await client.externalApproveRelease(target(id));
     expect(res.state?.currentApprovals).toBe(1);
@@ -110,16 +110,16 @@ describe("approve, reject, state", () => {
 
 describe("four-eyes rule and bypass", () => {
   it("rejects self-approval without bypass", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await expectCode(
       policy(t.alice).externalApproveRelease(target(id)),
       Code.PermissionDenied,
-      "alice is the author of this release intent and cannot approve it",
+      `alice is the author of release intent ${id} and cannot approve it; an organisation admin author may pass force_bypass`,
     );
   });
 
   it("records an admin author's force_bypass approval as admin_override, in the history too", async () => {
-    const id = await registerIntent(server, t.ada, project, "ada");
+    const id = await registerIntent(server, t.pipeline, project, "ada");
     await expectCode(policy(t.ada).externalApproveRelease(target(id)), Code.PermissionDenied, /author/);
     const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment: "hotfix" });
     expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "admin_override", comment: "hotfix" }]);
@@ -132,7 +132,7 @@ describe("four-eyes rule and bypass", () => {
   });
 
   it("denies force_bypass from a non-admin, author or not", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await expectCode(
       policy(t.alice).externalApproveRelease({ ...target(id), forceBypass: true }),
       Code.PermissionDenied,
@@ -146,13 +146,13 @@ describe("four-eyes rule and bypass", () => {
   });
 
   it("treats force_bypass from an admin who is not the author as a peer vote", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true });
     expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "peer" }]);
   });
 
   it("denies votes from service accounts and from callers outside the organisation", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await expectCode(policy(t.pipeline).externalApproveRelease(target(id)), Code.PermissionDenied, /service account deploy-bot may not approval.vote/);
     await expectCode(policy(t.pipeline).externalRejectRelease(target(id)), Code.PermissionDenied, /service account/);
     await expectCode(policy(t.mallory).externalApproveRelease(target(id)), Code.PermissionDenied, /no role in organisation acme/);
@@ -169,7 +169,7 @@ describe("not found and invalid input", () => {
 
   it("answers NOT_FOUND for an intent of another project", async () => {
     const other = { organisation: "acme", project: "api" };
-    const id = await registerIntent(server, t.ada, other);
+    const id = await registerIntent(server, t.pipeline, other);
     await createApprovalPolicy(server, t.ada, other, "one-approval", "prod", 1);
     await expectCode(policy(t.bob).externalApproveRelease(target(id)), Code.NotFound, /not found in acme\/web/);
     const ok = await policy(t.bob).externalApproveRelease({ ...target(id), project: other });
@@ -177,7 +177,7 @@ describe("not found and invalid input", () => {
   });
 
   it("answers NOT_FOUND when no enabled approval policy gates the environment", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await expectCode(
       policy(t.bob).externalApproveRelease({ ...target(id), targetEnvironment: "staging" }),
       Code.NotFound,
@@ -208,7 +208,7 @@ describe("not found and invalid input", () => {
   });
 
   it("accepts a 2000-character comment and rejects 2001 with INVALID_ARGUMENT", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const ok = await policy(t.bob).externalApproveRelease({ ...target(id), comment: "x".repeat(2000) });
     expect(ok.state?.decisions[0]?.comment).toHaveLength(2000);
     await expectCode(
@@ -229,7 +229,7 @@ describe("several approval policies for one environment", () => {
     const p = { organisation: "acme", project: "multi" };
     await createApprovalPolicy(server, t.ada, p, "one-approval", "prod", 1);
     await createApprovalPolicy(server, t.ada, p, "three-approvals", "prod", 3);
-    const id = await registerIntent(server, t.ada, p);
+    const id = await registerIntent(server, t.pipeline, p);
     const res = await policy(t.bob).externalApproveRelease({ project: p, releaseIntentId: id, targetEnvironment: "prod" });
     expect(res.state).toMatchObject({ requiredApprovals: 3, currentApprovals: 1 });
     const evaluation = await policy(t.bob).evaluatePolicies({ project: p, targetEnvironment: "prod", releaseIntentId: id });
@@ -245,7 +245,7 @@ describe("history", () => {
   it("appends every vote, change and bypass with the previous decision, read in pages", async () => {
     const p = { organisation: "acme", project: "audited" };
     await createApprovalPolicy(server, t.ada, p, "two-approvals", "prod", 2);
-    const id = await registerIntent(server, t.ada, p, "ada");
+    const id = await registerIntent(server, t.pipeline, p, "ada");
     const vote = { project: p, releaseIntentId: id, targetEnvironment: "prod" };
     await policy(t.bob).externalApproveRelease(vote);
     await policy(t.bob).externalRejectRelease({ ...vote, comment: "wait" });
@@ -282,8 +282,8 @@ describe("history", () => {
   it("filters by release intent and environment", async () => {
     const p = { organisation: "acme", project: "filtered" };
     await createApprovalPolicy(server, t.ada, p, "gate", "prod", 1);
-    const a = await registerIntent(server, t.ada, p);
-    const b = await registerIntent(server, t.ada, p);
+    const a = await registerIntent(server, t.pipeline, p);
+    const b = await registerIntent(server, t.pipeline, p);
     await policy(t.bob).externalApproveRelease({ project: p, releaseIntentId: a, targetEnvironment: "prod" });
     await policy(t.bob).externalApproveRelease({ project: p, releaseIntentId: b, targetEnvironment: "prod" });
     const audit = server.client(ApprovalAuditService, t.alice);

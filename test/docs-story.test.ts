@@ -7,7 +7,12 @@ import { startTestServer, TEST_JWT_SECRET, type TestServer } from "./support/ser
 // Runs the README's "The whole story" as a newcomer would paste it: terminal
 // 2's commands, terminal 3's coordinator in the background, then the votes,
 // against a real server signalling on the real NATS. Only terminal 1 (install
-// and start) is done by the harness, and the port is the test server's.
+// and start) is done by the harness; the server's port and the NATS the
+// commands name are the test's (NATS_URL, the test's own stream), not the
+// README's literal 127.0.0.1:50051 and nats://127.0.0.1:4222.
+
+const README_SERVER = "http://127.0.0.1:50051";
+const README_NATS = "nats://127.0.0.1:4222";
 
 /** The story's shell block, split into its numbered steps ("# 1. …"). */
 function storySteps(): Map<number, string> {
@@ -44,7 +49,7 @@ describe("README: calling it with curl", () => {
     expect(expected).toBeDefined();
     const { code, stdout, stderr } = await runProcess(
       "bash",
-      ["-euo", "pipefail", "-c", block.replaceAll("http://127.0.0.1:50051", server.baseUrl)],
+      ["-euo", "pipefail", "-c", block.replaceAll(README_SERVER, server.baseUrl)],
       { RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET },
     );
     expect(code, stderr).toBe(0);
@@ -59,7 +64,10 @@ describe("README: the whole story", () => {
 
   it("ends with the coordinator printing released after the second approval", async () => {
     const steps = storySteps();
-    const step = (n: number) => (steps.get(n) ?? "").replaceAll("http://127.0.0.1:50051", server.baseUrl);
+    // The coordinator's command names the README's NATS: point it at the test's.
+    expect(steps.get(5)).toContain(`NATS_URL=${README_NATS} `);
+    const step = (n: number) =>
+      (steps.get(n) ?? "").replaceAll(README_SERVER, server.baseUrl).replaceAll(README_NATS, SHARED_NATS_URL);
     const script = [
       step(2),
       step(3),

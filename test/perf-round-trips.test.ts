@@ -29,14 +29,14 @@ beforeAll(async () => {
   const k = db.database.db;
   await k
     .insertInto("release_intents")
-    .values({ id: intentId, organisation: "acme", project: "rt", author_user_id: "ann", author_username: "Ann", branch: "main", version: "v1", created_at: finished })
+    .values({ id: intentId, organisation: "acme", project: "rt", author_user_id: "ann", author_username: "Ann", branch: "main", version: "v1", created_at: finished, registered_by_user_id: "ann", registered_by_actor_type: "user" })
     .execute();
   await k
     .insertInto("deployments")
     .values([
-      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: finished },
-      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: new Date(finished.getTime() - 60_000) },
-      { organisation: "acme", project: "rt", environment: "qa", release_intent_id: intentId, status: "failed", finished_at: finished },
+      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: finished, recorded_at: finished },
+      { organisation: "acme", project: "rt", environment: "staging", release_intent_id: intentId, status: "succeeded", finished_at: new Date(finished.getTime() - 60_000), recorded_at: new Date(finished.getTime() - 60_000) },
+      { organisation: "acme", project: "rt", environment: "qa", release_intent_id: intentId, status: "failed", finished_at: finished, recorded_at: finished },
     ])
     .execute();
   for (const [userId, decision] of [["bob", "approved"], ["cy", "rejected"]] as const)

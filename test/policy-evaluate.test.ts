@@ -153,15 +153,21 @@ describe.each(PROTOCOLS)("EvaluatePolicies over %s", (protocol) => {
       });
     });
 
-    it("counts from finished_at when the pipeline reports it", async () => {
+    it("counts from when releasegate recorded the deploy, not from the finish time the pipeline reports", async () => {
       const f = fixture(protocol);
       await f.soak("soak", 1800);
       const id = await f.intent();
-      const finished = new Date(clock.now().getTime() - 3600_000).toISOString();
-      await f.deploy(id, "staging", DeploymentStatus.SUCCEEDED, finished);
+      const registered = clock.now().toISOString();
+      clock.advance(3600);
+      await f.deploy(id, "staging", DeploymentStatus.SUCCEEDED, registered);
+      expect((await f.evaluate({ releaseIntentId: id })).evaluations[0]).toMatchObject({
+        passed: false,
+        reason: "soak time not met: 1800s remaining after staging deploy",
+      });
+      clock.advance(1800);
       expect((await f.evaluate({ releaseIntentId: id })).evaluations[0]).toMatchObject({
         passed: true,
-        reason: "soak time met: 3600s since staging deploy (required 1800s)",
+        reason: "soak time met: 1800s since staging deploy (required 1800s)",
       });
     });
 
@@ -222,13 +228,13 @@ describe.each(PROTOCOLS)("EvaluatePolicies over %s", (protocol) => {
       expect((await f.evaluate({ releaseIntentId: bad })).evaluations[0]?.passed).toBe(false);
     });
 
-    it("prefers the request's branch over the intent's", async () => {
+    it("holds the intent's branch against a differing request branch, even one the pattern would match", async () => {
       const f = fixture(protocol);
       await f.branch("release-only", "^release/");
-      const id = await f.intent("release/1");
-      expect((await f.evaluate({ releaseIntentId: id, branch: "main" })).evaluations[0]).toMatchObject({
+      const id = await f.intent("feature/x");
+      expect((await f.evaluate({ releaseIntentId: id, branch: "release/1" })).evaluations[0]).toMatchObject({
         passed: false,
-        reason: "branch main does not match required pattern ^release/",
+        reason: `request branch release/1 differs from release intent ${id}'s branch feature/x; the intent's branch is what counts`,
       });
     });
   });

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
@@ -14,7 +13,7 @@ import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { ensureBuilt } from "./support/build.js";
 import { createPostgresDatabase } from "./support/database.js";
 import { waitFor } from "./support/grpc-js.js";
-import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
+import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { TEST_JWT_SECRET, token } from "./support/server.js";
 
 interface Spawned {
@@ -182,7 +181,7 @@ describe("the built server on SIGTERM under load", () => {
       expect(approved.size).toBeGreaterThan(0);
       for (const id of approved) expect(byIntent.get(id)?.published, id).toBe(true);
       // …and is in the stream.
-      const nc = await connect({ servers: SHARED_NATS_URL });
+      const nc = await connectSharedNats();
       try {
         const inStream = new Set((await readStream(nc, signal.stream)).map((e) => e.msgId));
         for (const id of approved) expect(inStream.has(byIntent.get(id)?.event_id), id).toBe(true);

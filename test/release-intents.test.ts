@@ -188,9 +188,16 @@ describe.each(PROTOCOLS)("RecordDeployment over %s", (protocol) => {
     expect(deployment?.id).toMatch(/^\d+$/);
   });
 
-  it("records a failed deployment with an explicit finish time", async () => {
-    const { deployment } = await record({ status: DeploymentStatus.FAILED, finishedAt: "2026-05-06T06:00:00+01:00" });
-    expect(deployment).toMatchObject({ status: DeploymentStatus.FAILED, finishedAt: "2026-05-06T05:00:00.000Z" });
+  it("records a failed deployment with an explicit finish time (any offset), and when it was recorded", async () => {
+    const now = clock.now();
+    // The same instant as now, written in +01:00.
+    const inParis = new Date(now.getTime() + 3600_000).toISOString().replace(/\.\d{3}Z$/, "+01:00");
+    const { deployment } = await record({ status: DeploymentStatus.FAILED, finishedAt: inParis });
+    expect(deployment).toMatchObject({
+      status: DeploymentStatus.FAILED,
+      finishedAt: now.toISOString(),
+      recordedAt: now.toISOString(),
+    });
   });
 
   it("requires the environment", async () => {

@@ -70,10 +70,11 @@ afterAll(async () => {
 
 const adminPolicies = () => server.client(PolicyService, tokens.admin);
 
+/** Registered by the pipeline, so the only four-eyes party among the voters is the author. */
 async function registerIntent(author: string): Promise<string> {
   const id = randomUUID();
   await server
-    .client(ReleaseService, tokens.admin)
+    .client(ReleaseService, tokens.service)
     .registerReleaseIntent({ project, releaseIntentId: id, authorUserId: author, branch: "main", version: "1" });
   return id;
 }
@@ -159,7 +160,7 @@ describe("four-eyes rules on votes", () => {
     const id = await registerIntent("alice");
     const outcome = await approve(tokens.author, id);
     expect(codeName(outcome.code)).toBe("PermissionDenied");
-    expect(outcome.message).toMatch(/alice is the author of this release intent and cannot approve it/);
+    expect(outcome.message).toMatch(/^alice is the author of release intent [0-9a-f-]{36} and cannot approve it/);
     record("PERMISSION_DENIED");
   });
 

@@ -1,10 +1,10 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { approvalSubject, subjectToken } from "../src/signal/subject.js";
 import { type Cast, cast, createApprovalPolicy, registerIntent, waitFor } from "./support/approval-fixtures.js";
-import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
+import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { ManualClock, startTestServer, type TestServer } from "./support/server.js";
 
 // Names with a dot and a space: the subject tokens must escape them.
@@ -18,7 +18,7 @@ const evaluateIds: string[] = [];
 let t: Cast;
 
 beforeAll(async () => {
-  nc = await connect({ servers: SHARED_NATS_URL });
+  nc = await connectSharedNats();
   evaluate = nc.subscribe("forest.intent.evaluate");
   void (async () => {
     for await (const m of evaluate) evaluateIds.push(m.string());

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApprovalDecidedEvent } from "../src/approval/event.js";
@@ -11,7 +11,7 @@ import { approvalSubject, FOREST_EVALUATE_SUBJECT } from "../src/signal/subject.
 import { decidedEvent } from "./support/approval-events.js";
 import { waitFor } from "./support/approval-fixtures.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
-import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
+import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 
 // The relay on its own, fed rows written straight into the outbox before it
 // starts, so one claimed batch holds them all: intents are published
@@ -23,7 +23,7 @@ let evaluate: Subscription;
 const evaluateIds: string[] = [];
 
 beforeAll(async () => {
-  nc = await connect({ servers: SHARED_NATS_URL });
+  nc = await connectSharedNats();
   evaluate = nc.subscribe(FOREST_EVALUATE_SUBJECT);
   void (async () => {
     for await (const m of evaluate) evaluateIds.push(m.string());

@@ -1,10 +1,10 @@
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
 import { createApprovalPolicy, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
-import { deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
+import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 
 const project = { organisation: "acme", project: "replicated" };
@@ -19,7 +19,7 @@ let evaluate: Subscription;
 const coreIds: string[] = [];
 
 beforeAll(async () => {
-  nc = await connect({ servers: SHARED_NATS_URL });
+  nc = await connectSharedNats();
   evaluate = nc.subscribe("forest.intent.evaluate");
   void (async () => {
     for await (const m of evaluate) coreIds.push(m.string());

@@ -71,7 +71,10 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       forceBypass: cmd.forceBypass,
       voterId: caller.userId,
       voterIsAdmin: isAdmin(caller, project.organisation),
+      intentId,
       authorId: basis.authorUserId,
+      registrantId: basis.registeredByUserId,
+      registrantIsUser: basis.registeredByActorType !== "service",
     });
     const now = clock.now();
     const cast: Vote = {

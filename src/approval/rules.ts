@@ -10,15 +10,23 @@ export interface VoteRequest {
   readonly forceBypass: boolean;
   readonly voterId: string;
   readonly voterIsAdmin: boolean;
+  readonly intentId: string;
   readonly authorId: string;
+  /** Token subject of whoever registered the intent. */
+  readonly registrantId: string;
+  /** True when a person (not a service) registered it. */
+  readonly registrantIsUser: boolean;
 }
 
 /**
  * The four-eyes rule. Returns the decision kind of an allowed vote, throws
  * PermissionDeniedError otherwise:
  * - `force_bypass` needs an organisation admin (fail closed, author or not);
- * - the author may not approve their own release intent, unless an admin
- *   author passes `force_bypass`, which is recorded as `admin_override`;
+ * - the author may not approve their own release intent, and neither may a
+ *   person who registered it on the author's behalf (or four eyes would be
+ *   two, with a proxy author), unless an admin passes `force_bypass`, which
+ *   is recorded as `admin_override`; a service registrant (a pipeline) is
+ *   no such person, and services cannot vote anyway;
  * - `force_bypass` from anyone else, and any rejection, is a `peer` vote.
  */
 export function decisionKindFor(v: VoteRequest): DecisionKind {
@@ -26,10 +34,18 @@ export function decisionKindFor(v: VoteRequest): DecisionKind {
     throw new PermissionDeniedError(
       `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
     );
-  if (v.decision === "approved" && v.voterId === v.authorId) {
+  if (v.decision !== "approved") return "peer";
+  if (v.voterId === v.authorId) {
     if (!v.forceBypass)
       throw new PermissionDeniedError(
-        `${v.voterId} is the author of this release intent and cannot approve it; an organisation admin author may pass force_bypass`,
+        `${v.voterId} is the author of release intent ${v.intentId} and cannot approve it; an organisation admin author may pass force_bypass`,
+      );
+    return "admin_override";
+  }
+  if (v.registrantIsUser && v.voterId === v.registrantId) {
+    if (!v.forceBypass)
+      throw new PermissionDeniedError(
+        `${v.voterId} registered release intent ${v.intentId} for author ${v.authorId} and cannot approve it (four eyes cover the registrant); an organisation admin may pass force_bypass`,
       );
     return "admin_override";
   }

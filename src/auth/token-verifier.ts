@@ -98,6 +98,11 @@ export async function createTokenVerifier(config: JwtConfig, dataDir: string): P
     algorithms = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"];
     mode = "jwks";
   } else {
+    // loadConfig refuses this already; a hand-built config must not fall open either.
+    if (config.localMode !== true)
+      throw new Error(
+        "no JWT key configured and local mode is off: set RELEASEGATE_JWT_SECRET, RELEASEGATE_JWT_PUBLIC_KEY or RELEASEGATE_JWKS_URL, or RELEASEGATE_LOCAL_MODE=true",
+      );
     key = new TextEncoder().encode(loadOrCreateLocalSecret(dataDir).secret);
     algorithms = ["HS256"];
     mode = "local";

@@ -18,7 +18,7 @@ export function serveCommand(): Command {
 
 function configOrExit() {
   try {
-    return loadConfig();
+    return loadConfig(process.env, { purpose: "migrate" });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const p of err.problems) process.stderr.write(`config error: ${p}\n`);

@@ -59,6 +59,9 @@ export function votesFromJson(rows: readonly VoteJson[] | null | undefined): Vot
  */
 export interface VoteBasis {
   readonly authorUserId: string;
+  /** Who registered the intent, and whether a person (`user`) or a pipeline (`service`). */
+  readonly registeredByUserId: string;
+  readonly registeredByActorType: string;
   readonly version: string;
   /** Current votes in the environment, in the order first cast. */
   readonly votes: Vote[];
@@ -79,6 +82,8 @@ export async function readVoteBasis(
     .selectFrom("release_intents as i")
     .select([
       "i.author_user_id",
+      "i.registered_by_user_id",
+      "i.registered_by_actor_type",
       sql<string>`i.vote_version::text`.as("version"),
       sql<VoteJson[] | null>`(
         select json_agg(
@@ -93,7 +98,13 @@ export async function readVoteBasis(
     .executeTakeFirst();
   return row === undefined
     ? undefined
-    : { authorUserId: row.author_user_id, version: row.version, votes: votesFromJson(row.votes) };
+    : {
+        authorUserId: row.author_user_id,
+        registeredByUserId: row.registered_by_user_id,
+        registeredByActorType: row.registered_by_actor_type,
+        version: row.version,
+        votes: votesFromJson(row.votes),
+      };
 }
 
 /**
@@ -112,7 +123,12 @@ export async function lockVoteBasis(
 ): Promise<VoteBasis | undefined> {
   const row = await trx
     .selectFrom("release_intents")
-    .select(["author_user_id", sql<string>`vote_version::text`.as("version")])
+    .select([
+      "author_user_id",
+      "registered_by_user_id",
+      "registered_by_actor_type",
+      sql<string>`vote_version::text`.as("version"),
+    ])
     .where("id", "=", releaseIntentId)
     .where("organisation", "=", project.organisation)
     .where("project", "=", project.project)
@@ -121,6 +137,8 @@ export async function lockVoteBasis(
   if (row === undefined) return undefined;
   return {
     authorUserId: row.author_user_id,
+    registeredByUserId: row.registered_by_user_id,
+    registeredByActorType: row.registered_by_actor_type,
     version: row.version,
     votes: await listCurrentVotes(trx, releaseIntentId, environment),
   };
@@ -198,6 +216,9 @@ export interface HistoryEntry {
   readonly environment: string;
   readonly vote: Vote;
   readonly previousDecision?: Decision;
+  /** The intent's author and registrant (the four-eyes parties), from the intent. */
+  readonly intentAuthorUserId: string;
+  readonly intentRegisteredByUserId: string;
 }
 
 export interface HistoryQuery {
@@ -212,19 +233,23 @@ export interface HistoryQuery {
 /** History entries of a project, oldest first (keyset paging on the sequence). */
 export async function listHistory(db: Db, q: HistoryQuery): Promise<HistoryEntry[]> {
   let query = db
-    .selectFrom("approval_history")
-    .selectAll()
-    .where("organisation", "=", q.project.organisation)
-    .where("project", "=", q.project.project)
-    .where("seq", ">", q.afterSequence.toString());
-  if (q.releaseIntentId !== undefined) query = query.where("release_intent_id", "=", q.releaseIntentId);
-  if (q.environment !== undefined) query = query.where("environment", "=", q.environment);
-  const rows = await query.orderBy("seq").limit(q.limit).execute();
+    .selectFrom("approval_history as h")
+    .innerJoin("release_intents as i", "i.id", "h.release_intent_id")
+    .selectAll("h")
+    .select(["i.author_user_id as intent_author", "i.registered_by_user_id as intent_registrant"])
+    .where("h.organisation", "=", q.project.organisation)
+    .where("h.project", "=", q.project.project)
+    .where("h.seq", ">", q.afterSequence.toString());
+  if (q.releaseIntentId !== undefined) query = query.where("h.release_intent_id", "=", q.releaseIntentId);
+  if (q.environment !== undefined) query = query.where("h.environment", "=", q.environment);
+  const rows = await query.orderBy("h.seq").limit(q.limit).execute();
   return rows.map((r) => ({
     sequence: BigInt(r.seq),
     releaseIntentId: r.release_intent_id,
     environment: r.environment,
     vote: toVote(r),
     ...(r.previous_decision !== null ? { previousDecision: r.previous_decision as Decision } : {}),
+    intentAuthorUserId: r.intent_author,
+    intentRegisteredByUserId: r.intent_registrant,
   }));
 }

@@ -18,7 +18,7 @@ export interface EvaluationReads {
 export interface EvaluationRows {
   /** Undefined when no intent was asked for, or it is not in the project. */
   readonly intent?: { readonly branch: string };
-  /** Latest successful deployment per source environment (of the intent, else of the project). */
+  /** When releasegate recorded the latest successful deployment per source environment (of the intent, else of the project). */
   readonly lastSuccessfulDeploy: Map<string, Date>;
   /** Current votes for the intent in `votesEnvironment`, in the order first cast. */
   readonly votes: Vote[];
@@ -47,12 +47,12 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
   const deploysPart =
     reads.sourceEnvironments.length === 0
       ? sql`null::json`
-      : sql`(select json_agg(json_build_array(e.env, latest.finished_at))
+      : sql`(select json_agg(json_build_array(e.env, latest.recorded_at))
              from (values ${sql.join(reads.sourceEnvironments.map((env) => sql`(${env}::text)`))}) as e(env)
              cross join lateral (
-               select d.finished_at from deployments d
+               select d.recorded_at from deployments d
                where ${deployFilter} and d.environment = e.env and d.status = 'succeeded'
-               order by d.finished_at desc
+               order by d.recorded_at desc
                limit 1
              ) latest)`;
   const votesPart =
@@ -69,6 +69,6 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
-  for (const [env, finishedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(finishedAt));
+  for (const [env, recordedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(recordedAt));
   return { intent: row?.intent ?? undefined, lastSuccessfulDeploy, votes: votesFromJson(row?.votes) };
 }

@@ -14,6 +14,8 @@ function toIntent(row: Selectable<ReleaseIntentsTable>): ReleaseIntent {
     branch: row.branch,
     version: row.version,
     createdAt: row.created_at,
+    registeredByUserId: row.registered_by_user_id,
+    registeredByActorType: row.registered_by_actor_type === "service" ? "service" : "user",
   };
 }
 
@@ -25,6 +27,7 @@ function toDeployment(row: Selectable<DeploymentsTable>): Deployment {
     releaseIntentId: row.release_intent_id,
     status: row.status as DeploymentStatus,
     finishedAt: row.finished_at,
+    recordedAt: row.recorded_at,
   };
 }
 
@@ -47,6 +50,8 @@ export async function insertIntentIfAbsent(
       branch: intent.branch,
       version: intent.version,
       created_at: intent.createdAt,
+      registered_by_user_id: intent.registeredByUserId,
+      registered_by_actor_type: intent.registeredByActorType,
     })
     .onConflict((oc) => oc.column("id").doNothing())
     .returningAll()
@@ -82,6 +87,7 @@ export async function insertDeployment(db: Db, d: Omit<Deployment, "id">): Promi
       release_intent_id: d.releaseIntentId,
       status: d.status,
       finished_at: d.finishedAt,
+      recorded_at: d.recordedAt,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -22,6 +22,10 @@ export interface ReleaseIntentsTable {
   branch: string;
   version: string;
   created_at: ColumnType<Date, Date, never>;
+  /** Token subject of whoever registered the intent. */
+  registered_by_user_id: string;
+  /** `user` or `service`: the registrant's actor type. */
+  registered_by_actor_type: string;
   /** Bumped by every vote on the intent (optimistic concurrency; bigint, read as text). */
   vote_version: Generated<string>;
 }
@@ -33,7 +37,10 @@ export interface DeploymentsTable {
   environment: string;
   release_intent_id: string;
   status: string;
+  /** The pipeline's report of when the deploy finished. */
   finished_at: ColumnType<Date, Date, never>;
+  /** The server's clock when releasegate recorded it: what soak time counts from. */
+  recorded_at: ColumnType<Date, Date, never>;
 }
 
 export interface ApprovalVotesTable {

@@ -3,7 +3,7 @@ import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
 import { intentNotFound } from "../release/release.js";
-import { applicablePolicies, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
+import { applicablePolicies, type EvaluationFacts, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
 import type { Policy, ProjectRef } from "./policy.js";
 
 export interface EvaluateReleaseDeps {
@@ -20,6 +20,17 @@ export interface EvaluationQuery {
   /** The request's branch; undefined or "" when not given. */
   readonly branch?: string;
   readonly intentId?: string;
+}
+
+/**
+ * The intent's branch is authoritative: the request's word counts only for an
+ * intent without one (or without an intent, as Forest's CLI evaluates).
+ */
+function branchFacts(requested: string | undefined, intentBranch: string | undefined): Pick<EvaluationFacts, "branch" | "requestBranchMismatch"> {
+  const request = requested === "" ? undefined : requested;
+  if (intentBranch === undefined || intentBranch === "") return { branch: request };
+  if (request !== undefined && request !== intentBranch) return { branch: intentBranch, requestBranchMismatch: request };
+  return { branch: intentBranch };
 }
 
 /**
@@ -44,7 +55,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     return evaluateApplicable(applicable, {
       now: clock.now(),
       targetEnvironment,
-      branch: branch !== undefined && branch !== "" ? branch : intent?.branch || undefined,
+      ...branchFacts(branch, intent?.branch),
       releaseIntentId: intentId,
       lastSuccessfulDeploy,
       votes,

@@ -9,8 +9,13 @@ import type { BranchRestrictionConfig, ExternalApprovalConfig, Policy, PolicyKin
 export interface EvaluationFacts {
   readonly now: Date;
   readonly targetEnvironment: string;
-  /** The request's branch, else the release intent's; undefined when unknown. */
+  /** The release intent's branch, else the request's; undefined when unknown. */
   readonly branch?: string;
+  /**
+   * Set when the request named a branch that differs from the intent's:
+   * branch restrictions do not pass on a caller's word against the intent.
+   */
+  readonly requestBranchMismatch?: string;
   /** Set when the request named a release intent. */
   readonly releaseIntentId?: string;
   /**
@@ -132,6 +137,13 @@ function evaluateBranchRestriction(
   facts: EvaluationFacts,
 ): PolicyEvaluation {
   const branch = facts.branch;
+  if (facts.requestBranchMismatch !== undefined)
+    return evaluation(
+      name,
+      c.kind,
+      false,
+      `request branch ${facts.requestBranchMismatch} differs from release intent ${facts.releaseIntentId}'s branch ${branch}; the intent's branch is what counts`,
+    );
   if (branch === undefined || branch === "")
     return evaluation(
       name,

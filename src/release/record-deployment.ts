@@ -24,7 +24,12 @@ export interface RecordDeploymentCommand {
   readonly finishedAt?: Date;
 }
 
-/** Records a deployment's outcome for an intent of the project (NOT_FOUND for another project's intent). */
+/**
+ * Records a deployment's outcome for an intent of the project (NOT_FOUND for
+ * another project's intent). `finished_at` is the pipeline's report: it may
+ * not lie before the intent's registration or more than the clock skew in
+ * the future, and soak time never counts from it but from `recorded_at`.
+ */
 export function createRecordDeployment(deps: RecordDeploymentDeps): (cmd: RecordDeploymentCommand) => Promise<Deployment> {
   const { db, clock } = deps;
   return async (cmd) => {
@@ -33,13 +38,22 @@ export function createRecordDeployment(deps: RecordDeploymentDeps): (cmd: Record
     if (finishedAt.getTime() > now.getTime() + FINISHED_AT_SKEW_MS)
       // A future finish time would let a soak pass early.
       throw new InvalidArgumentError("finished_at", `must not be more than ${FINISHED_AT_SKEW_MS / 1000}s in the future`);
-    if ((await findIntent(db, cmd.project, cmd.intentId)) === undefined) throw intentNotFound(cmd.project, cmd.intentId);
+    const intent = await findIntent(db, cmd.project, cmd.intentId);
+    if (intent === undefined) throw intentNotFound(cmd.project, cmd.intentId);
+    if (finishedAt.getTime() < intent.createdAt.getTime())
+      // A release cannot have been deployed before it was registered: a backdated report.
+      throw new InvalidArgumentError(
+        "finished_at",
+        `${finishedAt.toISOString()} is before release intent ${intent.id} was registered (${intent.createdAt.toISOString()})`,
+      );
     return insertDeployment(db, {
       project: cmd.project,
       environment: cmd.environment,
       releaseIntentId: cmd.intentId,
       status: cmd.status,
       finishedAt,
+      // Soak time counts from here, the server's clock, whatever the pipeline reported.
+      recordedAt: now,
     });
   };
 }

@@ -57,6 +57,8 @@ export function createRegisterIntent(
       branch: cmd.branch,
       version: cmd.version,
       createdAt: deps.clock.now(),
+      registeredByUserId: caller.userId,
+      registeredByActorType: caller.actorType,
     };
     const { intent, created } = await insertIntentIfAbsent(deps.db, candidate);
     if (!created && !sameIntentContent(intent, candidate))

@@ -1,3 +1,4 @@
+import type { ActorType } from "../auth/caller.js";
 import { NotFoundError } from "../errors.js";
 import type { ProjectRef } from "../policy/policy.js";
 
@@ -9,7 +10,11 @@ export interface ReleaseIntent {
   /** Empty when not known. */
   readonly branch: string;
   readonly version: string;
+  /** When releasegate registered it (server clock). */
   readonly createdAt: Date;
+  /** Token subject of whoever registered it (the author, a pipeline, or someone on the author's behalf). */
+  readonly registeredByUserId: string;
+  readonly registeredByActorType: ActorType;
 }
 
 export type DeploymentStatus = "succeeded" | "failed";
@@ -20,10 +25,13 @@ export interface Deployment {
   readonly environment: string;
   readonly releaseIntentId: string;
   readonly status: DeploymentStatus;
+  /** The pipeline's report of when it finished (kept, never trusted for soak time). */
   readonly finishedAt: Date;
+  /** When releasegate recorded it (server clock): soak time counts from here. */
+  readonly recordedAt: Date;
 }
 
-/** True when a re-registration carries the same content as the stored intent. */
+/** True when a re-registration carries the same content as the stored intent (who registered it is not content). */
 export function sameIntentContent(a: ReleaseIntent, b: ReleaseIntent): boolean {
   return (
     a.project.organisation === b.project.organisation &&

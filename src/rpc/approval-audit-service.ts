@@ -136,6 +136,8 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
             decisionKind: h.vote.decisionKind,
             comment: h.vote.comment,
             decidedAt: rfc3339(h.vote.decidedAt),
+            intentAuthorUserId: h.intentAuthorUserId,
+            intentRegisteredByUserId: h.intentRegisteredByUserId,
           }),
         ),
         nextPageToken:

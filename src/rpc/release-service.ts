@@ -47,6 +47,8 @@ function intentToProto(i: ReleaseIntent): ReleaseIntentMsg {
     branch: i.branch,
     version: i.version,
     createdAt: rfc3339(i.createdAt),
+    registeredByUserId: i.registeredByUserId,
+    registeredByActorType: i.registeredByActorType,
   });
 }
 
@@ -111,6 +113,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
           releaseIntentId: d.releaseIntentId,
           status: req.status,
           finishedAt: rfc3339(d.finishedAt),
+          recordedAt: rfc3339(d.recordedAt),
         },
       });
     },

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeFromString, codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   type ConnectNodeAdapterOptions,
   compressionBrotli,
@@ -14,16 +15,30 @@ import {
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
-// connect-es reports request bytes it cannot decode (not protobuf, or a
-// compressed envelope without grpc-encoding) as INTERNAL, like grpc-go. They
-// are the caller's fault: we answer INVALID_ARGUMENT, so INTERNAL keeps
-// meaning "our bug" in alerts.
-const DECODE_FAILURE = /^(parse binary|received compressed envelope)/;
+/**
+ * Statuses connect-es answers before any handler or interceptor runs, so
+ * toConnectError never sees them, that we answer differently. connect-es
+ * reports request bytes it cannot decode (not protobuf, or a compressed
+ * envelope without grpc-encoding) as INTERNAL, like grpc-go; they are the
+ * caller's fault, so INTERNAL keeps meaning "our bug" in alerts. connect-node
+ * has no hook for this (its serialization throws Code.Internal itself), so
+ * the rewrite happens on the response, one row per case.
+ */
+export const STATUS_REWRITES: readonly { readonly from: Code; readonly messagePrefix: string; readonly to: Code }[] = [
+  { from: Code.Internal, messagePrefix: "parse binary", to: Code.InvalidArgument },
+  { from: Code.Internal, messagePrefix: "received compressed envelope", to: Code.InvalidArgument },
+];
+
+/** The code to answer instead of `code` with `message`, or undefined to leave it. */
+function rewrite(code: Code, message: string): Code | undefined {
+  for (const r of STATUS_REWRITES) if (r.from === code && message.startsWith(r.messagePrefix)) return r.to;
+  return undefined;
+}
 
 /**
- * `connectNodeAdapter` with one difference: undecodable request messages are
- * answered INVALID_ARGUMENT instead of INTERNAL (gRPC trailers, gRPC-Web
- * trailer frames, Connect unary error bodies and end-stream frames).
+ * `connectNodeAdapter` with one difference: the statuses in STATUS_REWRITES
+ * are rewritten (gRPC trailers, gRPC-Web trailer frames, Connect unary error
+ * bodies and end-stream frames).
  */
 export function createNodeHandler(
   options: ConnectNodeAdapterOptions,
@@ -39,14 +54,14 @@ export function createNodeHandler(
     const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
     if (handler === undefined) return fallback(req, res);
     handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
-      .then(async (uRes) => universalResponseToNodeResponse(await asInvalidArgument(uRes), res))
+      .then(async (uRes) => universalResponseToNodeResponse(await withRewrittenStatus(uRes), res))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code !== Code.Aborted) onHandlerError?.(reason);
       });
   };
 }
 
-async function asInvalidArgument(uRes: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function withRewrittenStatus(uRes: UniversalServerResponse): Promise<UniversalServerResponse> {
   const body = uRes.body;
   if (body === undefined || !(Symbol.asyncIterator in body)) return uRes;
   // gRPC: the status lands in the trailer once the body is done.
@@ -57,8 +72,8 @@ async function asInvalidArgument(uRes: UniversalServerResponse): Promise<Univers
       body: (async function* () {
         yield* body;
         const message = decodeURIComponent(trailer.get("grpc-message") ?? "");
-        if (trailer.get("grpc-status") === String(Code.Internal) && DECODE_FAILURE.test(message))
-          trailer.set("grpc-status", String(Code.InvalidArgument));
+        const to = rewrite(Number(trailer.get("grpc-status")) as Code, message);
+        if (to !== undefined) trailer.set("grpc-status", String(to));
       })(),
     };
   }
@@ -80,9 +95,11 @@ async function asInvalidArgument(uRes: UniversalServerResponse): Promise<Univers
   let status = uRes.status;
   try {
     const error = JSON.parse(bytes.toString("utf8")) as { code?: string; message?: string };
-    if (error.code === "internal" && DECODE_FAILURE.test(error.message ?? "")) {
-      rewritten = Buffer.from(JSON.stringify({ ...error, code: "invalid_argument" }));
-      status = 400;
+    const from = codeFromString(error.code ?? "");
+    const to = from === undefined ? undefined : rewrite(from, error.message ?? "");
+    if (to !== undefined) {
+      rewritten = Buffer.from(JSON.stringify({ ...error, code: codeToString(to) }));
+      status = codeToHttpStatus(to);
       uRes.header.set("content-length", String(rewritten.byteLength));
     }
   } catch {
@@ -118,15 +135,17 @@ function rewriteEndFrame(chunk: Uint8Array): Uint8Array {
   const payload = view.subarray(5).toString("utf8");
   if (flags === GRPC_WEB_TRAILER_FLAG) {
     const message = /grpc-message: ([^\r]*)/.exec(payload)?.[1] ?? "";
-    if (!payload.includes(`grpc-status: ${Code.Internal}\r\n`) || !DECODE_FAILURE.test(decodeURIComponent(message)))
-      return chunk;
-    return frame(flags, payload.replace(`grpc-status: ${Code.Internal}\r\n`, `grpc-status: ${Code.InvalidArgument}\r\n`));
+    const status = /grpc-status: (\d+)\r\n/.exec(payload)?.[1];
+    const to = status === undefined ? undefined : rewrite(Number(status) as Code, decodeURIComponent(message));
+    if (to === undefined) return chunk;
+    return frame(flags, payload.replace(`grpc-status: ${status}\r\n`, `grpc-status: ${to}\r\n`));
   }
   if (flags === CONNECT_END_STREAM_FLAG) {
     try {
       const end = JSON.parse(payload) as { error?: { code?: string; message?: string } };
-      if (end.error?.code === "internal" && DECODE_FAILURE.test(end.error.message ?? ""))
-        return frame(flags, JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
+      const from = codeFromString(end.error?.code ?? "");
+      const to = from === undefined ? undefined : rewrite(from, end.error?.message ?? "");
+      if (to !== undefined) return frame(flags, JSON.stringify({ ...end, error: { ...end.error, code: codeToString(to) } }));
     } catch {
       // Not JSON: leave it.
     }

@@ -26,6 +26,8 @@ function intent(project: ProjectRef, over: Partial<ReleaseIntent> = {}): Release
     branch: "main",
     version: "1.0.0",
     createdAt: at(0),
+    registeredByUserId: "alice",
+    registeredByActorType: "user",
     ...over,
   };
 }
@@ -62,7 +64,7 @@ describe(`release repository on ${testDatabaseKind()}`, () => {
     await insertIntentIfAbsent(tdb.database.db, a);
     await insertIntentIfAbsent(tdb.database.db, b);
     const deploy = (i: ReleaseIntent, environment: string, status: "succeeded" | "failed", s: number) =>
-      insertDeployment(tdb.database.db, { project, environment, releaseIntentId: i.id, status, finishedAt: at(s) });
+      insertDeployment(tdb.database.db, { project, environment, releaseIntentId: i.id, status, finishedAt: at(s), recordedAt: at(s) });
     await deploy(a, "staging", "succeeded", 10);
     await deploy(a, "staging", "succeeded", 30);
     await deploy(b, "staging", "succeeded", 20);
@@ -102,7 +104,7 @@ describe(`release repository on ${testDatabaseKind()}`, () => {
     expect(elsewhere.intent).toBeUndefined();
   });
 
-  it("keeps millisecond precision of finished_at", async () => {
+  it("keeps millisecond precision of recorded_at", async () => {
     const project = freshProject();
     const i = intent(project);
     await insertIntentIfAbsent(tdb.database.db, i);
@@ -113,6 +115,7 @@ describe(`release repository on ${testDatabaseKind()}`, () => {
       releaseIntentId: i.id,
       status: "succeeded",
       finishedAt,
+      recordedAt: finishedAt,
     });
     const rows = await readEvaluationRows(tdb.database.db, project, {
       releaseIntentId: i.id,
@@ -129,6 +132,7 @@ describe(`release repository on ${testDatabaseKind()}`, () => {
         releaseIntentId: randomUUID(),
         status: "succeeded",
         finishedAt: at(0),
+        recordedAt: at(0),
       }),
     ).rejects.toMatchObject({ code: "23503" });
   });

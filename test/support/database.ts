@@ -6,10 +6,10 @@ import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { type Database, openDatabase, wrapPglite } from "../../src/db/database.js";
 import { defaultMigrationsDir, migrateToLatest } from "../../src/db/migrate.js";
+import { ADMIN_DATABASE_URL, requireService } from "./services.js";
 
-/** The Postgres the machine runs; tests create their own databases on it. */
-export const ADMIN_DATABASE_URL =
-  process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+/** The Postgres the machine runs (DATABASE_URL); tests create their own databases on it. */
+export { ADMIN_DATABASE_URL };
 
 /** Which engine the general tests use: RELEASEGATE_TEST_DB, else postgres when DATABASE_URL is set. */
 export function testDatabaseKind(): "postgres" | "pglite" {
@@ -27,6 +27,7 @@ export interface TestDatabase {
 
 /** Creates an empty, uniquely named Postgres database; returns its URL and a drop function. */
 export async function createPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  await requireService("postgres");
   const name = `rg_test_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await admin.connect();

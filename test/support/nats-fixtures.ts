@@ -7,9 +7,16 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { waitFor } from "./approval-fixtures.js";
 import { freePort } from "./pg-cluster.js";
+import { natsServerBinary, requireService, SHARED_NATS_URL, serviceAvailable } from "./services.js";
 
-/** The machine's NATS (with JetStream). */
-export const SHARED_NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+/** The machine's NATS with JetStream (NATS_URL). */
+export { SHARED_NATS_URL };
+
+/** A connection to the machine's NATS; fails in one line naming NATS_URL when it is not reachable. */
+export async function connectSharedNats(): Promise<NatsConnection> {
+  await requireService("nats");
+  return connect({ servers: SHARED_NATS_URL });
+}
 
 /** A stream name and subject prefix no other test uses. */
 export function uniqueSignalNames(): { stream: string; prefix: string } {
@@ -44,6 +51,8 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
 }
 
 export async function deleteStream(url: string, stream: string): Promise<void> {
+  // Nothing can have been created on a NATS that is not there; the test already failed saying so.
+  if (url === SHARED_NATS_URL && !(await serviceAvailable("nats"))) return;
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
@@ -75,8 +84,9 @@ export class NatsServerProcess {
     this.#storeDir = mkdtempSync(join(tmpdir(), "rg-nats-"));
   }
 
-  /** Reserves a port; the server is not running until start(). */
+  /** Reserves a port; the server is not running until start(). Needs nats-server (NATS_SERVER_BIN, PATH). */
   static async create(): Promise<NatsServerProcess> {
+    await requireService("nats-server");
     return new NatsServerProcess(await freePort());
   }
 
@@ -86,7 +96,7 @@ export class NatsServerProcess {
 
   /** Starts (again) on the same port and store directory; resolves once it accepts clients. */
   async start(): Promise<void> {
-    this.#child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.#storeDir], {
+    this.#child = spawn(natsServerBinary() ?? "nats-server", ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.#storeDir], {
       stdio: "ignore",
     });
     await waitFor(async () => ((await canConnect(this.url)) ? true : undefined), 10_000, "nats-server to accept");

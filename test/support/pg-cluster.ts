@@ -4,13 +4,22 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { ServiceUnavailableError } from "./services.js";
 
 const run = promisify(execFile);
 
 /** The newest installed Postgres server binaries (Debian layout). */
 function binDir(): string {
-  const versions = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) throw new Error("no Postgres under /usr/lib/postgresql");
+  let versions: string[] = [];
+  try {
+    versions = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // No directory: reported below like an empty one.
+  }
+  if (versions.length === 0)
+    throw new ServiceUnavailableError(
+      "Postgres server binaries (initdb, pg_ctl) are not under /usr/lib/postgresql/<version>/bin (install Postgres: the fault tests run a cluster of their own)",
+    );
   return `/usr/lib/postgresql/${versions[0]}/bin`;
 }
 

@@ -9,6 +9,7 @@ import { waitFor } from "./approval-fixtures.js";
 import { ensureBuilt } from "./build.js";
 import { freePort } from "./pg-cluster.js";
 import { TEST_JWT_SECRET, token } from "./server.js";
+import { requireService, SHARED_NATS_URL } from "./services.js";
 
 /**
  * The built server (`node dist/src/main.js`, what `npm start` runs) as a
@@ -37,6 +38,7 @@ export class ServerProcess {
 
   /** `env` must carry DATABASE_URL (and NATS_* when wanted). */
   static async create(env: Record<string, string>): Promise<ServerProcess> {
+    if (env.NATS_URL === SHARED_NATS_URL) await requireService("nats");
     await ensureBuilt();
     return new ServerProcess(await freePort(), await freePort(), env);
   }

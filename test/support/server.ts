@@ -11,6 +11,7 @@ import { mintToken } from "../../src/auth/token-verifier.js";
 import type { Clock } from "../../src/clock.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { createTestDatabase, type TestDatabase, testDatabaseKind } from "./database.js";
+import { requireService, SHARED_NATS_URL } from "./services.js";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-at-least-32-characters-long";
 
@@ -105,6 +106,7 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
 
 /** Starts a real server on 127.0.0.1:0 over a fresh database. */
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
+  if (options.env?.NATS_URL === SHARED_NATS_URL) await requireService("nats");
   const dataDir = mkdtempSync(join(tmpdir(), "rg-test-"));
   const config = testConfig(dataDir, options.env);
   const db = options.shared ?? (await createTestDatabase(options.kind ?? testDatabaseKind()));

@@ -30,7 +30,7 @@ describe("loadConfig", () => {
       maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
       rpcTimeoutMs: DEFAULT_RPC_TIMEOUT_MS,
       logLevel: "info",
-      jwt: { secret: undefined, publicKey: undefined, jwksUrl: undefined, algorithm: "RS256" },
+      jwt: { secret: undefined, publicKey: undefined, jwksUrl: undefined, algorithm: "RS256", localMode: true },
     });
     expect(DEFAULT_PORT).toBe(50051);
   });
@@ -58,7 +58,7 @@ describe("loadConfig", () => {
   });
 
   it("returns a frozen config", () => {
-    const c = loadConfig({ PORT: "8080", DATABASE_URL: "postgres://u@h/db" });
+    const c = loadConfig({ PORT: "8080", DATABASE_URL: "postgres://u@h/db", RELEASEGATE_JWT_SECRET: "x".repeat(32) });
     expect(c.port).toBe(8080);
     expect(c.databaseUrl).toBe("postgres://u@h/db");
     expect(Object.isFrozen(c)).toBe(true);
@@ -134,5 +134,102 @@ describe("loadConfig", () => {
         "invalid configuration:\n  PORT: must be a port number from 0 to 65535\n  DB_POOL_SIZE: must be a positive integer",
       );
     }
+  });
+
+  describe("fails closed without a JWT key", () => {
+    const SECRET = "x".repeat(32);
+    const PG = "postgres://u@h/db";
+    const refused = (reason: string) =>
+      `RELEASEGATE_JWT_SECRET, RELEASEGATE_JWT_PUBLIC_KEY, RELEASEGATE_JWKS_URL: none is set and local mode is off (${reason}): set one of them, or RELEASEGATE_LOCAL_MODE=true to sign tokens with a secret created in DATA_DIR`;
+
+    it("refuses DATABASE_URL without a key, in one line naming the three variables and the opt-in", () => {
+      expect(problemsOf({ DATABASE_URL: PG })).toEqual([refused("DATABASE_URL is set")]);
+    });
+
+    it("refuses no key with RELEASEGATE_LOCAL_MODE=false, also for the embedded database", () => {
+      expect(problemsOf({ RELEASEGATE_LOCAL_MODE: "false" })).toEqual([refused("RELEASEGATE_LOCAL_MODE=false")]);
+      expect(problemsOf({ DATABASE_URL: PG, RELEASEGATE_LOCAL_MODE: "false" })).toEqual([
+        refused("RELEASEGATE_LOCAL_MODE=false"),
+      ]);
+    });
+
+    it("keeps local mode by default for the embedded database", () => {
+      expect(loadConfig({}).jwt.localMode).toBe(true);
+      expect(loadConfig({ RELEASEGATE_LOCAL_MODE: "true" }).jwt.localMode).toBe(true);
+    });
+
+    it("starts on Postgres without a key only with RELEASEGATE_LOCAL_MODE=true", () => {
+      const c = loadConfig({ DATABASE_URL: PG, RELEASEGATE_LOCAL_MODE: "true" });
+      expect(c.jwt).toMatchObject({ localMode: true, secret: undefined, publicKey: undefined, jwksUrl: undefined });
+    });
+
+    it("accepts DATABASE_URL with any one of the three keys; local mode is then off by default", () => {
+      const pem = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n";
+      for (const key of [
+        { RELEASEGATE_JWT_SECRET: SECRET },
+        { RELEASEGATE_JWT_PUBLIC_KEY: pem },
+        { RELEASEGATE_JWKS_URL: "https://idp.example/jwks" },
+      ])
+        expect(loadConfig({ DATABASE_URL: PG, ...key }).jwt.localMode).toBe(false);
+    });
+
+    it("treats an empty RELEASEGATE_LOCAL_MODE as unset and rejects anything but true/false", () => {
+      expect(problemsOf({ DATABASE_URL: PG, RELEASEGATE_LOCAL_MODE: "" })).toEqual([refused("DATABASE_URL is set")]);
+      expect(problemsOf({ RELEASEGATE_LOCAL_MODE: "yes", RELEASEGATE_JWT_SECRET: SECRET })).toEqual([
+        expect.stringMatching(/^RELEASEGATE_LOCAL_MODE: Invalid option/),
+      ]);
+    });
+
+    it("does not ask for a key when loading for migrations", () => {
+      expect(loadConfig({ DATABASE_URL: PG }, { purpose: "migrate" }).databaseUrl).toBe(PG);
+    });
+
+    it("reports the missing key next to other problems", () => {
+      expect(problemsOf({ DATABASE_URL: PG, PORT: "x" })).toEqual([
+        "PORT: must be a port number from 0 to 65535",
+        refused("DATABASE_URL is set"),
+      ]);
+    });
+  });
+
+  describe("RELEASEGATE_JWKS_URL", () => {
+    const PLAIN = "RELEASEGATE_JWKS_URL: must use https:// (plain http:// only to a loopback host: localhost, 127.0.0.0/8, ::1)";
+
+    it("accepts https anywhere", () => {
+      expect(loadConfig({ RELEASEGATE_JWKS_URL: "https://idp.example/.well-known/jwks.json" }).jwt.jwksUrl).toBe(
+        "https://idp.example/.well-known/jwks.json",
+      );
+    });
+
+    it("accepts plain http to loopback hosts: localhost, 127.0.0.0/8, ::1", () => {
+      for (const url of [
+        "http://localhost:8080/jwks",
+        "http://LOCALHOST/jwks",
+        "http://127.0.0.1:8080/jwks",
+        "http://127.10.20.30/jwks",
+        "http://127.1/jwks",
+        "http://[::1]:8080/jwks",
+      ])
+        expect(loadConfig({ RELEASEGATE_JWKS_URL: url }).jwt.jwksUrl, url).toBe(url);
+    });
+
+    it("refuses plain http to any other host, look-alikes of loopback included", () => {
+      for (const url of [
+        "http://idp.example/jwks",
+        "http://10.0.0.1/jwks",
+        "http://128.0.0.1/jwks",
+        "http://127.0.0.1.idp.example/jwks",
+        "http://localhost.idp.example/jwks",
+        "http://[::ffff:127.0.0.1]/jwks",
+        "http://0.0.0.0/jwks",
+      ])
+        expect(problemsOf({ RELEASEGATE_JWKS_URL: url }), url).toEqual([PLAIN]);
+    });
+
+    it("refuses other schemes", () => {
+      expect(problemsOf({ RELEASEGATE_JWKS_URL: "ftp://idp.example/jwks" })).toEqual([
+        "RELEASEGATE_JWKS_URL: must be an https:// URL",
+      ]);
+    });
   });
 });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file releasegate/v1/release.proto.
  */
 export const file_releasegate_v1_release: GenFile = /*@__PURE__*/
-  fileDesc("ChxyZWxlYXNlZ2F0ZS92MS9yZWxlYXNlLnByb3RvEg5yZWxlYXNlZ2F0ZS52MSK1AQoNUmVsZWFzZUludGVudBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSFgoOYXV0aG9yX3VzZXJfaWQYAyABKAkSFwoPYXV0aG9yX3VzZXJuYW1lGAQgASgJEg4KBmJyYW5jaBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgJEhIKCmNyZWF0ZWRfYXQYByABKAkisAEKHFJlZ2lzdGVyUmVsZWFzZUludGVudFJlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhkKEXJlbGVhc2VfaW50ZW50X2lkGAIgASgJEhYKDmF1dGhvcl91c2VyX2lkGAMgASgJEhcKD2F1dGhvcl91c2VybmFtZRgEIAEoCRIOCgZicmFuY2gYBSABKAkSDwoHdmVyc2lvbhgGIAEoCSJnCh1SZWdpc3RlclJlbGVhc2VJbnRlbnRSZXNwb25zZRI1Cg5yZWxlYXNlX2ludGVudBgBIAEoCzIdLnJlbGVhc2VnYXRlLnYxLlJlbGVhc2VJbnRlbnQSDwoHY3JlYXRlZBgCIAEoCCJZChdHZXRSZWxlYXNlSW50ZW50UmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkiUQoYR2V0UmVsZWFzZUludGVudFJlc3BvbnNlEjUKDnJlbGVhc2VfaW50ZW50GAEgASgLMh0ucmVsZWFzZWdhdGUudjEuUmVsZWFzZUludGVudCK0AQoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIjCgdwcm9qZWN0GAIgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSEwoLZW52aXJvbm1lbnQYAyABKAkSGQoRcmVsZWFzZV9pbnRlbnRfaWQYBCABKAkSMAoGc3RhdHVzGAUgASgOMiAucmVsZWFzZWdhdGUudjEuRGVwbG95bWVudFN0YXR1cxITCgtmaW5pc2hlZF9hdBgGIAEoCSLKAQoXUmVjb3JkRGVwbG95bWVudFJlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhMKC2Vudmlyb25tZW50GAIgASgJEhkKEXJlbGVhc2VfaW50ZW50X2lkGAMgASgJEjAKBnN0YXR1cxgEIAEoDjIgLnJlbGVhc2VnYXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSGAoLZmluaXNoZWRfYXQYBSABKAlIAIgBAUIOCgxfZmluaXNoZWRfYXQiSgoYUmVjb3JkRGVwbG95bWVudFJlc3BvbnNlEi4KCmRlcGxveW1lbnQYASABKAsyGi5yZWxlYXNlZ2F0ZS52MS5EZXBsb3ltZW50KnQKEERlcGxveW1lbnRTdGF0dXMSIQodREVQTE9ZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtERVBMT1lNRU5UX1NUQVRVU19TVUNDRUVERUQQARIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQAjLUAgoOUmVsZWFzZVNlcnZpY2USdAoVUmVnaXN0ZXJSZWxlYXNlSW50ZW50EiwucmVsZWFzZWdhdGUudjEuUmVnaXN0ZXJSZWxlYXNlSW50ZW50UmVxdWVzdBotLnJlbGVhc2VnYXRlLnYxLlJlZ2lzdGVyUmVsZWFzZUludGVudFJlc3BvbnNlEmUKEEdldFJlbGVhc2VJbnRlbnQSJy5yZWxlYXNlZ2F0ZS52MS5HZXRSZWxlYXNlSW50ZW50UmVxdWVzdBooLnJlbGVhc2VnYXRlLnYxLkdldFJlbGVhc2VJbnRlbnRSZXNwb25zZRJlChBSZWNvcmREZXBsb3ltZW50EicucmVsZWFzZWdhdGUudjEuUmVjb3JkRGVwbG95bWVudFJlcXVlc3QaKC5yZWxlYXNlZ2F0ZS52MS5SZWNvcmREZXBsb3ltZW50UmVzcG9uc2ViBnByb3RvMw", [file_forest_v1_policy]);
+  fileDesc("ChxyZWxlYXNlZ2F0ZS92MS9yZWxlYXNlLnByb3RvEg5yZWxlYXNlZ2F0ZS52MSL2AQoNUmVsZWFzZUludGVudBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSFgoOYXV0aG9yX3VzZXJfaWQYAyABKAkSFwoPYXV0aG9yX3VzZXJuYW1lGAQgASgJEg4KBmJyYW5jaBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgJEhIKCmNyZWF0ZWRfYXQYByABKAkSHQoVcmVnaXN0ZXJlZF9ieV91c2VyX2lkGAggASgJEiAKGHJlZ2lzdGVyZWRfYnlfYWN0b3JfdHlwZRgJIAEoCSKwAQocUmVnaXN0ZXJSZWxlYXNlSW50ZW50UmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSFgoOYXV0aG9yX3VzZXJfaWQYAyABKAkSFwoPYXV0aG9yX3VzZXJuYW1lGAQgASgJEg4KBmJyYW5jaBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgJImcKHVJlZ2lzdGVyUmVsZWFzZUludGVudFJlc3BvbnNlEjUKDnJlbGVhc2VfaW50ZW50GAEgASgLMh0ucmVsZWFzZWdhdGUudjEuUmVsZWFzZUludGVudBIPCgdjcmVhdGVkGAIgASgIIlkKF0dldFJlbGVhc2VJbnRlbnRSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCSJRChhHZXRSZWxlYXNlSW50ZW50UmVzcG9uc2USNQoOcmVsZWFzZV9pbnRlbnQYASABKAsyHS5yZWxlYXNlZ2F0ZS52MS5SZWxlYXNlSW50ZW50IskBCgpEZXBsb3ltZW50EgoKAmlkGAEgASgJEiMKB3Byb2plY3QYAiABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBITCgtlbnZpcm9ubWVudBgDIAEoCRIZChFyZWxlYXNlX2ludGVudF9pZBgEIAEoCRIwCgZzdGF0dXMYBSABKA4yIC5yZWxlYXNlZ2F0ZS52MS5EZXBsb3ltZW50U3RhdHVzEhMKC2ZpbmlzaGVkX2F0GAYgASgJEhMKC3JlY29yZGVkX2F0GAcgASgJIsoBChdSZWNvcmREZXBsb3ltZW50UmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSEwoLZW52aXJvbm1lbnQYAiABKAkSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAyABKAkSMAoGc3RhdHVzGAQgASgOMiAucmVsZWFzZWdhdGUudjEuRGVwbG95bWVudFN0YXR1cxIYCgtmaW5pc2hlZF9hdBgFIAEoCUgAiAEBQg4KDF9maW5pc2hlZF9hdCJKChhSZWNvcmREZXBsb3ltZW50UmVzcG9uc2USLgoKZGVwbG95bWVudBgBIAEoCzIaLnJlbGVhc2VnYXRlLnYxLkRlcGxveW1lbnQqdAoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG0RFUExPWU1FTlRfU1RBVFVTX1NVQ0NFRURFRBABEhwKGERFUExPWU1FTlRfU1RBVFVTX0ZBSUxFRBACMtQCCg5SZWxlYXNlU2VydmljZRJ0ChVSZWdpc3RlclJlbGVhc2VJbnRlbnQSLC5yZWxlYXNlZ2F0ZS52MS5SZWdpc3RlclJlbGVhc2VJbnRlbnRSZXF1ZXN0Gi0ucmVsZWFzZWdhdGUudjEuUmVnaXN0ZXJSZWxlYXNlSW50ZW50UmVzcG9uc2USZQoQR2V0UmVsZWFzZUludGVudBInLnJlbGVhc2VnYXRlLnYxLkdldFJlbGVhc2VJbnRlbnRSZXF1ZXN0GigucmVsZWFzZWdhdGUudjEuR2V0UmVsZWFzZUludGVudFJlc3BvbnNlEmUKEFJlY29yZERlcGxveW1lbnQSJy5yZWxlYXNlZ2F0ZS52MS5SZWNvcmREZXBsb3ltZW50UmVxdWVzdBooLnJlbGVhc2VnYXRlLnYxLlJlY29yZERlcGxveW1lbnRSZXNwb25zZWIGcHJvdG8z", [file_forest_v1_policy]);
 
 /**
  * @generated from message releasegate.v1.ReleaseIntent
@@ -54,11 +54,27 @@ export type ReleaseIntent = Message<"releasegate.v1.ReleaseIntent"> & {
   version: string;
 
   /**
-   * RFC 3339.
+   * RFC 3339: when releasegate registered it (server clock).
    *
    * @generated from field: string created_at = 7;
    */
   createdAt: string;
+
+  /**
+   * The token subject that registered the intent: the author, a pipeline, or
+   * a person registering on the author's behalf (who then may not approve
+   * it either, see ExternalApproveRelease).
+   *
+   * @generated from field: string registered_by_user_id = 8;
+   */
+  registeredByUserId: string;
+
+  /**
+   * "user" or "service".
+   *
+   * @generated from field: string registered_by_actor_type = 9;
+   */
+  registeredByActorType: string;
 };
 
 /**
@@ -209,11 +225,19 @@ export type Deployment = Message<"releasegate.v1.Deployment"> & {
   status: DeploymentStatus;
 
   /**
-   * RFC 3339.
+   * RFC 3339: the pipeline's report of when the deploy finished.
    *
    * @generated from field: string finished_at = 6;
    */
   finishedAt: string;
+
+  /**
+   * RFC 3339: when releasegate recorded it (server clock). Soak time counts
+   * from here, never from finished_at.
+   *
+   * @generated from field: string recorded_at = 7;
+   */
+  recordedAt: string;
 };
 
 /**
@@ -248,7 +272,9 @@ export type RecordDeploymentRequest = Message<"releasegate.v1.RecordDeploymentRe
   status: DeploymentStatus;
 
   /**
-   * RFC 3339; defaults to now.
+   * RFC 3339; defaults to now. Kept as the pipeline's report: it may not be
+   * before the intent's registration nor more than 60 s in the future, and
+   * soak time counts from when releasegate recorded the deploy instead.
    *
    * @generated from field: optional string finished_at = 5;
    */
