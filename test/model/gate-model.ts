@@ -203,7 +203,14 @@ export class GateModel {
         const env = shape([["target_environment", cmd.environment, false]])[0];
         authorise(caller, cmd.project, "any");
         const all = [...(this.#history.get(key(cmd.project)) ?? [])];
-        return { entries: all.filter((e) => env === undefined || e.split("|")[1] === env).sort() };
+        const entries = all.filter((e) => env === undefined || e.split("|")[1] === env).sort();
+        const intents = new Set(
+          entries.map((e) => {
+            const i = this.intents.get(e.split("|")[0]!)!;
+            return `${i.id}|${i.author}|${i.registrant}`;
+          }),
+        );
+        return { entries, intents: [...intents].sort() };
       }
       case "watch":
         shape([["target_environment", cmd.environment, false]]);

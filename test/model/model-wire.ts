@@ -150,7 +150,13 @@ export class Wire {
       case "history": {
         const res = await c.audit.listApprovalHistory({ project, targetEnvironment: cmd.environment, pageSize: 1000 });
         const entries = new Set(res.entries.map((e) => `${e.releaseIntentId}|${e.targetEnvironment}|${e.userId}`));
-        return { entries: [...entries].sort() };
+        // Issue 11's intent_author_user_id and intent_registered_by_user_id (entry fields 11 and 12), read by name.
+        const intents = new Set(
+          res.entries.map(
+            (e) => `${e.releaseIntentId}|${Reflect.get(e, "intentAuthorUserId")}|${Reflect.get(e, "intentRegisteredByUserId")}`,
+          ),
+        );
+        return { entries: [...entries].sort(), intents: [...intents].sort() };
       }
       case "watch": {
         const abort = new AbortController();
