@@ -40,11 +40,15 @@ export class CommandGenerator {
   readonly #model: GateModel;
   readonly #projects: readonly ProjectRef[];
 
+  /** The policy kind this sequence's policies lean to, so that each kind gets sequences where it can pass. */
+  readonly #theme: WireConfig["kind"] | undefined;
+
   /** `projects`: this sequence's projects, acme's first (they get most commands). */
   constructor(rand: () => number, model: GateModel, projects: readonly ProjectRef[]) {
     this.#rand = rand;
     this.#model = model;
     this.#projects = projects;
+    this.#theme = this.#pick(["soak", "approval", "branch", undefined] as const);
   }
 
   #pick<T>(xs: readonly T[]): T {
@@ -57,17 +61,17 @@ export class CommandGenerator {
 
   /** A project: mostly the first (acme/web), often the others. */
   #project(): ProjectRef {
-    return this.#chance(0.55) ? this.#projects[0]! : this.#pick(this.#projects);
+    return this.#chance(0.65) ? this.#projects[0]! : this.#pick(this.#projects);
   }
 
   /** `base` as a caller might spell it: as is, in another case, or as a look-alike. */
   #spell(base: string): string {
     const r = this.#rand();
-    if (r < 0.72) return base;
-    if (r < 0.84)
+    if (r < 0.76) return base;
+    if (r < 0.88)
       return [...base].map((c) => (this.#chance(0.5) ? c.toUpperCase() : c)).join("");
-    if (r < 0.88) return this.#pick(OTHER_VALID);
-    if (r < 0.89) return "";
+    if (r < 0.91) return this.#pick(OTHER_VALID);
+    if (r < 0.92) return "";
     return this.#lookAlike(base);
   }
 
@@ -113,7 +117,8 @@ export class CommandGenerator {
   #intent(): { id: string; project: ProjectRef } {
     const intents = [...this.#model.intents.values()];
     if (intents.length === 0 || this.#chance(0.06)) return { id: this.uuid(), project: this.#project() };
-    const intent = this.#pick(intents);
+    // Often the latest intent, so that deployments, votes and evaluations meet on one release.
+    const intent = this.#chance(0.45) ? intents[intents.length - 1]! : this.#pick(intents);
     const own = this.#projects.find((p) => `${p.organisation}/${p.project}` === intent.project)!;
     return { id: intent.id, project: this.#chance(0.85) ? own : this.#project() };
   }
@@ -126,13 +131,15 @@ export class CommandGenerator {
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  #config(): WireConfig {
-    const target = this.#pick(TARGETS);
-    const r = this.#rand();
+  /** A config; in `project`, when it declares environments, often naming one it does not. */
+  #config(project?: ProjectRef): WireConfig {
+    const target = project === undefined ? this.#pick(TARGETS) : this.#undeclaredOr(project, () => this.#pick(TARGETS));
+    const themed = { soak: 0.5, approval: 0.1, branch: 0.9 }[this.#theme ?? "approval"];
+    const r = this.#theme !== undefined && this.#chance(0.6) ? themed : this.#rand();
     if (r < 0.35) return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * 2) };
     if (r < 0.7) {
       const source = this.#pick(SOURCES.filter((s) => s !== target));
-      return { kind: "soak", target: this.#spell(target), source: this.#spell(source), seconds: this.#pick([1, 30, 60, 3600]) };
+      return { kind: "soak", target: this.#spell(target), source: this.#spell(source), seconds: this.#pick([1, 10, 30, 60, 60, 3600]) };
     }
     return { kind: "branch", target: this.#spell(target), pattern: this.#pick(Object.keys(PATTERNS)) };
   }
@@ -146,13 +153,22 @@ export class CommandGenerator {
     return used.length > 0 && this.#chance(0.75) ? this.#pick(used) : this.#pick(fallback);
   }
 
+  /** In a project that declares environments, often a name it does not declare; else `otherwise()`. */
+  #undeclaredOr(project: ProjectRef, otherwise: () => string): string {
+    const declared = this.#model.declared(project);
+    const undeclared = ["prdo", ...CANONICAL].filter((e) => declared !== undefined && !declared.includes(e));
+    return undeclared.length > 0 && this.#chance(0.3) ? this.#pick(undeclared) : otherwise();
+  }
+
   #steps = 0;
 
   /** The next command; `now` (ms) places deployments' finish times around the server's clock. */
   next(now: number): Command {
-    // Each sequence opens with a few policies in its main project, so that its commands meet a gate.
-    if (this.#steps++ < 3 && this.#chance(0.8))
-      return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#pick(POLICY_NAMES), config: this.#config() };
+    // Each sequence opens with a few policies and a release in its main project, so that its commands meet a gate.
+    const step = this.#steps++;
+    if (step < 3 && this.#chance(0.8))
+      return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#policyName(this.#projects[0]!), config: this.#config() };
+    if (step === 3) return this.#register(this.#projects[0]);
     const r = this.#rand();
     if (r < 0.05) return this.#setEnvs();
     if (r < 0.07) {
@@ -161,12 +177,12 @@ export class CommandGenerator {
     }
     if (r < 0.17) {
       const project = this.#project();
-      return { kind: "createPolicy", caller: this.#caller([ADMIN_OF[project.organisation]!], 0.85), project, name: this.#pick(POLICY_NAMES), config: this.#config() };
+      return { kind: "createPolicy", caller: this.#caller([ADMIN_OF[project.organisation]!], 0.85), project, name: this.#policyName(project), config: this.#config(project) };
     }
     if (r < 0.22) {
       const project = this.#project();
       const enabled = this.#chance(0.6) ? this.#chance(0.5) : undefined;
-      const config = this.#chance(0.5) ? this.#config() : undefined;
+      const config = this.#chance(0.5) ? this.#config(project) : undefined;
       const name = this.#pick([...this.#model.policyNames(project), ...POLICY_NAMES]);
       return { kind: "updatePolicy", caller: this.#caller([ADMIN_OF[project.organisation]!], 0.85), project, name, enabled, config };
     }
@@ -179,20 +195,20 @@ export class CommandGenerator {
       const { id, project } = this.#intent();
       return { kind: "getIntent", caller: this.#caller(this.#membersOf(project.organisation)), project, id };
     }
-    if (r < 0.45) return this.#deploy(now);
+    if (r < 0.48) return this.#deploy(now);
     if (r < 0.63) {
       const { id, project } = this.#intent();
       const decision = this.#chance(0.75) ? "approved" : "rejected";
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
       const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
-      const caller = involved.length > 0 && this.#chance(0.3) ? this.#pick(involved) : this.#caller(this.#membersOf(project.organisation), 0.85);
+      const caller = involved.length > 0 && this.#chance(0.3) ? involved[this.#chance(0.65) ? involved.length - 1 : 0]! : this.#caller(this.#membersOf(project.organisation), 0.85);
       return {
         kind: "vote",
         caller,
         project,
         id,
-        environment: this.#spell(this.#envFor(project, "approval", "target", TARGETS)),
+        environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
         decision,
         // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
         bypass: decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12),
@@ -213,6 +229,13 @@ export class CommandGenerator {
     return this.#evaluate();
   }
 
+  /** Mostly a name the project does not use yet (ALREADY_EXISTS now and then). */
+  #policyName(project: ProjectRef): string {
+    const used = this.#model.policyNames(project);
+    const free = POLICY_NAMES.filter((n) => !used.includes(n));
+    return free.length > 0 && this.#chance(0.8) ? this.#pick(free) : this.#pick(POLICY_NAMES);
+  }
+
   #setEnvs(): Command {
     const project = this.#project();
     const caller = this.#caller([ADMIN_OF[project.organisation]!], 0.85);
@@ -228,9 +251,9 @@ export class CommandGenerator {
     return { kind: "setEnvs", caller, project, environments };
   }
 
-  #register(): Command {
+  #register(fresh?: ProjectRef): Command {
     const reuse = [...this.#model.intents.values()];
-    if (reuse.length > 0 && this.#chance(0.1)) {
+    if (fresh === undefined && reuse.length > 0 && this.#chance(0.1)) {
       // Re-registration of a known id in its own project: same content by someone else, or changed content.
       const i = this.#pick(reuse);
       const project = this.#projects.find((p) => `${p.organisation}/${p.project}` === i.project)!;
@@ -245,17 +268,17 @@ export class CommandGenerator {
         version: i.request.version,
       };
     }
-    const project = this.#project();
+    const project = fresh ?? this.#project();
     const org = project.organisation;
     const r = this.#rand();
     let caller: string;
     let author: string;
-    if (r < 0.35) {
+    if (r < 0.3) {
       caller = this.#pick(this.#membersOf(org));
       author = this.#chance(0.5) ? "" : this.#chance(0.8) ? caller : this.#pick(AUTHORS);
-    } else if (r < 0.6) {
+    } else if (r < 0.62) {
       caller = ADMIN_OF[org]!;
-      author = this.#chance(0.7) ? this.#pick(AUTHORS) : "";
+      author = this.#chance(0.8) ? this.#pick(AUTHORS.filter((a) => a !== caller)) : "";
     } else if (r < 0.9) {
       caller = this.#pick(this.#servicesOf(org));
       author = this.#pick(AUTHORS);
@@ -290,7 +313,7 @@ export class CommandGenerator {
       caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!], 0.85),
       project,
       id,
-      environment: this.#spell(this.#envFor(project, "any", "source", SOURCES)),
+      environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "any", "source", SOURCES))),
       status,
       finishedAt,
     };
@@ -305,14 +328,9 @@ export class CommandGenerator {
     if (intent !== undefined && r < 0.3) branch = intent.branch;
     else if (r < 0.7) branch = this.#pick(BRANCHES);
     const org = project.organisation;
-    const declared = this.#model.declared(project);
-    const undeclared = ["prdo", ...CANONICAL].filter((e) => declared !== undefined && !declared.includes(e));
-    const target =
-      undeclared.length > 0 && this.#chance(0.3)
-        ? this.#pick(undeclared)
-        : this.#chance(0.85)
-          ? this.#envFor(project, "any", "target", TARGETS)
-          : this.#pick(["dev", "qa", "prdo"]);
+    const target = this.#undeclaredOr(project, () =>
+      this.#chance(0.85) ? this.#envFor(project, "any", "target", TARGETS) : this.#pick(["dev", "qa", "prdo"]),
+    );
     return {
       kind: "evaluate",
       caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9),
