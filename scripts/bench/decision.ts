@@ -11,8 +11,7 @@ const HOUR_AGO = new Date(AT.getTime() - 3_600_000);
 
 /** The seeded project's 5 policies on prod, as the policy cache holds them (branch patterns compiled). */
 function releasegatePolicies(): Policy[] {
-  const project = { organisation: "bench", project: "decision" };
-  const policy = (name: string, config: PolicyConfig): Policy => ({ id: name, project, name, enabled: true, config, createdAt: AT, updatedAt: AT });
+  const policy = (name: string, config: PolicyConfig): Policy => ({ id: name, project: { organisation: "bench", project: "decision" }, name, enabled: true, config, createdAt: AT, updatedAt: AT });
   const policies = [
     policy("soak-staging", { kind: "soak_time", sourceEnvironment: "staging", targetEnvironment: "prod", durationSeconds: 600 }),
     policy("soak-qa", { kind: "soak_time", sourceEnvironment: "qa", targetEnvironment: "prod", durationSeconds: 300 }),
@@ -27,9 +26,7 @@ function releasegatePolicies(): Policy[] {
 /**
  * The same 5 rules in Cedar: a `permit` for deploys to prod and one `forbid
  * … unless` per rule, so a request is allowed exactly when no rule fails,
- * and the forbids that fired name the failed rules. Cedar has no clock or
- * regular expressions: soak is elapsed seconds in the context (and a missing
- * deploy fails, as here), branch rules are `==` and `like`.
+ * and the forbids that fired name the failed rules.
  */
 export const CEDAR_POLICIES: Readonly<Record<string, string>> = {
   deploy: `permit (principal, action == Action::"deploy", resource == Environment::"prod");`,
@@ -41,7 +38,7 @@ export const CEDAR_POLICIES: Readonly<Record<string, string>> = {
 };
 const CEDAR_SET_ID = "releasegate-bench";
 
-/** One Cedar request from the facts our rules get: what a caller of Cedar computes per request. */
+/** One Cedar request from the facts releasegate's rules get: Cedar has no clock, so elapsed seconds go in the context. */
 function cedarRequest(facts: EvaluationFacts) {
   const soakSeconds: Record<string, number> = {};
   for (const [env, at] of facts.lastSuccessfulDeploy) soakSeconds[env] = Math.floor((facts.now.getTime() - at.getTime()) / 1000);
@@ -56,37 +53,31 @@ function cedarRequest(facts: EvaluationFacts) {
   };
 }
 
-/** Failed rule names by Cedar (the forbids that fired), sorted. */
+/** The rules Cedar failed (the forbids that fired), sorted. */
 function cedarFailed(answer: cedar.AuthorizationAnswer): string[] {
-  if (answer.type !== "success") throw new Error(`cedar failed: ${JSON.stringify(answer.errors)}`);
-  if (answer.response.diagnostics.errors.length > 0) throw new Error(`cedar: ${JSON.stringify(answer.response.diagnostics.errors)}`);
+  if (answer.type !== "success" || answer.response.diagnostics.errors.length > 0) throw new Error(`cedar: ${JSON.stringify(answer)}`);
   return answer.response.decision === "allow" ? [] : [...answer.response.diagnostics.reason].sort();
 }
 
 function facts(over: Partial<EvaluationFacts> = {}): EvaluationFacts {
-  const vote = (userId: string): Vote => ({ userId, username: userId, decision: "approved", decisionKind: "peer", decidedAt: AT });
-  const deploys = new Map([["staging", HOUR_AGO], ["qa", HOUR_AGO]]);
-  return { now: AT, targetEnvironment: "prod", branch: "main", releaseIntentId: "intent", lastSuccessfulDeploy: deploys, votes: [vote("ann"), vote("bob"), vote("cy")], ...over };
+  const votes = ["ann", "bob", "cy"].map((userId): Vote => ({ userId, username: userId, decision: "approved", decisionKind: "peer", decidedAt: AT }));
+  const lastSuccessfulDeploy = new Map([["staging", HOUR_AGO], ["qa", HOUR_AGO]]);
+  return { now: AT, targetEnvironment: "prod", branch: "main", releaseIntentId: "intent", lastSuccessfulDeploy, votes, ...over };
 }
 
-/** Facts on which both sets must fail exactly the same rules (the equivalence, checked before timing). */
-function equivalenceCases(): EvaluationFacts[] {
-  const recent = new Date(AT.getTime() - 400_000);
-  return [
-    facts(),
-    facts({ branch: "release/1.2" }),
-    facts({ branch: "feature/x" }),
-    facts({ votes: facts().votes.slice(0, 2) }),
-    facts({ lastSuccessfulDeploy: new Map([["staging", recent], ["qa", recent]]) }),
-    facts({ lastSuccessfulDeploy: new Map([["qa", HOUR_AGO]]) }),
-  ];
-}
+/** Facts on which both sets must fail exactly the same rules: the equivalence, checked before timing. */
+const EQUIVALENCE_CASES = [
+  facts(),
+  facts({ branch: "release/1.2" }),
+  facts({ branch: "feature/x" }),
+  facts({ votes: facts().votes.slice(0, 2) }),
+  facts({ lastSuccessfulDeploy: new Map([["staging", new Date(AT.getTime() - 400_000)], ["qa", HOUR_AGO]]) }),
+  facts({ lastSuccessfulDeploy: new Map([["qa", HOUR_AGO]]) }),
+];
 
 export interface DecisionResult {
-  /** Median nanoseconds per decision, per evaluator (the median over rounds of each round's median). */
-  readonly releasegateNs: number;
-  readonly cedarPreparsedNs: number;
-  readonly cedarParsingNs: number;
+  /** Median nanoseconds per decision, per evaluator (the median of the rounds' medians). */
+  readonly ns: { readonly releasegate: number; readonly cedarPreparsed: number; readonly cedarParsing: number };
   readonly cedarVersion: string;
   readonly equivalenceCases: number;
   readonly rounds: number;
@@ -94,7 +85,7 @@ export interface DecisionResult {
 
 /**
  * The pure decision next to Cedar's evaluator on the same rules and facts, in
- * this process, interleaved per round (tinybench; each sample times `batch`
+ * this process, interleaved per round (tinybench; a sample times `batch`
  * decisions, since one is near a timer read's resolution).
  */
 export function benchDecision(settings: BenchSettings): DecisionResult {
@@ -103,12 +94,10 @@ export function benchDecision(settings: BenchSettings): DecisionResult {
   if (prepared.type !== "success") throw new Error(`cedar policies do not parse: ${JSON.stringify(prepared.errors)}`);
   const stateful = (f: EvaluationFacts) => cedar.statefulIsAuthorized({ ...cedarRequest(f), preparsedPolicySetId: CEDAR_SET_ID });
   const parsing = (f: EvaluationFacts) => cedar.isAuthorized({ ...cedarRequest(f), policies: { staticPolicies: CEDAR_POLICIES } });
-  const cases = equivalenceCases();
-  for (const f of cases) {
-    const ours = evaluatePolicies(policies, f).evaluations.filter((e) => !e.passed).map((e) => e.policyName).sort();
-    const theirs = [cedarFailed(stateful(f)), cedarFailed(parsing(f))];
-    if (theirs.some((t) => t.join() !== ours.join()))
-      throw new Error(`the Cedar set is not equivalent on branch ${f.branch}: releasegate fails [${ours}], Cedar [${theirs[0]}]`);
+  for (const f of EQUIVALENCE_CASES) {
+    const ours = evaluatePolicies(policies, f).evaluations.filter((e) => !e.passed).map((e) => e.policyName).sort().join();
+    for (const theirs of [cedarFailed(stateful(f)), cedarFailed(parsing(f))])
+      if (theirs.join() !== ours) throw new Error(`the Cedar set is not equivalent on ${JSON.stringify(cedarRequest(f).context)}: releasegate fails [${ours}], Cedar [${theirs}]`);
   }
   const passing = facts();
   let sink = 0;
@@ -117,8 +106,8 @@ export function benchDecision(settings: BenchSettings): DecisionResult {
     cedarPreparsed: { batch: 10, decide: () => stateful(passing).type.length },
     cedarParsing: { batch: 1, decide: () => parsing(passing).type.length },
   };
-  const medians: Record<string, number[]> = {};
   const rounds = settings.quick ? 1 : settings.runs;
+  const perRound = { releasegate: [] as number[], cedarPreparsed: [] as number[], cedarParsing: [] as number[] };
   for (let r = 0; r < rounds; r++) {
     const time = settings.quick ? 100 : 1_000;
     const bench = new Bench({ time, warmupTime: time / 2, iterations: 10, warmupIterations: 10, throws: true });
@@ -127,19 +116,13 @@ export function benchDecision(settings: BenchSettings): DecisionResult {
         for (let i = 0; i < batch; i++) sink += decide();
       });
     bench.runSync();
-    for (const task of bench.tasks) {
-      if (task.result?.state !== "completed") throw new Error(`tinybench did not complete ${task.name}`);
-      (medians[task.name] ??= []).push((task.result.latency.p50 * 1e6) / tasks[task.name as keyof typeof tasks].batch);
+    for (const name of Object.keys(tasks) as (keyof typeof tasks)[]) {
+      const result = bench.getTask(name)?.result;
+      if (result?.state !== "completed") throw new Error(`tinybench did not complete ${name}`);
+      perRound[name].push((result.latency.p50 * 1e6) / tasks[name].batch);
     }
   }
   if (sink === 0) throw new Error("no decision was made");
-  const ns = (name: keyof typeof tasks) => median(medians[name] ?? []);
-  return {
-    releasegateNs: ns("releasegate"),
-    cedarPreparsedNs: ns("cedarPreparsed"),
-    cedarParsingNs: ns("cedarParsing"),
-    cedarVersion: cedar.getCedarVersion(),
-    equivalenceCases: cases.length,
-    rounds,
-  };
+  const ns = { releasegate: median(perRound.releasegate), cedarPreparsed: median(perRound.cedarPreparsed), cedarParsing: median(perRound.cedarParsing) };
+  return { ns, cedarVersion: cedar.getCedarVersion(), equivalenceCases: EQUIVALENCE_CASES.length, rounds };
 }

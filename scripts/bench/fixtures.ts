@@ -7,11 +7,12 @@ import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js"
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { DeploymentStatus, ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 import { GrpcJsCaller } from "./grpc-js-caller.js";
+import { waitFor } from "./load.js";
 
 /** Shared HS256 secret of the servers the benchmarks spawn. */
 export const BENCH_JWT_SECRET = "bench-secret-that-is-at-least-32-characters-long";
 /** Where bench databases are created; BENCH_ADMIN_DATABASE_URL overrides. */
-export const ADMIN_DATABASE_URL = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const ADMIN_DATABASE_URL = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 /** The database pool size of the spawned servers. */
 const BENCH_POOL_SIZE = 10;
 const ORG = "bench";
@@ -26,14 +27,15 @@ export interface SeededProject {
   readonly intentId: string;
 }
 
-async function admin(sql: string): Promise<void> {
+/** Runs `sql` on the admin database. */
+export async function admin(sql: string): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await client.connect();
-  await client.query(sql).finally(() => client.end());
+  return client.query(sql).finally(() => client.end());
 }
 
 /** An empty Postgres database of its own, dropped by `drop()`. */
-export async function createBenchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createBenchDatabase(): Promise<{ url: string; drop(): Promise<unknown> }> {
   const name = `rg_bench_${randomBytes(5).toString("hex")}`;
   await admin(`CREATE DATABASE ${name}`);
   const url = new URL(ADMIN_DATABASE_URL);
@@ -45,18 +47,8 @@ export async function createBenchDatabase(): Promise<{ url: string; drop(): Prom
 export function serverEnv(databaseUrl: string, dataDir: string, natsUrl: string): { env: Record<string, string>; stream: string } {
   const suffix = randomBytes(4).toString("hex");
   const stream = `RG_BENCH_${suffix}`;
-  return {
-    stream,
-    env: {
-      RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET,
-      DATABASE_URL: databaseUrl,
-      DB_POOL_SIZE: String(BENCH_POOL_SIZE),
-      DATA_DIR: dataDir,
-      NATS_URL: natsUrl,
-      NATS_STREAM: stream,
-      NATS_SUBJECT_PREFIX: `rgbench${suffix}.approvals`,
-    },
-  };
+  const nats = { NATS_URL: natsUrl, NATS_STREAM: stream, NATS_SUBJECT_PREFIX: `rgbench${suffix}.approvals` };
+  return { stream, env: { RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET, DATABASE_URL: databaseUrl, DB_POOL_SIZE: String(BENCH_POOL_SIZE), DATA_DIR: dataDir, ...nats } };
 }
 
 export function userToken(sub: string, role: "admin" | "member" = "member"): Promise<string> {
@@ -108,31 +100,22 @@ export async function seedProject(baseUrl: string, projectName: string): Promise
   const transport = grpcTransport(baseUrl, await userToken("bench-admin", "admin"));
   const policies = createClient(PolicyService, transport);
   const targetEnvironment = "prod";
-  for (const sourceEnvironment of ["staging", "qa"])
-    await policies.createPolicy({
-      project,
-      name: `soak-${sourceEnvironment}`,
-      policyType: PolicyType.SOAK_TIME,
-      config: { case: "soakTime", value: { sourceEnvironment, targetEnvironment, durationSeconds: SEED_SOAK_SECONDS } },
-    });
+  for (const sourceEnvironment of ["staging", "qa"]) {
+    const value = { sourceEnvironment, targetEnvironment, durationSeconds: SEED_SOAK_SECONDS };
+    await policies.createPolicy({ project, name: `soak-${sourceEnvironment}`, policyType: PolicyType.SOAK_TIME, config: { case: "soakTime", value } });
+  }
   for (const [name, branchPattern] of [["main-only", "^main$"], ["no-wip", "^(main|release/[0-9.]+)$"]] as const)
     await policies.createPolicy({ project, name, policyType: PolicyType.BRANCH_RESTRICTION, config: { case: "branchRestriction", value: { targetEnvironment, branchPattern } } });
-  await policies.createPolicy({
-    project,
-    name: "three-approvals",
-    policyType: PolicyType.EXTERNAL_APPROVAL,
-    config: { case: "externalApproval", value: { targetEnvironment, requiredApprovals: 3 } },
-  });
+  const approvals = { case: "externalApproval", value: { targetEnvironment, requiredApprovals: 3 } } as const;
+  await policies.createPolicy({ project, name: "three-approvals", policyType: PolicyType.EXTERNAL_APPROVAL, config: approvals });
   const [releaseIntentId = ""] = await registerIntents(baseUrl, project, 1);
   for (const environment of ["staging", "qa"])
     await createClient(ReleaseService, transport).recordDeployment({ project, environment, releaseIntentId, status: DeploymentStatus.SUCCEEDED });
   for (const voter of ["ann", "bob", "cy"])
     await createClient(PolicyService, grpcTransport(baseUrl, await userToken(voter))).approveRelease({ project, releaseIntentId, targetEnvironment });
-  const deadline = Date.now() + SEED_PASS_TIMEOUT_MS;
-  for (;;) {
+  await waitFor("the bench intent passing its 5 policies", SEED_PASS_TIMEOUT_MS, async () => {
     const check = await policies.evaluatePolicies({ project, targetEnvironment, releaseIntentId });
-    if (check.allPassed && check.evaluations.length === 5) return { project, intentId: releaseIntentId };
-    if (Date.now() > deadline) throw new Error(`bench project does not pass as designed: ${JSON.stringify(check.evaluations)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return check.allPassed && check.evaluations.length === 5;
+  });
+  return { project, intentId: releaseIntentId };
 }

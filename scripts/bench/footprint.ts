@@ -6,12 +6,6 @@ import { startServerProcess } from "./server-process.js";
 /** Median milliseconds from spawn to "listening", by kind of start. */
 export type StartupResult = readonly { readonly kind: string; readonly ms: number }[];
 
-async function startupMs(env: Record<string, string>): Promise<number> {
-  const server = await startServerProcess({ RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET, ...env });
-  await server.stop();
-  return server.startupMs;
-}
-
 /**
  * A new then reused PGlite data directory; an empty (unmigrated) then
  * migrated Postgres database. The smoke run starts each database once.
@@ -19,8 +13,9 @@ async function startupMs(env: Record<string, string>): Promise<number> {
 export async function benchStartup(settings: BenchSettings, pgliteDir: string): Promise<StartupResult> {
   const times = new Map<string, number[]>();
   const time = async (kind: string, env: Record<string, string>) => {
-    const ms = await startupMs(env);
-    times.set(kind, [...(times.get(kind) ?? []), ms]);
+    const server = await startServerProcess({ RELEASEGATE_JWT_SECRET: BENCH_JWT_SECRET, ...env });
+    await server.stop();
+    times.set(kind, [...(times.get(kind) ?? []), server.startupMs]);
   };
   for (let r = 0; r < (settings.quick ? 1 : 3); r++) {
     rmSync(pgliteDir, { recursive: true, force: true });

@@ -19,11 +19,7 @@ const INTENTS = 64;
 const VOTERS = 32;
 
 /** `rpc` against `check` at each caller count, after JIT warm-up of both. */
-async function ratioRows(
-  settings: BenchSettings,
-  rpc: (i: number) => Promise<unknown>,
-  check: (i: number) => Promise<unknown>,
-): Promise<RatioRow[]> {
+async function ratioRows(settings: BenchSettings, rpc: (i: number) => Promise<unknown>, check: (i: number) => Promise<unknown>): Promise<RatioRow[]> {
   for (const call of [check, rpc]) await runLoad({ callers: 16, durationMs: settings.warmupMs, maxCalls: settings.maxCalls }, call);
   const rows: RatioRow[] = [];
   for (const callers of settings.callers) {
@@ -50,7 +46,7 @@ export async function benchGate(settings: BenchSettings, baseUrl: string, seeded
   pipeline.close();
 
   // Each voter has its own connection, as each person would. Call i votes as
-  // voter ⌊i/INTENTS⌋ on intent i mod INTENTS: first votes, then changed votes.
+  // voter ⌊i/INTENTS⌋ on intent i mod INTENTS: first votes, then repeated ones.
   const intents = await registerIntents(baseUrl, seeded.project, INTENTS);
   const voters = await Promise.all(Array.from({ length: VOTERS }, (_, i) => loadCaller(baseUrl, `voter-${i}`)));
   const voter = (i: number) => voters[Math.floor(i / INTENTS) % VOTERS] as GrpcJsCaller;

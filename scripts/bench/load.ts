@@ -1,15 +1,14 @@
-/** How long and how often each benchmark runs. */
+/**
+ * How long and how often each benchmark runs: `runs` alternating repetitions
+ * of `loadMs` each (at most `maxCalls`) at each of `callers`, after
+ * `warmupMs` of uncounted load per RPC on a fresh server (JIT warm-up).
+ */
 export interface BenchSettings {
   readonly quick: boolean;
-  /** Repetitions of each load measurement; the report shows medians. */
   readonly runs: number;
-  /** Duration of one load run, in milliseconds. */
   readonly loadMs: number;
-  /** Upper bound of calls in one load run. */
   readonly maxCalls: number;
-  /** Concurrent callers of the ratio table. */
   readonly callers: readonly number[];
-  /** Uncounted load per RPC on a fresh server before its first measurement, in milliseconds (JIT warm-up). */
   readonly warmupMs: number;
 }
 
@@ -19,8 +18,6 @@ export const QUICK: BenchSettings = { quick: true, runs: 1, loadMs: 200, maxCall
 
 /** One closed-loop run: `callers` loops, each issuing its next call when the last one answered. */
 export interface LoadResult {
-  readonly callers: number;
-  readonly calls: number;
   readonly errors: number;
   readonly firstError?: string;
   /** Successful calls per second. */
@@ -73,8 +70,7 @@ export async function runLoad(
   await Promise.all(Array.from({ length: options.callers }, loop));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   latencies.sort((a, b) => a - b);
-  const { callers } = options;
-  return { callers, calls: latencies.length, errors, firstError, throughput: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  return { errors, firstError, throughput: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
 }
 
 /**
@@ -90,14 +86,13 @@ export async function alternatingMedians<const M extends readonly (() => Promise
   for (let r = 0; r < rounds; r++) for (const [i, measure] of measures.entries()) runs[i]?.push(await measure());
   return runs.map((rs) => {
     const pick = (f: (r: LoadResult) => number) => median(rs.map(f));
-    return {
-      callers: rs[0]?.callers ?? 0,
-      calls: pick((r) => r.calls),
-      errors: rs.reduce((n, r) => n + r.errors, 0),
-      firstError: rs.find((r) => r.firstError !== undefined)?.firstError,
-      throughput: pick((r) => r.throughput),
-      p50: pick((r) => r.p50),
-      p99: pick((r) => r.p99),
-    };
+    const errors = rs.reduce((n, r) => n + r.errors, 0);
+    return { errors, firstError: rs.find((r) => r.firstError)?.firstError, throughput: pick((r) => r.throughput), p50: pick((r) => r.p50), p99: pick((r) => r.p99) };
   }) as { [K in keyof M]: LoadResult };
+}
+
+/** Polls `done` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, timeoutMs: number, done: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !(await done()); await new Promise((resolve) => setTimeout(resolve, 50)))
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
 }

@@ -26,129 +26,105 @@ const EVALUATE_LINE_CALLERS = 16;
 const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : "n/a");
 const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")}/s`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-const ns = (v: number) => `${Math.round(v).toLocaleString("en-US")} ns`;
 const count = (n: number) => n.toLocaleString("en-US");
-const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
 const ratio = (r: RatioRow) => r.rpc.throughput / r.check.throughput;
+const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
+/** A Markdown table; the first column left-aligned, the others right. */
+const table = (header: readonly string[], rows: readonly (readonly (string | number)[])[]) => [
+  row(header),
+  row(header.map((_, i) => (i === 0 ? "---" : "---:"))),
+  ...rows.map(row),
+  "",
+];
 
 function failed(o: Outcome<unknown>): string[] {
   return o.ok ? [] : [`Could not run: \`${o.error.replace(/\s+/g, " ").slice(0, 400)}\``, ""];
+}
+
+function section<T>(title: string, o: Outcome<T>, body: (value: T) => string[]): string[] {
+  return [`## ${title}`, "", ...(o.ok ? body(o.value) : failed(o))];
 }
 
 function errorsNote(results: readonly LoadResult[]): string[] {
   return results.filter((r) => r.errors > 0).map((r) => `Errors during a run: ${r.errors} (first: \`${r.firstError ?? "?"}\`).`);
 }
 
-function gateSection(o: Outcome<GateResult>): string[] {
-  const out = ["## 1. EvaluatePolicies and ApproveRelease against the health Check", ""];
-  if (!o.ok) return [...out, ...failed(o)];
-  const { evaluate, approve } = o.value;
+const gateSection = ({ evaluate, approve }: GateResult) => {
   const line = evaluate.find((r) => r.callers === EVALUATE_LINE_CALLERS);
-  out.push(
+  const rows = (name: string, rs: readonly RatioRow[]) =>
+    rs.map((r) => [name, r.callers, rate(r.check.throughput), ms(r.check.p50), ms(r.check.p99), rate(r.rpc.throughput), ms(r.rpc.p50), ms(r.rpc.p99), ratio(r).toFixed(2)]);
+  return [
     "One server on Postgres and NATS, as deployed. Each RPC alternates with the same server's `grpc.health.v1.Health/Check` from the same connections: the Check is what any RPC costs here (transport, interceptors, logging), so the ratio of throughputs says what the RPC's own work costs. EvaluatePolicies: a project with 5 policies on `prod` (2 soak, 2 branch, 1 approval with 3 votes) for a registered intent, all callers on one connection. ApproveRelease: votes spread over 64 intents from 32 voters, each on its own connection; each vote writes its history row and outbox event, which the relay publishes to NATS meanwhile.",
     "",
-    row(["RPC", "callers", "Check rps", "Check p50", "Check p99", "RPC rps", "RPC p50", "RPC p99", "ratio"]),
-    row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
-    ...[
-      ["EvaluatePolicies", evaluate],
-      ["ApproveRelease", approve],
-    ].flatMap(([name, rows]) =>
-      (rows as readonly RatioRow[]).map((r) =>
-        row([name as string, r.callers, rate(r.check.throughput), ms(r.check.p50), ms(r.check.p99), rate(r.rpc.throughput), ms(r.rpc.p50), ms(r.rpc.p99), ratio(r).toFixed(2)]),
-      ),
-    ),
-    "",
+    ...table(["RPC", "callers", "Check rps", "Check p50", "Check p99", "RPC rps", "RPC p50", "RPC p99", "ratio"], [...rows("EvaluatePolicies", evaluate), ...rows("ApproveRelease", approve)]),
     line === undefined
       ? `No run at ${EVALUATE_LINE_CALLERS} callers.`
       : `EvaluatePolicies at ${EVALUATE_LINE_CALLERS} callers reached ${ratio(line).toFixed(2)} of the health Check; the line is ≥ ${EVALUATE_LINE}: **${ratio(line) >= EVALUATE_LINE ? "met" : "not met"}**.`,
     ...errorsNote([...evaluate, ...approve].flatMap((r) => [r.check, r.rpc])),
     "",
-  );
-  return out;
-}
-
-function signalSection(o: Outcome<SignalResult>): string[] {
-  const out = ["## 2. Decision-to-signal latency", ""];
-  if (!o.ok) return [...out, ...failed(o)];
-  const s = o.value;
-  return [
-    ...out,
-    `${s.approvals} sequential approvals on the same server; an ordered JetStream consumer on the run's own stream timestamps each \`approval.decided\` event in the client process. Latency is from the ApproveRelease response to the receipt (${s.arrivedBeforeResponse} events arrived before the response, counted as negative).`,
-    "",
-    row(["p50", "p99", "max", "request → receipt p50"]),
-    row(["---:", "---:", "---:", "---:"]),
-    row([ms(s.p50), ms(s.p99), ms(s.max), ms(s.requestToReceiptP50)]),
-    "",
   ];
-}
+};
 
-function scaleSection(o: Outcome<ScaleResult>): string[] {
-  const out = ["## 3. Scale: EvaluatePolicies p50 with 1k vs 1M rows", ""];
-  if (!o.ok) return [...out, ...failed(o)];
-  const { small, large, plans, seqScans } = o.value;
-  out.push(
-    `A server of its own, its database connection through a recorder of the Postgres protocol. Each of ${GROWN_TABLES.map((t) => `\`${t}\``).join(", ")} grown with \`INSERT … SELECT generate_series\` (1 in 100 rows in the evaluated project), then \`VACUUM ANALYZE\`; one caller.`,
-    "",
-    row(["rows per table", "load time", "Evaluate p50", "Evaluate p99", "rps"]),
-    row(["---:", "---:", "---:", "---:", "---:"]),
-    ...[small, large].map((p) => row([count(p.rows), `${p.loadSeconds.toFixed(1)} s`, ms(p.evaluate.p50), ms(p.evaluate.p99), rate(p.evaluate.throughput)])),
-    "",
-    `p50 at ${count(large.rows)} rows ÷ at ${count(small.rows)}: ${(large.evaluate.p50 / small.evaluate.p50).toFixed(2)}.`,
-    "",
-    `Then, at ${count(large.rows)} rows, EvaluatePolicies, two votes (the relay claiming, publishing and marking their events), a Watch resumed after an event and a page of the approval history were called over the wire, and each of the ${plans.length} distinct statements the server sent for them was run again under \`EXPLAIN ANALYZE\` with its recorded parameters (rolled back). A new query is covered without changing this script. Sequential scans of a grown table: ${seqScans.length === 0 ? "**none**" : seqScans.join("; ")}.`,
-    "",
-  );
-  for (const { sql, plan } of plans)
-    out.push(`<details><summary><code>${sql.slice(0, 90).replace(/</g, "&lt;")}…</code></summary>`, "", "```", sql, "", plan, "```", "", "</details>", "");
-  return [...out, ...errorsNote([small.evaluate, large.evaluate])];
-}
+const signalSection = (s: SignalResult) => [
+  `${s.approvals} sequential approvals on the same server; an ordered JetStream consumer on the server's stream timestamps each \`approval.decided\` event in the client process. Latency is from the ApproveRelease response to the receipt (${s.arrivedBeforeResponse} events arrived before the response, counted as negative).`,
+  "",
+  ...table(["p50", "p99", "max", "request → receipt p50"], [[ms(s.p50), ms(s.p99), ms(s.max), ms(s.requestToReceiptP50)]]),
+];
+
+const scaleSection = ({ small, large, plans, seqScans }: ScaleResult) => [
+  `A server of its own, its database connection through a recorder of the Postgres protocol. Each of ${GROWN_TABLES.map((t) => `\`${t}\``).join(", ")} grown with \`INSERT … SELECT generate_series\` (1 in 100 rows in the evaluated project), then \`VACUUM ANALYZE\`; one caller.`,
+  "",
+  ...table(
+    ["rows per table", "load time", "Evaluate p50", "Evaluate p99", "rps"],
+    [small, large].map((p) => [count(p.rows), `${p.loadSeconds.toFixed(1)} s`, ms(p.evaluate.p50), ms(p.evaluate.p99), rate(p.evaluate.throughput)]),
+  ),
+  `p50 at ${count(large.rows)} rows ÷ at ${count(small.rows)}: ${(large.evaluate.p50 / small.evaluate.p50).toFixed(2)}.`,
+  "",
+  `Then, at ${count(large.rows)} rows, EvaluatePolicies, two votes (the relay claiming, publishing and marking their events), a Watch resumed after an event and a page of the approval history were called over the wire, and each of the ${plans.length} distinct statements the server sent for them was run again under \`EXPLAIN ANALYZE\` with its recorded parameters (rolled back): a new query is covered without changing the benchmark. Sequential scans of a grown table: ${seqScans.length === 0 ? "**none**" : seqScans.join("; ")}.`,
+  "",
+  ...plans.flatMap(({ sql, plan }) => [`<details><summary><code>${sql.slice(0, 90).replace(/</g, "&lt;")}…</code></summary>`, "", "```", sql, "", plan, "```", "", "</details>", ""]),
+  ...errorsNote([small.evaluate, large.evaluate]),
+];
 
 function footprintSection(r: BenchReport): string[] {
-  const out = ["## 4. Memory and start-up", ""];
-  const rss: string[] = [];
-  if (r.gatePeakRssBytes.ok) rss.push(row(["Postgres + NATS, after sections 1 and 2", mb(r.gatePeakRssBytes.value)]));
-  if (r.scale.ok) rss.push(row([`Postgres + NATS, after section 3 (${count(r.scale.value.large.rows)} rows)`, mb(r.scale.value.peakRssBytes)]));
-  if (rss.length > 0)
-    out.push("Peak resident set size (VmHWM) of the server process, run with the Node flags of `npm start`.", "", row(["server", "peak RSS"]), row(["---", "---:"]), ...rss, "");
-  out.push(...failed(r.gatePeakRssBytes));
-  if (!r.startup.ok) return [...out, ...failed(r.startup)];
+  const rss: string[][] = [];
+  if (r.gatePeakRssBytes.ok) rss.push(["Postgres + NATS, after sections 1 and 2", mb(r.gatePeakRssBytes.value)]);
+  if (r.scale.ok) rss.push([`Postgres + NATS, after section 3 (${count(r.scale.value.large.rows)} rows)`, mb(r.scale.value.peakRssBytes)]);
   return [
-    ...out,
+    "Peak resident set size (VmHWM) of the server process, run with the Node flags of `npm start`.",
+    "",
+    ...table(["server", "peak RSS"], rss),
+    ...failed(r.gatePeakRssBytes),
     "Start-up: from spawning the server to its \"listening\" log line (Node start, module load, database open, migrations, bind); medians.",
     "",
-    row(["database", "start-up"]),
-    row(["---", "---:"]),
-    ...r.startup.value.map((s) => row([s.kind, ms(s.ms)])),
-    "",
+    ...(r.startup.ok ? table(["database", "start-up"], r.startup.value.map((s) => [s.kind, ms(s.ms)])) : failed(r.startup)),
   ];
 }
 
-function decisionSection(o: Outcome<DecisionResult>): string[] {
-  const out = ["## 5. The pure decision next to Cedar", ""];
-  if (!o.ok) return [...out, ...failed(o)];
-  const d = o.value;
-  return [
-    ...out,
-    `The same 5 rules and the same facts, in this process, interleaved (tinybench, a sample timing up to 100 decisions; median of ${d.rounds} round(s)' medians). releasegate: \`evaluatePolicies\` with the branch patterns compiled, as its policy cache holds them; its answer has a verdict and a sentence per policy. Cedar ${d.cedarVersion} (\`@cedar-policy/cedar-wasm\`, Cedar's Rust evaluator compiled to WebAssembly): a \`permit\` for deploys to prod and one \`forbid … unless\` per rule, so a request is allowed exactly when no rule fails and the forbids that fired name the failed rules. Cedar has no clock and no regular expressions, so each request's context carries the elapsed seconds since each deploy (computed per request from the same facts, inside the timed call; a missing deploy fails the rule, as here), the branch (\`^main$\` is \`==\`, \`^(main|release/[0-9.]+)$\` is \`== "main" || like "release/*"\`, looser on release branches) and the count of approvals. Both sets were checked to fail the same rules on ${d.equivalenceCases} sets of facts before timing.`,
-    "",
-    row(["evaluator", "median per decision", "÷ releasegate"]),
-    row(["---", "---:", "---:"]),
-    row(["releasegate `evaluatePolicies` (5 policies)", ns(d.releasegateNs), "1.00"]),
-    row(["Cedar `statefulIsAuthorized` (policy set parsed once)", ns(d.cedarPreparsedNs), (d.cedarPreparsedNs / d.releasegateNs).toFixed(2)]),
-    row(["Cedar `isAuthorized` (policy set parsed per request)", ns(d.cedarParsingNs), (d.cedarParsingNs / d.releasegateNs).toFixed(2)]),
-    "",
-    "Published anchor, for reference (not measured here): Cedar's paper (Cutler et al., OOPSLA 2024) reports a median of 4–11 µs per authorization request for its Rust evaluator on its benchmark policy sets. The Cedar rows above include the crossing between JavaScript and WebAssembly (the request in, the answer out).",
-    "",
-    "<details><summary>The Cedar policy set</summary>",
-    "",
-    "```cedar",
-    ...Object.entries(CEDAR_POLICIES).map(([id, text]) => `// ${id}\n${text}`),
-    "```",
-    "",
-    "</details>",
-    "",
-  ];
-}
+const decisionSection = (d: DecisionResult) => [
+  `The same 5 rules and the same facts, in this process, interleaved (tinybench, a sample timing up to 100 decisions; median of ${d.rounds} round(s)' medians). releasegate: \`evaluatePolicies\` with the branch patterns compiled, as its policy cache holds them; its answer has a verdict and a sentence per policy. Cedar ${d.cedarVersion} (\`@cedar-policy/cedar-wasm\`, Cedar's Rust evaluator compiled to WebAssembly): a \`permit\` for deploys to prod and one \`forbid … unless\` per rule, so a request is allowed exactly when no rule fails and the forbids that fired name the failed rules. Cedar has no clock and no regular expressions, so each request's context carries the elapsed seconds since each deploy (computed per request from the same facts, inside the timed call; a missing deploy fails the rule, as here), the branch (\`^main$\` is \`==\`, \`^(main|release/[0-9.]+)$\` is \`== "main" || like "release/*"\`, looser on release branches) and the count of approvals. Both sets were checked to fail the same rules on ${d.equivalenceCases} sets of facts before timing.`,
+  "",
+  ...table(
+    ["evaluator", "median per decision", "÷ releasegate"],
+    (
+      [
+        ["releasegate `evaluatePolicies` (5 policies)", d.ns.releasegate],
+        ["Cedar `statefulIsAuthorized` (policy set parsed once)", d.ns.cedarPreparsed],
+        ["Cedar `isAuthorized` (policy set parsed per request)", d.ns.cedarParsing],
+      ] as const
+    ).map(([name, v]) => [name, `${count(Math.round(v))} ns`, (v / d.ns.releasegate).toFixed(2)]),
+  ),
+  "Published anchor, for reference (not measured here): Cedar's paper (Cutler et al., OOPSLA 2024) reports a median of 4–11 µs per authorization request for its Rust evaluator on its benchmark policy sets. The Cedar rows above include the crossing between JavaScript and WebAssembly (the request in, the answer out).",
+  "",
+  "<details><summary>The Cedar policy set</summary>",
+  "",
+  "```cedar",
+  ...Object.entries(CEDAR_POLICIES).map(([id, text]) => `// ${id}\n${text}`),
+  "```",
+  "",
+  "</details>",
+  "",
+];
 
 /** The whole of docs/benchmarks.md. */
 export function renderReport(r: BenchReport): string {
@@ -161,10 +137,12 @@ export function renderReport(r: BenchReport): string {
     "",
     ...Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`),
     "",
-    ...gateSection(r.gate),
-    ...signalSection(r.signal),
-    ...scaleSection(r.scale),
+    ...section("1. EvaluatePolicies and ApproveRelease against the health Check", r.gate, gateSection),
+    ...section("2. Decision-to-signal latency", r.signal, signalSection),
+    ...section("3. Scale: EvaluatePolicies p50 with 1k vs 1M rows", r.scale, scaleSection),
+    "## 4. Memory and start-up",
+    "",
     ...footprintSection(r),
-    ...decisionSection(r.decision),
+    ...section("5. The pure decision next to Cedar", r.decision, decisionSection),
   ].join("\n");
 }

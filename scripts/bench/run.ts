@@ -12,9 +12,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { benchDecision } from "./decision.js";
-import { ADMIN_DATABASE_URL, createBenchDatabase, seedProject, serverEnv } from "./fixtures.js";
+import { admin, createBenchDatabase, seedProject, serverEnv } from "./fixtures.js";
 import { benchStartup } from "./footprint.js";
 import { benchGate } from "./gate.js";
 import { FULL, QUICK } from "./load.js";
@@ -43,18 +42,8 @@ async function attempt<T>(name: string, run: () => T | Promise<T>): Promise<Outc
   }
 }
 
-async function postgresVersion(): Promise<string> {
-  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await client.connect();
-  try {
-    return (await client.query<{ server_version: string }>("show server_version")).rows[0]?.server_version ?? "?";
-  } finally {
-    await client.end();
-  }
-}
-
 const started = Date.now();
-const loadAtStart = loadavg();
+const loadAtStart = loadavg().map((l) => l.toFixed(1)).join("/");
 const dataDir = mkdtempSync(join(tmpdir(), "rg-bench-run-"));
 
 // First, while this process's heap and JIT hold nothing of the load sections.
@@ -91,11 +80,9 @@ const machine = {
   cpu: `${availableParallelism()} × ${cpus()[0]?.model ?? "?"}`,
   memory: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
   node: process.version,
-  postgres: await postgresVersion().catch((err: unknown) => `unreachable (${String(err)})`),
+  postgres: String((await admin("show server_version")).rows[0]?.server_version),
   "server, Postgres, NATS and load generator": "all on this machine, over 127.0.0.1; the load generator is @grpc/grpc-js (closed loop)",
-  "load average (1/5/15 min) at start → end": `${loadAtStart.map((l) => l.toFixed(1)).join("/")} → ${loadavg()
-    .map((l) => l.toFixed(1))
-    .join("/")} (above ${availableParallelism()}, other work competed for the CPU)`,
+  "load average (1/5/15 min) at start → end": `${loadAtStart} → ${loadavg().map((l) => l.toFixed(1)).join("/")} (above ${availableParallelism()}, other work competed for the CPU)`,
   medians: `of ${settings.runs} alternating run(s) per figure, ${settings.loadMs} ms each, after ${settings.warmupMs} ms of uncounted load per RPC`,
 };
 writeFileSync(out, `${renderReport({ machine, gate, signal, scale, gatePeakRssBytes, startup, decision })}\n`);

@@ -2,18 +2,18 @@ import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
 import { approveSeeded, createBenchDatabase, evaluateSeeded, grpcTransport, loadCaller, type SeededProject, seedProject, serverEnv, userToken } from "./fixtures.js";
-import { alternatingMedians, type BenchSettings, type LoadResult, runLoad } from "./load.js";
+import { alternatingMedians, type BenchSettings, type LoadResult, runLoad, waitFor } from "./load.js";
 import { startServerProcess } from "./server-process.js";
 import { deleteStream } from "./signal.js";
-import { type RecordedStatement, StatementRecorder } from "./statement-recorder.js";
+import { type RecordedStatement, startStatementRecorder } from "./statement-recorder.js";
 
 /** The tables grown to the large size: a sequential scan on one of them is what this section looks for. */
 export const GROWN_TABLES = ["release_intents", "deployments", "approval_votes", "approval_history", "outbox"] as const;
 /** How long the relay may take to publish the hot phase's events, milliseconds. */
 const RELAY_TIMEOUT_MS = 15_000;
 
+/** EvaluatePolicies at one caller with `rows` rows in each grown table (loaded in `loadSeconds`). */
 export interface ScalePoint {
-  /** Rows in each grown table. */
   readonly rows: number;
   readonly loadSeconds: number;
   readonly evaluate: LoadResult;
@@ -111,11 +111,7 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool): 
   for await (const m of audit.watchApprovalEvents({ ...watch, resumeAfterEventId: events[0] ?? "" }))
     if (m.event !== undefined) break;
   await audit.listApprovalHistory({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod", pageSize: 10 });
-  const deadline = Date.now() + RELAY_TIMEOUT_MS;
-  while ((await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount !== 0) {
-    if (Date.now() > deadline) throw new Error(`the relay did not publish within ${RELAY_TIMEOUT_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor("the relay publishing every event", RELAY_TIMEOUT_MS, async () => (await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount === 0);
 }
 
 /**
@@ -125,8 +121,8 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool): 
  */
 export async function benchScale(settings: BenchSettings, natsUrl: string, dataDir: string): Promise<ScaleResult> {
   const database = await createBenchDatabase();
-  const { recorder, url } = await StatementRecorder.start(database.url);
-  const { env, stream } = serverEnv(url, dataDir, natsUrl);
+  const recorder = await startStatementRecorder(database.url);
+  const { env, stream } = serverEnv(recorder.url, dataDir, natsUrl);
   const pool = new pg.Pool({ connectionString: database.url, max: 2 });
   try {
     const server = await startServerProcess(env);

@@ -41,14 +41,6 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-function logEntry(line: string): { msg?: string; port?: number } | undefined {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   // The log goes to a file, not a pipe: a load generator busy elsewhere would make the server buffer it.
@@ -67,8 +59,9 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   });
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    const port = readFileSync(logPath, "utf8").split("\n").map(logEntry).find((e) => e?.msg?.startsWith("releasegate listening"))?.port;
-    if (port !== undefined) {
+    const listening = readFileSync(logPath, "utf8").split("\n").find((line) => line.includes('"msg":"releasegate listening'));
+    if (listening !== undefined) {
+      const { port } = JSON.parse(listening) as { port: number };
       const pid = child.pid as number;
       return {
         baseUrl: `http://127.0.0.1:${port}`,

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { approveSeeded, loadCaller, registerIntents, type SeededProject } from "./fixtures.js";
-import { type BenchSettings, quantile } from "./load.js";
+import { type BenchSettings, quantile, waitFor } from "./load.js";
 
 /** How long the server's stream may take to appear, and one event to arrive, in milliseconds. */
 const STREAM_TIMEOUT_MS = 15_000;
@@ -29,10 +29,7 @@ export async function benchSignal(settings: BenchSettings, baseUrl: string, seed
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    for (const deadline = Date.now() + STREAM_TIMEOUT_MS; !(await jsm.streams.info(nats.stream).then(() => true, () => false)); ) {
-      if (Date.now() > deadline) throw new Error(`stream ${nats.stream} never appeared`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor(`stream ${nats.stream} appearing`, STREAM_TIMEOUT_MS, () => jsm.streams.info(nats.stream).then(() => true, () => false));
     const messages = await (await jetstream(nc).consumers.get(nats.stream, { deliver_policy: "new" } as never)).consume();
     // Events of earlier sections' votes may still come; only awaited ones count.
     const waiters = new Map<string, (at: bigint) => void>();
