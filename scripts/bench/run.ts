@@ -71,7 +71,8 @@ await database.drop();
 await deleteStream(natsUrl, stream).catch(() => undefined);
 
 const scale = await attempt("3 scale", () => benchScale(settings, natsUrl, dataDir));
-const startup = await attempt("4 start-up", () => benchStartup(settings, join(dataDir, "pglite")));
+const made = server.ok ? [{ kind: "Postgres + NATS, empty database (migrations run): the server of sections 1 and 2", ms: server.value.startupMs }] : [];
+const startup = await attempt("4 start-up", () => benchStartup(settings, join(dataDir, "pglite"), made));
 rmSync(dataDir, { recursive: true, force: true });
 
 const machine = {
