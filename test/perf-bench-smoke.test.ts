@@ -61,7 +61,7 @@ describe("npm run bench -- --quick", () => {
       expect(report).toMatch(/each of the \d+ distinct statements the server sent .* Sequential scans of a grown table: \*\*none\*\*/);
       expect((report.match(/<details><summary><code>/g) ?? []).length).toBeGreaterThanOrEqual(4);
       expect(report).toMatch(/\| Postgres \+ NATS, after sections 1 and 2 \| \d+ MB \|/);
-      expect(report).toMatch(/\| PGlite, new data directory \| \d+\.\d\d ms \|/);
+      expect(report).toMatch(/\| Postgres \+ NATS, empty database \(migrations run\): the server of sections 1 and 2 \| \d+\.\d\d ms \|/);
       expect(report).toMatch(/\| releasegate `evaluatePolicies` \(5 policies\) \| [0-9,]+ ns \| 1\.00 \|/);
       expect(report).toMatch(/\| Cedar `statefulIsAuthorized` \(policy set parsed once\) \| [0-9,]+ ns \| \d+\.\d\d \|/);
       expect(report).toMatch(/\| Cedar `isAuthorized` \(policy set parsed per request\) \| [0-9,]+ ns \| \d+\.\d\d \|/);

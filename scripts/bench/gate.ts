@@ -9,10 +9,7 @@ export interface RatioRow {
   readonly rpc: LoadResult;
 }
 
-export interface GateResult {
-  readonly evaluate: readonly RatioRow[];
-  readonly approve: readonly RatioRow[];
-}
+export type GateResult = { readonly [rpc in "evaluate" | "approve"]: readonly RatioRow[] };
 
 /** Intents the votes spread over (votes on one intent serialise on its row), and voters. */
 const INTENTS = 64;

@@ -37,14 +37,13 @@ export function median(values: readonly number[]): number {
   return quantile([...values].sort((a, b) => a - b), 0.5);
 }
 
+export type LoadOptions = { readonly callers: number; readonly durationMs: number; readonly maxCalls: number; readonly warmupCalls?: number };
+
 /**
  * Runs `call(i)` (i counts every call, warm-up included) from `callers` loops
  * for `durationMs` or `maxCalls`, after `warmupCalls` uncounted calls.
  */
-export async function runLoad(
-  options: { callers: number; durationMs: number; maxCalls: number; warmupCalls?: number },
-  call: (i: number) => Promise<unknown>,
-): Promise<LoadResult> {
+export async function runLoad(options: LoadOptions, call: (i: number) => Promise<unknown>): Promise<LoadResult> {
   let next = 0;
   while (next < (options.warmupCalls ?? 0))
     await Promise.all(Array.from({ length: options.callers }, () => call(next++).catch(() => undefined)));
@@ -78,10 +77,7 @@ export async function runLoad(
  * rounds (alternating, so drift over time hits them alike), and returns each
  * one's per-figure medians in the same order.
  */
-export async function alternatingMedians<const M extends readonly (() => Promise<LoadResult>)[]>(
-  rounds: number,
-  measures: M,
-): Promise<{ [K in keyof M]: LoadResult }> {
+export async function alternatingMedians<const M extends readonly (() => Promise<LoadResult>)[]>(rounds: number, measures: M): Promise<{ [K in keyof M]: LoadResult }> {
   const runs = measures.map((): LoadResult[] => []);
   for (let r = 0; r < rounds; r++) for (const [i, measure] of measures.entries()) runs[i]?.push(await measure());
   return runs.map((rs) => {

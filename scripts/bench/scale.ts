@@ -39,38 +39,26 @@ const CHUNK = 200_000;
  * benchmark project, the rest spread over 5,000 others.
  */
 async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
-  for (let lo = from + 1; lo <= total; lo += CHUNK) {
-    const hi = Math.min(total, lo + CHUNK - 1);
+  for (let lo = from + 1; lo <= total; lo += CHUNK)
     await pool.query(
       `with new as (
          insert into release_intents (id, organisation, project, author_user_id, author_username, branch, version, created_at)
-         select gen_random_uuid(),
-                case when g % 100 = 0 then $3 else 'org-' || (g % 500) end,
-                case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
+         select gen_random_uuid(), case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
                 'author-' || (g % 1000), 'author', 'main', 'v' || g, now() - make_interval(secs => g)
-         from generate_series($1::int, $2::int) g
-         returning id, organisation, project, created_at),
-       d as (
-         insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
-         select organisation, project, 'staging', id, 'succeeded', created_at from new),
-       v as (
-         insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
-         select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
-       h as (
-         insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
-         select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
-       o as (
-         insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
-         -- Recent, so the relay's retention sweep (7 days) leaves them be; the
-         -- payload keys a Watch resume looks events up by (its index).
-         select gen_random_uuid(), id, 'bench.approvals',
-                jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
-                now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now()
-         from new)
+         from generate_series($1::int, $2::int) g returning id, organisation, project, created_at),
+       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
+             select organisation, project, 'staging', id, 'succeeded', created_at from new),
+       v as (insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
+             select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
+       h as (insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
+             select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
+       -- Published within the last hour (the relay's 7-day retention sweep leaves them be), with the payload keys a Watch resume looks up.
+       o as (insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
+             select gen_random_uuid(), id, 'bench.approvals', jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
+                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new)
        select count(*) from new`,
-      [lo, hi, seeded.project.organisation, seeded.project.project],
+      [lo, Math.min(total, lo + CHUNK - 1), seeded.project.organisation, seeded.project.project],
     );
-  }
   for (const table of GROWN_TABLES) await pool.query(`vacuum analyze ${table}`);
 }
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -30,15 +31,10 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/** Whether `child` exited within `ms`. */
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+  return once(child, "exit", { signal: AbortSignal.timeout(ms) }).then(() => true, () => false);
 }
 
 /** Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line. */

@@ -6,14 +6,12 @@ export interface RecordedStatement {
   readonly parameters: readonly (string | null)[];
 }
 
-/** The SSLRequest code a client may send before its startup message (Postgres protocol). */
-const SSL_REQUEST = 80877103;
-
 /**
  * A TCP relay in front of Postgres that reads the frontend protocol going
  * through it and records each statement the server executes (Parse names its
  * SQL, Bind its parameters; a simple Query has none), so the benchmark can
- * EXPLAIN exactly what the server runs without knowing its code.
+ * EXPLAIN exactly what the server runs without knowing its code. Plaintext
+ * connections only (as to the machine's Postgres): TLS could not be read.
  */
 export async function startStatementRecorder(databaseUrl: string) {
   const target = new URL(databaseUrl);
@@ -55,10 +53,10 @@ function observe(client: Socket, record: (sql: string, parameters: (string | nul
     buffer = Buffer.concat([buffer, chunk]);
     for (;;) {
       if (!started) {
-        // Untyped: [length][code]; an SSLRequest may come before the startup message.
-        if (buffer.length < 8 || buffer.length < buffer.readInt32BE(0)) return;
-        started = buffer.readInt32BE(4) !== SSL_REQUEST;
+        // The startup message has no type byte: [length][protocol][parameters].
+        if (buffer.length < 4 || buffer.length < buffer.readInt32BE(0)) return;
         buffer = buffer.subarray(buffer.readInt32BE(0));
+        started = true;
         continue;
       }
       if (buffer.length < 5 || buffer.length < 1 + buffer.readInt32BE(1)) return;
