@@ -67,10 +67,7 @@ function facts(over: Partial<EvaluationFacts> = {}): EvaluationFacts {
 
 /** Facts on which both sets must fail exactly the same rules: the equivalence, checked before timing. */
 const EQUIVALENCE_CASES = [
-  facts(),
-  facts({ branch: "release/1.2" }),
-  facts({ branch: "feature/x" }),
-  facts({ votes: facts().votes.slice(0, 2) }),
+  ...[facts(), facts({ branch: "release/1.2" }), facts({ branch: "feature/x" }), facts({ votes: facts().votes.slice(0, 2) })],
   facts({ lastSuccessfulDeploy: new Map([["staging", new Date(AT.getTime() - 400_000)], ["qa", HOUR_AGO]]) }),
   facts({ lastSuccessfulDeploy: new Map([["qa", HOUR_AGO]]) }),
 ];

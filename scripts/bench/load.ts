@@ -33,9 +33,7 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
 
-export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
-}
+export const median = (values: readonly number[]): number => quantile([...values].sort((a, b) => a - b), 0.5);
 
 export type LoadOptions = { readonly callers: number; readonly durationMs: number; readonly maxCalls: number; readonly warmupCalls?: number };
 

@@ -62,8 +62,7 @@ export async function benchSignal(settings: BenchSettings, baseUrl: string, seed
     }
     messages.stop();
     await reader;
-    afterResponse.sort((a, b) => a - b);
-    afterRequest.sort((a, b) => a - b);
+    for (const latencies of [afterResponse, afterRequest]) latencies.sort((a, b) => a - b);
     const [p50, p99, max] = [0.5, 0.99, 1].map((q) => quantile(afterResponse, q)) as [number, number, number];
     return { approvals: count, p50, p99, max, requestToReceiptP50: quantile(afterRequest, 0.5), arrivedBeforeResponse: early };
   } finally {
