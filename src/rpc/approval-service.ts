@@ -2,10 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type CastVoteDeps, createCastVote } from "../approval/cast-vote.js";
 import { createReadApprovalState } from "../approval/read-approval-state.js";
-import { COMMENT_MAX } from "../approval/rules.js";
+import { authorizeBypass, COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
 import { callerAt } from "../auth/access.js";
-import { authorize } from "../auth/permissions.js";
+import { authorize, isAdmin } from "../auth/permissions.js";
 import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -60,13 +60,15 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const comment = requireComment(req.comment);
     const access = accessOf(ctx);
     const at = { project: project.project, environment };
+    const forceBypass = req.forceBypass ?? false;
     await authorize(access, project.organisation, "approval.vote", at);
     // The voter as seen here: an admin grant on this project lets force_bypass through.
     const caller = await callerAt(access, project.organisation, at);
+    authorizeBypass({ forceBypass, voterId: caller.userId, voterIsAdmin: isAdmin(caller, project.organisation) });
     const { strictest } = await castVote({
       caller,
       decision,
-      forceBypass: req.forceBypass ?? false,
+      forceBypass,
       project,
       intentId,
       environment,
