@@ -207,10 +207,10 @@ describe("releasegate groups and grants", () => {
       (g) => g.name === "cli-sre",
     );
     expect(group?.members).toMatchObject([
-      { userId: "u-dana", scope: "environment", scopeId: "web/prod", expiresAt: "2099-01-01T00:00:00Z", active: true },
+      { userId: "u-dana", scope: "environment", scopeId: "web/prod", expiresAt: "2099-01-01T00:00:00.000Z", active: true },
     ]);
     const table = await runCli(["groups", "list", ...O], env);
-    expect(table.stdout).toMatch(/cli-sre\s+okta-sre\s+u-dana\s+environment web\/prod\s+2099-01-01T00:00:00Z/);
+    expect(table.stdout).toMatch(/cli-sre\s+okta-sre\s+u-dana\s+environment web\/prod\s+2099-01-01T00:00:00\.000Z/);
     const removed = await runCli(["groups", "remove-member", "cli-sre", "u-dana", ...O], env);
     expect(removed).toMatchObject({ code: 0, stdout: "removed u-dana from cli-sre\n" });
     const deleted = await runCli(["groups", "delete", "cli-sre", ...O], env);

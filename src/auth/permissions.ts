@@ -46,15 +46,10 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
   "directory.write": { user: "admin", service: "admin" },
 };
 
-function where(organisation: string, at: Location): string {
-  if (at.project === undefined) return `organisation ${organisation}`;
-  if (at.environment === undefined) return `organisation ${organisation} (project ${at.project})`;
-  return `organisation ${organisation} (project ${at.project}, environment ${at.environment})`;
-}
 
-function denied(caller: Caller, role: Role, action: Action, organisation: string, at: Location): PermissionDeniedError {
+function denied(caller: Caller, role: Role, action: Action, organisation: string): PermissionDeniedError {
   const who = caller.actorType === "service" ? `service account ${caller.userId}` : `${role} ${caller.userId}`;
-  return new PermissionDeniedError(`${who} may not ${action} in ${where(organisation, at)}`);
+  return new PermissionDeniedError(`${who} may not ${action} in organisation ${organisation}`);
 }
 
 /**
@@ -71,8 +66,8 @@ export async function authorize(access: Access, organisation: string, action: Ac
   if (required !== "never" && roleAtLeast(base, required)) return;
   const role = required === "never" && base !== undefined ? base : await effectiveRoleOf(access, organisation, at);
   if (role === undefined)
-    throw new PermissionDeniedError(`caller ${caller.userId} has no role in ${where(organisation, at)}`);
-  if (required === "never" || !roleAtLeast(role, required)) throw denied(caller, role, action, organisation, at);
+    throw new PermissionDeniedError(`caller ${caller.userId} has no role in organisation ${organisation}`);
+  if (required === "never" || !roleAtLeast(role, required)) throw denied(caller, role, action, organisation);
 }
 
 /** True when the caller's role in `organisation`, as `caller` carries it, is admin (see callerAt for grants). */
