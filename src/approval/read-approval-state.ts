@@ -2,13 +2,15 @@ import type { Kysely } from "kysely";
 import { listCurrentVotes } from "../db/approval.repository.js";
 import { findIntent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
-import type { Policy, ProjectRef } from "../policy/policy.js";
+import { requireDeclared } from "../environment/declared-environments.js";
+import type { ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
 import { type GateState, gatePolicies, gateState } from "./rules.js";
 
 export interface ReadApprovalStateDeps {
   readonly db: Kysely<DB>;
-  readonly loadPolicies: (project: ProjectRef) => Promise<readonly Policy[]>;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
 
 export interface ApprovalStateQuery {
@@ -17,11 +19,16 @@ export interface ApprovalStateQuery {
   readonly environment: string;
 }
 
-/** The votes on an intent for an environment against its approval policies (NOT_FOUND: unknown intent, or no gate). */
+/**
+ * The votes on an intent for an environment against its approval policies
+ * (FAILED_PRECONDITION: undeclared environment; NOT_FOUND: unknown intent, or no gate).
+ */
 export function createReadApprovalState(deps: ReadApprovalStateDeps): (q: ApprovalStateQuery) => Promise<GateState> {
   return async ({ project, intentId, environment }) => {
+    const { policies, environments } = await deps.loadProject(project);
+    requireDeclared(environments, environment, "target_environment", project);
     if ((await findIntent(deps.db, project, intentId)) === undefined) throw intentNotFound(project, intentId);
-    const gate = gatePolicies(await deps.loadPolicies(project), project, environment);
+    const gate = gatePolicies(policies, project, environment);
     return gateState(gate, await listCurrentVotes(deps.db, intentId, environment));
   };
 }

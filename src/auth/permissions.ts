@@ -10,12 +10,15 @@ export type Action =
   | "intent.read"
   | "deployment.record"
   | "approval.vote"
-  | "approval.read";
+  | "approval.read"
+  | "environment.read"
+  | "environment.write";
 
 /**
  * Who may do what. Members read, evaluate, register intents and vote; admins
  * also manage policies and record deployments; services (pipelines) read,
- * evaluate, register intents and record deployments, but never vote.
+ * evaluate, register intents and record deployments, but never vote. Only
+ * admins declare a project's environments; anyone in the organisation reads them.
  */
 const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) => boolean> = {
   "policy.read": () => true,
@@ -26,6 +29,8 @@ const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) 
   "deployment.record": ({ role, service }) => service || role === "admin",
   "approval.vote": ({ service }) => !service,
   "approval.read": () => true,
+  "environment.read": () => true,
+  "environment.write": ({ role, service }) => !service && role === "admin",
 };
 
 /** Throws PermissionDeniedError unless the caller may do `action` in `organisation`. */

@@ -81,6 +81,16 @@ export interface OutboxTable {
   published_at: ColumnType<Date | null, never, Date>;
 }
 
+export interface ProjectEnvironmentsTable {
+  organisation: string;
+  project: string;
+  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
+  environments: string[];
+  updated_at: ColumnType<Date, Date, Date>;
+  /** Token subject of the admin who declared them. */
+  updated_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -88,4 +98,5 @@ export interface DB {
   approval_votes: ApprovalVotesTable;
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
+  project_environments: ProjectEnvironmentsTable;
 }
