@@ -6,6 +6,7 @@ import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier.j
 import { cacheVerifiedTokens } from "./auth/verified-token-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { listGrantsOfUser } from "./db/approver.repository.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loadProjectRules } from "./db/environment.repository.js";
 import { migrateToLatest } from "./db/migrate.js";
@@ -255,7 +256,11 @@ export class App {
       observabilityInterceptor(logger, this.#metrics),
       concurrencyLimitInterceptor(config.maxInFlight),
       errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
-      authInterceptor(parts.verifier),
+      // Role grants are read per request, lazily, with one indexed query (role_grants_org_user).
+      authInterceptor(parts.verifier, {
+        loadGrants: (organisation, userId) => listGrantsOfUser(parts.database.db, organisation, userId),
+        clock: this.#clock,
+      }),
     ];
     return withDefaultDeadline(
       createNodeHandler(

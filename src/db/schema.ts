@@ -91,6 +91,41 @@ export interface ProjectEnvironmentsTable {
   updated_by: string;
 }
 
+export interface ApproverGroupsTable {
+  organisation: string;
+  name: string;
+  /** Identity-provider group whose token holders are members at vote time. */
+  idp_group: string | null;
+  created_at: ColumnType<Date, Date, never>;
+  created_by: string;
+}
+
+export interface ApproverGroupMembersTable {
+  organisation: string;
+  group_name: string;
+  user_id: string;
+  display_name: string;
+  /** `organisation`, `project` or `environment`. */
+  scope: string;
+  /** '' (organisation), project, or `project/environment`. */
+  scope_id: string;
+  expires_at: Date | null;
+  added_at: Date;
+  added_by: string;
+}
+
+export interface RoleGrantsTable {
+  id: string;
+  organisation: string;
+  user_id: string;
+  role: string;
+  scope: string;
+  scope_id: string;
+  expires_at: ColumnType<Date | null, Date | null, never>;
+  granted_at: ColumnType<Date, Date, never>;
+  granted_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -99,4 +134,7 @@ export interface DB {
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
   project_environments: ProjectEnvironmentsTable;
+  approver_groups: ApproverGroupsTable;
+  approver_group_members: ApproverGroupMembersTable;
+  role_grants: RoleGrantsTable;
 }

@@ -4,6 +4,7 @@ import { type CastVoteDeps, createCastVote } from "../approval/cast-vote.js";
 import { createReadApprovalState } from "../approval/read-approval-state.js";
 import { COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
+import { callerAt } from "../auth/access.js";
 import { authorize } from "../auth/permissions.js";
 import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -14,7 +15,7 @@ import {
   type PolicyService,
 } from "../gen/forest/v1/policy_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { approvalStateToProto } from "./convert.js";
 
 export type ApprovalServiceDeps = CastVoteDeps;
@@ -57,8 +58,11 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
-    const caller = callerOf(ctx);
-    authorize(caller, project.organisation, "approval.vote");
+    const access = accessOf(ctx);
+    const at = { project: project.project, environment };
+    await authorize(access, project.organisation, "approval.vote", at);
+    // The voter as seen here: an admin grant on this project lets force_bypass through.
+    const caller = await callerAt(access, project.organisation, at);
     const { strictest } = await castVote({
       caller,
       decision,
@@ -81,7 +85,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
-    authorize(callerOf(ctx), project.organisation, "approval.read");
+    await authorize(accessOf(ctx), project.organisation, "approval.read", { project: project.project, environment });
     const { strictest } = await readState({ project, intentId, environment });
     return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });
   };
