@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import type { RuleProgress } from "../approval/judge-rules.js";
 import type { ApprovalState, Vote } from "../approval/vote.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -11,7 +12,12 @@ import {
   PolicySchema,
   PolicyType,
 } from "../gen/forest/v1/policy_pb.js";
-import { type ApprovalRule as ApprovalRuleMsg, ApprovalRuleSchema } from "../gen/releasegate/v1/approval_rules_pb.js";
+import {
+  type ApprovalRule as ApprovalRuleMsg,
+  type ApprovalRuleProgress,
+  ApprovalRuleProgressSchema,
+  ApprovalRuleSchema,
+} from "../gen/releasegate/v1/approval_rules_pb.js";
 import type { PolicyEvaluation } from "../policy/evaluate.js";
 import { APPROVAL_RULES_MAX, type ApprovalRule, type Policy, type PolicyConfig, type PolicyKind } from "../policy/policy.js";
 import { approvalRuleFromInput, validatePolicyConfig } from "../policy/validate.js";
@@ -167,6 +173,17 @@ function ruleToProto(r: ApprovalRule): ApprovalRuleMsg {
   });
 }
 
+export function ruleProgressToProto(p: RuleProgress): ApprovalRuleProgress {
+  return create(ApprovalRuleProgressSchema, {
+    rule: p.rule,
+    requiredApprovals: p.requiredApprovals,
+    currentApprovals: p.currentApprovals,
+    approvedBy: [...p.approvedBy],
+    mayStillApprove: [...p.mayStillApprove],
+    openEnded: p.openEnded,
+  });
+}
+
 export function voteToProto(v: Vote) {
   return {
     userId: v.userId,
@@ -183,6 +200,7 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
     requiredApprovals: s.requiredApprovals,
     currentApprovals: s.currentApprovals,
     decisions: s.decisions.map(voteToProto),
+    ruleProgress: (s.ruleProgress ?? []).map(ruleProgressToProto),
   });
 }
 
