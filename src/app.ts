@@ -9,7 +9,7 @@ import type { Config } from "./config.js";
 import { listGrantsOfUser } from "./db/approver.repository.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loadProjectRules } from "./db/environment.repository.js";
-import { migrateToLatest } from "./db/migrate.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
@@ -70,8 +70,8 @@ const SERVED: readonly DescService[] = [
   PolicyService,
   ReleaseService,
   ApprovalAuditService,
-  EnvironmentService,
   ApproverService,
+  EnvironmentService,
   ApprovalQueryService,
   Health,
   ServerReflection,
@@ -177,7 +177,7 @@ export class App {
         statementTimeoutMs: config.rpcTimeoutMs,
       }));
     this.#database = database;
-    const applied = await migrateToLatest(database.db);
+    const applied = await migrateDatabase(database);
     logger.info({ database: database.description, applied }, "database ready");
     return database;
   }
@@ -328,11 +328,11 @@ export class App {
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
+      router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
-      router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));

@@ -3,6 +3,7 @@ import { type CompiledQuery, Kysely, PostgresDialect, type Transaction } from "k
 import pg from "pg";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
 import { readVoteBasis, writeVote } from "../../src/db/approval.repository.js";
+import { listGrantsOfUser, listMembershipsOfUsers } from "../../src/db/approver.repository.js";
 import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
 import { claimUnpublished, outboxInsertFor, outboxReplay } from "../../src/db/outbox.repository.js";
 import type { DB } from "../../src/db/schema.js";
@@ -15,7 +16,7 @@ import type { BenchSettings } from "./settings.js";
 const CHUNK = 200_000;
 
 export interface ScalePoint {
-  /** Rows in each of release_intents, deployments, approval_votes, approval_history. */
+  /** Rows in each of release_intents, deployments, approval_votes, approval_history, outbox, role_grants and approver_group_members. */
   readonly rows: number;
   readonly loadSeconds: number;
   readonly evaluate: LoadResult;
@@ -30,7 +31,8 @@ export interface ScaleResult {
 }
 
 /**
- * Grows release_intents, deployments, approval_votes, approval_history and
+ * Grows release_intents, deployments, approval_votes, approval_history, role_grants,
+ * approver_group_members and
  * (published) outbox to `total` rows each with one statement per chunk (generate_series); 1 in 100
  * rows belongs to the benchmark project, the rest spread over 5,000 others.
  */
@@ -66,8 +68,41 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
        select count(*) from new`,
       [lo, hi, seeded.project.organisation, seeded.project.project],
     );
+    // The approver directory grows with the rest: one role grant and one
+    // group membership per row, spread over the same organisations.
+    await pool.query(
+      `insert into role_grants (id, organisation, user_id, role, scope, scope_id, granted_at, granted_by)
+       select gen_random_uuid(),
+              case when g % 100 = 0 then $3 else 'org-' || (g % 500) end,
+              'user-' || (g % 20000), 'maintainer', 'project', 'proj-' || (g % 5000), now(), 'bench'
+       from generate_series($1::int, $2::int) g`,
+      [lo, hi, seeded.project.organisation],
+    );
+    await pool.query(
+      `insert into approver_groups (organisation, name, created_at, created_by)
+       select distinct case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, 'bench-' || (g % 20), now(), 'bench'
+       from generate_series($1::int, least($2::int, $1::int + 10000)) g
+       on conflict do nothing`,
+      [lo, hi, seeded.project.organisation],
+    );
+    await pool.query(
+      `insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, added_at, added_by)
+       select case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, 'bench-' || (g % 20),
+              'member-' || g, 'member', 'organisation', '', now(), 'bench'
+       from generate_series($1::int, $2::int) g
+       on conflict do nothing`,
+      [lo, hi, seeded.project.organisation],
+    );
   }
-  for (const table of ["release_intents", "deployments", "approval_votes", "approval_history", "outbox"])
+  for (const table of [
+    "release_intents",
+    "deployments",
+    "approval_votes",
+    "approval_history",
+    "outbox",
+    "role_grants",
+    "approver_group_members",
+  ])
     await pool.query(`vacuum analyze ${table}`);
 }
 
@@ -150,7 +185,7 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
       outbox: outboxInsertFor(event, "bench.approvals"),
     });
   });
-  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, 100));
+  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, { limit: 100, leaseMs: 10_000, token: randomUUID() }));
   const { rows: recent } = await pool.query<{ event_id: string }>(
     `select event_id from outbox where payload->>'organisation' = $1 and payload->>'project' = $2
      order by created_at desc offset 10 limit 1`,
@@ -161,8 +196,14 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
   const resume = await capture(pool, (trx) =>
     outboxReplay(trx, { project: seeded.project, environment: "prod", afterEventId, overlapMs: 60_000, limit: 1_001 }),
   );
+  const [grants] = await capture(pool, (trx) => listGrantsOfUser(trx, seeded.project.organisation, "user-100"));
+  const [memberships] = await capture(pool, (trx) =>
+    listMembershipsOfUsers(trx, seeded.project.organisation, ["member-100", "member-200"]),
+  );
   const plans: Record<string, string> = {};
   const named: [string, CompiledQuery | undefined][] = [
+    ["Authorisation: the caller's role grants in the organisation (once per request that needs them)", grants],
+    ["Eligibility: the voters' group memberships in the organisation", memberships],
     ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
     ["ApproveRelease: read the intent, its vote version and votes", approve.find((q) => !/^\s*with/.test(q.sql))],
     [

@@ -68,7 +68,7 @@ export function token(spec: TokenSpec): Promise<string> {
     orgRoles: spec.orgs ?? {},
     actorType: spec.service ? "service" : "user",
     expiresIn: spec.expiresIn,
-    ...(spec.groups !== undefined ? { groups: spec.groups } : {}),
+    ...(spec.groups === undefined ? {} : { groups: spec.groups }),
   });
 }
 
