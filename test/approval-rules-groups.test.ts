@@ -4,6 +4,8 @@ import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalQueryService } from "../src/gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "../src/gen/releasegate/v1/approver_pb.js";
 import { registerIntent } from "./support/approval-fixtures.js";
+import { ensureBuilt } from "./support/build.js";
+import { runCli } from "./support/cli.js";
 import { expectRpcError } from "./support/rpc-error.js";
 import { ManualClock, startTestServer, type TestServer, token } from "./support/server.js";
 
@@ -379,5 +381,34 @@ describe("who may still approve", () => {
       Code.NotFound,
       /release intent 0b8f6a52-8c3e-4b8e-9b7a-3f4f0c1d2e3a/,
     );
+  });
+});
+
+describe("releasegate approvers (CLI)", () => {
+  // The CLI runs from dist/: build it once (shared with other test files).
+  beforeAll(() => ensureBuilt(), 240_000);
+
+  it("prints each rule's progress and who may still approve", async () => {
+    const { where, intent } = await gate(1, securityAndSre, true);
+    await approve(await member("sam"), where, intent);
+    const env = { RELEASEGATE_SERVER: server.baseUrl, RELEASEGATE_TOKEN: await member("zed") };
+    const args = ["approvers", "--project", `acme/${where.project}`, "--intent", intent, "--env", "prod"];
+    const json = await runCli(["-o", "json", ...args], env);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      rules: [
+        {
+          rule: "group:security",
+          requiredApprovals: 1,
+          currentApprovals: 1,
+          approvedBy: ["sam"],
+          mayStillApprove: ["sec"],
+          openEnded: false,
+        },
+        { rule: "group:sre", requiredApprovals: 1, currentApprovals: 0, approvedBy: [], mayStillApprove: ["rob"], openEnded: false },
+      ],
+    });
+    const table = await runCli(args, env);
+    expect(table.stdout).toMatch(/group:sre\s+0\/1\s+-\s+rob/);
   });
 });
