@@ -15,6 +15,7 @@ import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
@@ -26,6 +27,7 @@ import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from ".
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
+import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createEnvironmentHandlers } from "./rpc/environment-service.js";
@@ -70,6 +72,7 @@ const SERVED: readonly DescService[] = [
   ApprovalAuditService,
   ApproverService,
   EnvironmentService,
+  ApprovalQueryService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -324,6 +327,7 @@ export class App {
         }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
         EnvironmentService,

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { historyCommand, voteCommands, watchCommand } from "./approval.js";
+import { approversCommand, historyCommand, voteCommands, watchCommand } from "./approval.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
 import { grantsCommand, groupsCommand } from "./directory.js";
 import { environmentsCommand } from "./environments.js";
@@ -31,6 +31,7 @@ export function buildProgram(): Command {
     intentCommand(),
     deployCommand(),
     ...voteCommands(),
+    approversCommand(),
     historyCommand(),
     watchCommand(),
   ])

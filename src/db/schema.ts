@@ -54,6 +54,10 @@ export interface ApprovalVotesTable {
   first_cast_seq: Generated<string>;
   first_cast_at: ColumnType<Date, Date, never>;
   decided_at: ColumnType<Date, Date, Date>;
+  /** The voter's identity-provider groups at vote time (JSON array of strings); null before approval rules. */
+  voter_idp_groups: ColumnType<string[] | null, string | null, string | null>;
+  /** The role the voter's token gave them in the organisation at vote time. */
+  voter_token_role: string | null;
 }
 
 export interface ApprovalHistoryTable {
@@ -69,6 +73,8 @@ export interface ApprovalHistoryTable {
   decision_kind: string;
   comment: string | null;
   decided_at: ColumnType<Date, Date, never>;
+  voter_idp_groups: ColumnType<string[] | null, string | null, never>;
+  voter_token_role: ColumnType<string | null, string | null, never>;
 }
 
 export interface OutboxTable {

@@ -73,6 +73,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
       intentId,
       environment,
       comment,
+      tokenRole: access.caller.orgRoles.get(project.organisation),
     });
     return approvalStateToProto(strictest);
   }
