@@ -18,6 +18,8 @@ type Role = "admin" | "member" | "service" | "outsider";
 const ROLES: readonly Role[] = ["admin", "member", "service", "outsider"];
 const project = { organisation: "acme", project: "authz" };
 const counters = new SuiteCounters("security-authz");
+/** A bypass needs a written reason (at least 10 characters). */
+const BYPASS_REASON = "incident 42: the hotfix cannot wait";
 
 const EVERYONE_IN_ORG: readonly Role[] = ["admin", "member", "service"];
 /** Who may call each method; anyone else gets PERMISSION_DENIED. */
@@ -166,21 +168,21 @@ describe("four-eyes rules on votes", () => {
 
   it("rejects force_bypass from a member author", async () => {
     const id = await registerIntent("alice");
-    const outcome = await approve(tokens.author, id, { forceBypass: true });
+    const outcome = await approve(tokens.author, id, { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
     record("PERMISSION_DENIED");
   });
 
   it("rejects force_bypass from a member who is not the author", async () => {
-    const outcome = await approve(tokens.member, await registerIntent("alice"), { forceBypass: true });
+    const outcome = await approve(tokens.member, await registerIntent("alice"), { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
     record("PERMISSION_DENIED");
   });
 
   it("rejects force_bypass from a service account", async () => {
-    const outcome = await approve(tokens.service, await registerIntent("alice"), { forceBypass: true });
+    const outcome = await approve(tokens.service, await registerIntent("alice"), { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     record("PERMISSION_DENIED");
   });
@@ -212,7 +214,7 @@ describe("four-eyes rules on votes", () => {
 
   it("records an admin author's force_bypass approval as admin_override, in state and history", async () => {
     const id = await registerIntent("root");
-    const res = await server.client(PolicyService, tokens.adminAuthor).externalApproveRelease(vote(id, { forceBypass: true }));
+    const res = await server.client(PolicyService, tokens.adminAuthor).externalApproveRelease(vote(id, { forceBypass: true, comment: BYPASS_REASON }));
     expect(res.state?.decisions).toMatchObject([{ userId: "root", decision: "approved", decisionKind: "admin_override" }]);
     const history = await server
       .client(ApprovalAuditService, tokens.member)
@@ -223,7 +225,7 @@ describe("four-eyes rules on votes", () => {
 
   it("treats force_bypass from an admin who is not the author as a peer vote", async () => {
     const id = await registerIntent("alice");
-    const res = await server.client(PolicyService, tokens.admin).externalApproveRelease(vote(id, { forceBypass: true }));
+    const res = await server.client(PolicyService, tokens.admin).externalApproveRelease(vote(id, { forceBypass: true, comment: BYPASS_REASON }));
     expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "peer" }]);
     record("peer");
   });
@@ -249,7 +251,7 @@ describe("four-eyes rules on votes", () => {
   });
 
   it("denies a user of another organisation even with admin there", async () => {
-    const outcome = await approve(tokens.outsider, intentId, { forceBypass: true });
+    const outcome = await approve(tokens.outsider, intentId, { forceBypass: true, comment: BYPASS_REASON });
     expect(outcome.code).toBe(Code.PermissionDenied);
     expect(outcome.message).toMatch(/has no role in organisation acme/);
     record("PERMISSION_DENIED");

@@ -192,7 +192,10 @@ async function runSequence(seq: number, rand: () => number): Promise<void> {
         `${voter} ${decision}${bypass ? " (bypass)" : ""} ${intentId.slice(0, 8)} in ${env}`,
         model.vote(voter, intentId, env, decision, bypass),
         await outcome(
-          decision === "approved" ? client.approveRelease({ ...req, forceBypass: bypass }) : client.rejectRelease(req),
+          decision === "approved"
+            ? // A bypass needs a written reason (at least 10 characters).
+              client.approveRelease({ ...req, forceBypass: bypass, ...(bypass ? { comment: "model: bypass reason" } : {}) })
+            : client.rejectRelease(req),
         ),
       );
     } else if (r < 0.7) {
