@@ -14,6 +14,7 @@ import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
+import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
 import { ServerHealth } from "./health/health.js";
 import { createHealthHandlers } from "./health/health-service.js";
@@ -24,6 +25,7 @@ import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
+import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
@@ -63,6 +65,7 @@ const SERVED: readonly DescService[] = [
   PolicyService,
   ReleaseService,
   ApprovalAuditService,
+  BreakGlassService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -313,6 +316,18 @@ export class App {
         }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(
+        BreakGlassService,
+        createBreakGlassHandlers({
+          db: database.db,
+          clock: this.#clock,
+          subjectPrefix: config.natsSubjectPrefix,
+          loadPolicies: policyCache.get,
+          onOutboxCommitted: () => relay.wake(),
+          onBrokenGlass: (project, environment) =>
+            metrics.breakGlass.inc({ organisation: project.organisation, project: project.project, environment }),
+        }),
+      );
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));

@@ -30,6 +30,20 @@ export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }
 
+/**
+ * The request is well formed but the system is not in a state that allows
+ * it (e.g. it names an environment the project has not declared); the
+ * message says what to change first. `field` is the request field at fault.
+ */
+export class FailedPreconditionError extends Error {
+  override readonly name = "FailedPreconditionError";
+  readonly field: string;
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(`${field}: ${message}`, options);
+    this.field = field;
+  }
+}
+
 /** A position the request names (a resume point) is outside what the server keeps. */
 export class OutOfRangeError extends Error {
   override readonly name = "OutOfRangeError";
@@ -97,6 +111,8 @@ export function toConnectError(err: unknown): ConnectError {
     return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
   if (err instanceof UnauthenticatedError)
     return new ConnectError(err.message, Code.Unauthenticated, undefined, undefined, err);
+  if (err instanceof FailedPreconditionError)
+    return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
   if (err instanceof OutOfRangeError)
     return new ConnectError(err.message, Code.OutOfRange, undefined, undefined, err);
   const code = errorCode(err);

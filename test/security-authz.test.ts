@@ -42,6 +42,8 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.ReleaseService/RecordDeployment": ["admin", "service"],
   "releasegate.v1.ApprovalAuditService/ListApprovalHistory": EVERYONE_IN_ORG,
   "releasegate.v1.ApprovalAuditService/WatchApprovalEvents": EVERYONE_IN_ORG,
+  // Opening an approval gate is an admin's (a person's) call.
+  "releasegate.v1.BreakGlassService/BreakGlass": ["admin"],
 };
 
 let server: TestServer;
@@ -114,6 +116,8 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
       return { project, branch: "main", version: "2" };
     case "releasegate.v1.ReleaseService/GetReleaseIntent":
       return { project, releaseIntentId: intentId };
+    case "releasegate.v1.BreakGlassService/BreakGlass":
+      return { ...vote, reason: BYPASS_REASON };
     case "releasegate.v1.ReleaseService/RecordDeployment":
       return { project, environment: "staging", releaseIntentId: intentId, status: DeploymentStatus.SUCCEEDED };
     default:

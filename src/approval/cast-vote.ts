@@ -85,7 +85,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       decidedAt: now,
       ...(comment !== undefined ? { comment } : {}),
     };
-    const state = gateState(gate, withVote(basis.votes, cast));
+    const state = gateState(gate, withVote(basis.votes, cast), basis.breakGlass);
     const event: ApprovalDecidedEvent = {
       event_id: randomUUID(),
       kind: APPROVAL_DECIDED,

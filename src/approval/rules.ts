@@ -1,6 +1,14 @@
 import { NotFoundError, PermissionDeniedError } from "../errors.js";
 import type { Policy, ProjectRef } from "../policy/policy.js";
-import { type ApprovalState, approvalState, type Decision, type DecisionKind, type Vote } from "./vote.js";
+import type { BreakGlassMark } from "./break-glass-mark.js";
+import {
+  type ApprovalState,
+  approvalPassed,
+  approvalState,
+  type Decision,
+  type DecisionKind,
+  type Vote,
+} from "./vote.js";
 
 /** Longest comment a vote may carry, in characters. */
 export const COMMENT_MAX = 2000;
@@ -78,12 +86,17 @@ export interface GateState {
 
 /**
  * Evaluates every approval policy against the same votes. Responses show the
- * strictest policy (highest threshold): it passes exactly when all do.
+ * strictest policy (highest threshold): it passes exactly when all do. A
+ * break-glass opens all of them.
  */
-export function gateState(approvalPolicies: readonly Policy[], votes: readonly Vote[]): GateState {
+export function gateState(
+  approvalPolicies: readonly Policy[],
+  votes: readonly Vote[],
+  breakGlass?: BreakGlassMark,
+): GateState {
   let required = 0;
   for (const p of approvalPolicies)
     if (p.config.kind === "external_approval") required = Math.max(required, p.config.requiredApprovals);
-  const strictest = approvalState(required, votes);
-  return { strictest, passed: strictest.currentApprovals >= required };
+  const strictest = approvalState(required, votes, breakGlass);
+  return { strictest, passed: approvalPassed(strictest) };
 }

@@ -10,12 +10,14 @@ export type Action =
   | "intent.read"
   | "deployment.record"
   | "approval.vote"
-  | "approval.read";
+  | "approval.read"
+  | "approval.break_glass";
 
 /**
  * Who may do what. Members read, evaluate, register intents and vote; admins
  * also manage policies and record deployments; services (pipelines) read,
- * evaluate, register intents and record deployments, but never vote.
+ * evaluate, register intents and record deployments, but never vote. Only
+ * admins (people) break the glass of an approval gate.
  */
 const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) => boolean> = {
   "policy.read": () => true,
@@ -26,6 +28,7 @@ const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) 
   "deployment.record": ({ role, service }) => service || role === "admin",
   "approval.vote": ({ service }) => !service,
   "approval.read": () => true,
+  "approval.break_glass": ({ role, service }) => !service && role === "admin",
 };
 
 /** Throws PermissionDeniedError unless the caller may do `action` in `organisation`. */

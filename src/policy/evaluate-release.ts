@@ -46,7 +46,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
     ];
     const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
-    const { intent, lastSuccessfulDeploy, votes } = await readEvaluationRows(db, project, {
+    const { intent, lastSuccessfulDeploy, votes, breakGlass } = await readEvaluationRows(db, project, {
       releaseIntentId: intentId,
       sourceEnvironments,
       votesEnvironment: needsVotes ? targetEnvironment : undefined,
@@ -59,6 +59,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       releaseIntentId: intentId,
       lastSuccessfulDeploy,
       votes,
+      breakGlass,
     });
   };
 }

@@ -1,3 +1,4 @@
+import { type BreakGlassMark, breakGlassReason } from "../approval/break-glass-mark.js";
 import { type ApprovalState, approvalState, type Vote } from "../approval/vote.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import type { BranchRestrictionConfig, ExternalApprovalConfig, Policy, PolicyKind, SoakTimeConfig } from "./policy.js";
@@ -25,6 +26,8 @@ export interface EvaluationFacts {
   readonly lastSuccessfulDeploy: ReadonlyMap<string, Date>;
   /** Current votes for the intent in the target environment (empty without an intent). */
   readonly votes: readonly Vote[];
+  /** The newest break-glass on the intent for the target environment: every approval policy passes. */
+  readonly breakGlass?: BreakGlassMark;
 }
 
 export interface PolicyEvaluation {
@@ -169,7 +172,8 @@ function evaluateExternalApproval(
       "approval required — no release intent",
       approvalState(c.requiredApprovals, []),
     );
-  const state = approvalState(c.requiredApprovals, facts.votes);
+  const state = approvalState(c.requiredApprovals, facts.votes, facts.breakGlass);
+  if (facts.breakGlass !== undefined) return evaluation(name, c.kind, true, breakGlassReason(facts.breakGlass), state);
   const rejections = state.decisions.length - state.currentApprovals;
   const note = rejections > 0 ? ` (${rejections} rejected)` : "";
   const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}`;

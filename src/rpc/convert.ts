@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { breakGlassReason } from "../approval/break-glass-mark.js";
 import type { ApprovalState, Vote } from "../approval/vote.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -164,6 +165,7 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
     requiredApprovals: s.requiredApprovals,
     currentApprovals: s.currentApprovals,
     decisions: s.decisions.map(voteToProto),
+    breakGlass: s.breakGlass === undefined ? "" : breakGlassReason(s.breakGlass),
   });
 }
 

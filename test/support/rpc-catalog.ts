@@ -2,10 +2,16 @@ import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bu
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 
 /** Every service that requires a token; the suite iterates over all their methods. */
-export const AUTHENTICATED_SERVICES: readonly DescService[] = [PolicyService, ReleaseService, ApprovalAuditService];
+export const AUTHENTICATED_SERVICES: readonly DescService[] = [
+  PolicyService,
+  ReleaseService,
+  ApprovalAuditService,
+  BreakGlassService,
+];
 
 /** Every method of every authenticated service, with its service. */
 export const ALL_METHODS: readonly DescMethod[] = AUTHENTICATED_SERVICES.flatMap((s) => s.methods);
