@@ -7,7 +7,7 @@
  */
 import { ConfigError, loadConfig } from "../src/config.js";
 import { openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrate.js";
+import { migrateDatabase } from "../src/db/migrate.js";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -19,7 +19,7 @@ try {
 }
 const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
 try {
-  const applied = await migrateToLatest(database.db);
+  const applied = await migrateDatabase(database);
   console.log(
     applied.length === 0
       ? `${database.description}: schema up to date`

@@ -7,14 +7,15 @@ import { cacheVerifiedTokens } from "./auth/verified-token-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
-import { migrateToLatest } from "./db/migrate.js";
-import { listPolicies } from "./db/policy.repository.js";
+import { loadProjectRules } from "./db/environment.repository.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { PolicyService } from "./gen/forest/v1/policy_pb.js";
 import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
+import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
 import { ServerHealth } from "./health/health.js";
 import { createHealthHandlers } from "./health/health-service.js";
@@ -26,6 +27,7 @@ import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./ref
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
+import { createEnvironmentHandlers } from "./rpc/environment-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
@@ -66,6 +68,7 @@ const SERVED: readonly DescService[] = [
   ReleaseService,
   ApprovalAuditService,
   BreakGlassService,
+  EnvironmentService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -170,7 +173,7 @@ export class App {
         statementTimeoutMs: config.rpcTimeoutMs,
       }));
     this.#database = database;
-    const applied = await migrateToLatest(database.db);
+    const applied = await migrateDatabase(database);
     logger.info({ database: database.description, applied }, "database ready");
     return database;
   }
@@ -180,7 +183,7 @@ export class App {
    * replica invalidates on the policies trigger's NOTIFY (and this one at once).
    */
   async #startPolicyCache(database: Database): Promise<PolicyCache> {
-    const policyCache = createPolicyCache({ load: (project) => listPolicies(database.db, project) });
+    const policyCache = createPolicyCache({ load: (project) => loadProjectRules(database.db, project) });
     this.#stopPolicyInvalidation = await invalidateOnPolicyChange(database, policyCache);
     return policyCache;
   }
@@ -287,7 +290,7 @@ export class App {
     const deps = {
       db: database.db,
       clock: this.#clock,
-      loadPolicies: policyCache.get,
+      loadProject: policyCache.get,
       onPolicyChanged: policyCache.invalidate,
     };
     const approvalHandlers = createApprovalHandlers({
@@ -296,7 +299,7 @@ export class App {
       subjectPrefix: config.natsSubjectPrefix,
       onOutboxCommitted: () => relay.wake(),
       onVoteConflict: () => metrics.voteConflicts.inc(),
-      loadPolicies: policyCache.get,
+      loadProject: policyCache.get,
     });
     const reflection = createDescriptorIndex(SERVED);
     return (router: ConnectRouter) => {
@@ -322,11 +325,15 @@ export class App {
           db: database.db,
           clock: this.#clock,
           subjectPrefix: config.natsSubjectPrefix,
-          loadPolicies: policyCache.get,
+          loadProject: policyCache.get,
           onOutboxCommitted: () => relay.wake(),
           onBrokenGlass: (project, environment) =>
             metrics.breakGlass.inc({ organisation: project.organisation, project: project.project, environment }),
         }),
+      );
+      router.service(
+        EnvironmentService,
+        createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));

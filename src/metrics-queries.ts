@@ -16,11 +16,22 @@ export async function outboxBacklog(db: Kysely<DB>): Promise<{ depth: number; ol
 }
 
 /**
+ * Intents a scrape looks at per gated environment: the most recently
+ * registered ones of its project. Bounds a scrape's cost (at most this many
+ * intents, each with a few index probes, per gate) whatever the number of
+ * intents, votes and history rows.
+ */
+export const PENDING_SCAN_PER_GATE = 100;
+
+/**
  * Ages (seconds since the intent was registered) of the releases waiting for
  * approval: an enabled external-approval policy gates the environment, the
  * intent was not deployed there, nobody rejected it and it has fewer
- * approvals than the strictest policy requires. Intents older than
- * PENDING_WINDOW_DAYS are left out.
+ * approvals than the strictest policy requires. Only each gated
+ * environment's PENDING_SCAN_PER_GATE most recent intents of its project,
+ * registered in the last PENDING_WINDOW_DAYS, are looked at (index
+ * `release_intents_project_created`), so at most that many per gate are
+ * counted.
  */
 export async function pendingApprovalAges(db: Kysely<DB>): Promise<number[]> {
   const { rows } = await sql<{ age: number }>`
@@ -32,10 +43,14 @@ export async function pendingApprovalAges(db: Kysely<DB>): Promise<number[]> {
        group by 1, 2, 3
     )
     select extract(epoch from (now() - i.created_at))::float8 as age
-      from release_intents i
-      join gates g on g.organisation = i.organisation and g.project = i.project
-     where i.created_at > now() - make_interval(days => ${PENDING_WINDOW_DAYS})
-       and not exists (
+      from gates g
+      cross join lateral (
+             select r.id, r.created_at from release_intents r
+              where r.organisation = g.organisation and r.project = g.project
+                and r.created_at > now() - make_interval(days => ${PENDING_WINDOW_DAYS})
+              order by r.created_at desc
+              limit ${PENDING_SCAN_PER_GATE}) i
+     where not exists (
              select 1 from deployments d
               where d.release_intent_id = i.id and d.environment = g.environment and d.status = 'succeeded')
        and not exists (

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "./db/database.js";
-import { outboxBacklog, pendingApprovalAges } from "./metrics-queries.js";
+import { outboxBacklog, PENDING_SCAN_PER_GATE, PENDING_WINDOW_DAYS, pendingApprovalAges } from "./metrics-queries.js";
 
 /** RPC latency buckets, in seconds. */
 const RPC_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -142,7 +142,7 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
   });
   new Gauge({
     name: `${METRICS_PREFIX}approvals_pending`,
-    help: "Release intents waiting for approval to an environment gated by an external-approval policy",
+    help: `Release intents waiting for approval to an environment gated by an external-approval policy, among each gated environment's ${PENDING_SCAN_PER_GATE} most recent intents of its project (last ${PENDING_WINDOW_DAYS} days)`,
     registers,
     async collect() {
       this.set((await pendingAges())?.length ?? Number.NaN);
@@ -150,7 +150,7 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
   });
   new Histogram({
     name: `${METRICS_PREFIX}approvals_pending_age_seconds`,
-    help: "How long the releases now waiting for approval have waited, in seconds (recomputed at each scrape)",
+    help: "How long the releases counted by approvals_pending have waited so far, in seconds (recomputed at each scrape)",
     buckets: PENDING_SECONDS_BUCKETS,
     registers,
     async collect() {

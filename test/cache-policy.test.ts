@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Policy, ProjectRef } from "../src/policy/policy.js";
+import type { Policy, ProjectRef, ProjectRules } from "../src/policy/policy.js";
 import { createPolicyCache, invalidateOnPolicyChange, POLICY_CHANGED_CHANNEL } from "../src/policy/policy-cache.js";
 
 const web: ProjectRef = { organisation: "acme", project: "web" };
@@ -18,24 +18,27 @@ function policy(name: string, project = web): Policy {
   };
 }
 
+const rules = (policies: Policy[], environments?: string[]): ProjectRules => ({ policies, environments });
+const names = (r: ProjectRules) => r.policies.map((p) => p.name);
+
 /** A loader whose answers the test releases by hand, counting loads. */
 function manualLoader() {
-  const pending: { project: ProjectRef; resolve: (p: Policy[]) => void; reject: (e: Error) => void }[] = [];
+  const pending: { project: ProjectRef; resolve: (r: ProjectRules) => void; reject: (e: Error) => void }[] = [];
   return {
     pending,
     load: (project: ProjectRef) =>
-      new Promise<Policy[]>((resolve, reject) => pending.push({ project, resolve, reject })),
+      new Promise<ProjectRules>((resolve, reject) => pending.push({ project, resolve, reject })),
   };
 }
 
 describe("policy cache", () => {
   it("serves a project from one load until invalidated", async () => {
     let loads = 0;
-    const cache = createPolicyCache({ load: async (p) => [policy(`v${++loads}`, p)] });
-    expect((await cache.get(web)).map((p) => p.name)).toEqual(["v1"]);
-    expect((await cache.get(web)).map((p) => p.name)).toEqual(["v1"]);
+    const cache = createPolicyCache({ load: async (p) => rules([policy(`v${++loads}`, p)]) });
+    expect(names(await cache.get(web))).toEqual(["v1"]);
+    expect(names(await cache.get(web))).toEqual(["v1"]);
     cache.invalidate(web);
-    expect((await cache.get(web)).map((p) => p.name)).toEqual(["v2"]);
+    expect(names(await cache.get(web))).toEqual(["v2"]);
     expect(loads).toBe(2);
   });
 
@@ -45,7 +48,7 @@ describe("policy cache", () => {
     const first = cache.get(web);
     const second = cache.get(web);
     expect(loader.pending).toHaveLength(1);
-    loader.pending[0]?.resolve([policy("only")]);
+    loader.pending[0]?.resolve(rules([policy("only")]));
     expect(await first).toBe(await second);
   });
 
@@ -56,11 +59,11 @@ describe("policy cache", () => {
     cache.invalidate(web); // a policy changed while the old rows were being read
     const fresh = cache.get(web);
     expect(loader.pending).toHaveLength(2);
-    loader.pending[0]?.resolve([policy("old")]);
-    loader.pending[1]?.resolve([policy("new")]);
-    expect((await stale).map((p) => p.name)).toEqual(["old"]);
-    expect((await fresh).map((p) => p.name)).toEqual(["new"]);
-    expect((await cache.get(web)).map((p) => p.name)).toEqual(["new"]);
+    loader.pending[0]?.resolve(rules([policy("old")]));
+    loader.pending[1]?.resolve(rules([policy("new")]));
+    expect(names(await stale)).toEqual(["old"]);
+    expect(names(await fresh)).toEqual(["new"]);
+    expect(names(await cache.get(web))).toEqual(["new"]);
     expect(loader.pending).toHaveLength(2);
   });
 
@@ -69,12 +72,12 @@ describe("policy cache", () => {
     const cache = createPolicyCache({
       load: async () => {
         if (++calls === 1) throw new Error("connection refused");
-        return [policy("ok")];
+        return rules([policy("ok")]);
       },
     });
     await expect(cache.get(web)).rejects.toThrow("connection refused");
     expect(cache.size).toBe(0);
-    expect((await cache.get(web)).map((p) => p.name)).toEqual(["ok"]);
+    expect(names(await cache.get(web))).toEqual(["ok"]);
   });
 
   it("evicts the least recently used project beyond maxProjects", async () => {
@@ -83,7 +86,7 @@ describe("policy cache", () => {
       maxProjects: 2,
       load: async (p) => {
         loaded.push(p.project);
-        return [];
+        return rules([]);
       },
     });
     const ops: ProjectRef = { organisation: "acme", project: "ops" };
@@ -97,15 +100,27 @@ describe("policy cache", () => {
     expect(loaded).toEqual(["web", "api", "ops", "api"]);
   });
 
+  it("caches a project's declared environments with its policies, and drops both together", async () => {
+    let loads = 0;
+    const cache = createPolicyCache({
+      load: async () => (++loads === 1 ? rules([policy("gate")], ["dev", "prod"]) : rules([policy("gate")])),
+    });
+    expect((await cache.get(web)).environments).toEqual(["dev", "prod"]);
+    expect((await cache.get(web)).environments).toEqual(["dev", "prod"]);
+    cache.invalidate(web);
+    expect(await cache.get(web)).toMatchObject({ environments: undefined });
+    expect(loads).toBe(2);
+  });
+
   it("reloads an entry older than ttlMs", async () => {
     let clock = 0;
     let loads = 0;
-    const cache = createPolicyCache({ ttlMs: 1_000, now: () => clock, load: async () => [policy(`v${++loads}`)] });
+    const cache = createPolicyCache({ ttlMs: 1_000, now: () => clock, load: async () => rules([policy(`v${++loads}`)]) });
     await cache.get(web);
     clock = 999;
-    expect((await cache.get(web))[0]?.name).toBe("v1");
+    expect(names(await cache.get(web))).toEqual(["v1"]);
     clock = 1_000;
-    expect((await cache.get(web))[0]?.name).toBe("v2");
+    expect(names(await cache.get(web))).toEqual(["v2"]);
   });
 
   it("invalidates the project named by a change notification, everything on an unreadable one", async () => {
@@ -118,7 +133,7 @@ describe("policy cache", () => {
         return async () => {};
       },
     };
-    const cache = createPolicyCache({ load: async () => [] });
+    const cache = createPolicyCache({ load: async () => rules([]) });
     await invalidateOnPolicyChange(source, cache);
     expect(channel).toBe(POLICY_CHANGED_CHANNEL);
     await cache.get(web);

@@ -146,6 +146,50 @@ describe("releasegate CLI against a running server", () => {
   });
 });
 
+describe("releasegate environments", () => {
+  const E = ["--project", "acme/cli-envs"];
+
+  it("set declares the names folded and in order; get shows them as a table and as JSON", async () => {
+    const set = await runCli(["-o", "json", "environments", "set", ...E, "dev", "Staging", "prod"], env);
+    expect(set.stderr).toBe("");
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.stdout)).toEqual({ environments: ["dev", "staging", "prod"] });
+    const table = await runCli(["environments", "get", ...E], env);
+    expect(table).toMatchObject({ code: 0, stdout: "ENVIRONMENT\ndev\nstaging\nprod\n" });
+    const json = await runCli(["-o", "json", "environments", "get", ...E], bobEnv);
+    expect(JSON.parse(json.stdout)).toEqual({ environments: ["dev", "staging", "prod"], declared: true });
+  });
+
+  it("evaluate of an undeclared environment exits 1 with the reason", async () => {
+    const res = await runCli(["policy", "evaluate", ...E, "--env", "prdo"], env);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(
+      /declared-environments\s+unspecified\s+BLOCK\s+unknown environment prdo for acme\/cli-envs; declared: dev, staging, prod/,
+    );
+  });
+
+  it("a member may not set them: exit 3 PERMISSION_DENIED", async () => {
+    const res = await runCli(["environments", "set", ...E, "dev"], bobEnv);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/^error: PERMISSION_DENIED: member bob may not environment.write in organisation acme/);
+  });
+
+  it("a look-alike name exits 3 INVALID_ARGUMENT naming the list entry", async () => {
+    const res = await runCli(["environments", "set", ...E, "dev", "prod "], env);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/^error: INVALID_ARGUMENT: environments\[1\]: "prod " is not a valid environment name/);
+  });
+
+  it("clear removes the declaration", async () => {
+    const cleared = await runCli(["environments", "clear", ...E], env);
+    expect(cleared).toMatchObject({ code: 0, stdout: "declaration removed\n" });
+    const json = await runCli(["-o", "json", "environments", "get", ...E], env);
+    expect(JSON.parse(json.stdout)).toEqual({ environments: [], declared: false });
+    const table = await runCli(["environments", "get", ...E], env);
+    expect(table.stdout).toBe("no declared environments (every name is accepted)\n");
+  });
+});
+
 describe("CLI errors and exit codes", () => {
   it("a server error exits 3 with the code and message on stderr", async () => {
     const res = await runCli(["policy", "delete", "nope", ...P], env);
@@ -192,6 +236,7 @@ describe("CLI errors and exit codes", () => {
     expect(all.map((c) => c.name())).toEqual(
       expect.arrayContaining(["intent", "register", "deploy", "record", "approve", "reject", "state", "history", "watch"]),
     );
+    expect(all.map((c) => c.name())).toEqual(expect.arrayContaining(["environments", "set", "get", "clear"]));
     for (const cmd of all) {
       expect(cmd.description(), cmd.name()).not.toBe("");
       expect(cmd.helpInformation(), cmd.name()).toMatch(/^Usage: releasegate .*\n[\s\S]*-h, --help\s+display help for command/);

@@ -111,7 +111,7 @@ describe.each(PROTOCOLS)("CreatePolicy validation over %s", (protocol) => {
         policyType: PolicyType.EXTERNAL_APPROVAL,
         config: { case: "externalApproval", value: { targetEnvironment: " ", requiredApprovals: 1 } },
       },
-      "external_approval.target_environment: is required",
+      `external_approval.target_environment: " " is not a valid environment name: use 1-63 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit (names are case-insensitive)`,
     );
   });
 

@@ -44,6 +44,9 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.ApprovalAuditService/WatchApprovalEvents": EVERYONE_IN_ORG,
   // Opening an approval gate is an admin's (a person's) call.
   "releasegate.v1.BreakGlassService/BreakGlass": ["admin"],
+  // Declaring a project's environments is an admin's (a person's) decision.
+  "releasegate.v1.EnvironmentService/SetProjectEnvironments": ["admin"],
+  "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
 };
 
 let server: TestServer;
@@ -120,6 +123,11 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
       return { ...vote, reason: BYPASS_REASON };
     case "releasegate.v1.ReleaseService/RecordDeployment":
       return { project, environment: "staging", releaseIntentId: intentId, status: DeploymentStatus.SUCCEEDED };
+    // A project of their own: a declaration must not gate the other rows' requests.
+    case "releasegate.v1.EnvironmentService/SetProjectEnvironments":
+      return { project: { ...project, project: "authz-envs" }, environments: ["dev", "prod"] };
+    case "releasegate.v1.EnvironmentService/GetProjectEnvironments":
+      return { project: { ...project, project: "authz-envs" } };
     default:
       return method.input.fields.some((f) => f.localName === "releaseIntentId") ? vote : { project };
   }

@@ -7,9 +7,9 @@ import { type Cast, cast, createApprovalPolicy, registerIntent, waitFor } from "
 import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { ManualClock, startTestServer, type TestServer } from "./support/server.js";
 
-// Names with a dot and a space: the subject tokens must escape them.
+// Names with dots: the subject tokens must escape them.
 const project = { organisation: "acme", project: "web.app" };
-const environment = "prod eu";
+const environment = "prod.eu";
 const names = uniqueSignalNames();
 let server: TestServer;
 let nc: NatsConnection;
@@ -69,14 +69,14 @@ describe("publishing approval decisions", () => {
       const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
       return all.length === 2 ? all : undefined;
     }, 10_000, "two events in the stream");
-    const subject = `${names.prefix}.acme.web%2Eapp.prod%20eu`;
+    const subject = `${names.prefix}.acme.web%2Eapp.prod%2Eeu`;
     expect(stored.map((m) => m.subject)).toEqual([subject, subject]);
     for (const m of stored) expect(m.msgId).toBe(m.event.event_id);
     expect(stored[0]?.event).toMatchObject({
       kind: "approval.decided",
       organisation: "acme",
       project: "web.app",
-      environment: "prod eu",
+      environment: "prod.eu",
       release_intent_id: id,
       voter_user_id: "bob",
       voter_username: "Bob",

@@ -150,7 +150,7 @@ async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Re
       outbox: outboxInsertFor(event, "bench.approvals"),
     });
   });
-  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, 100));
+  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, { limit: 100, leaseMs: 10_000, token: randomUUID() }));
   const { rows: recent } = await pool.query<{ event_id: string }>(
     `select event_id from outbox where payload->>'organisation' = $1 and payload->>'project' = $2
      order by created_at desc offset 10 limit 1`,

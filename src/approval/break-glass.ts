@@ -6,8 +6,9 @@ import { lockVoteBasis } from "../db/approval.repository.js";
 import { writeBreakGlass } from "../db/break-glass.repository.js";
 import { outboxInsertFor } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
+import { requireDeclared } from "../environment/declared-environments.js";
 import { FailedPreconditionError, isRetryableDbError } from "../errors.js";
-import type { Policy, ProjectRef } from "../policy/policy.js";
+import type { Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
 import { approvalSubject } from "../signal/subject.js";
 import type { BreakGlassMark } from "./break-glass-mark.js";
@@ -22,8 +23,8 @@ export interface BreakGlassDeps {
   readonly clock: Clock;
   /** JetStream subject prefix events are addressed to (config NATS_SUBJECT_PREFIX). */
   readonly subjectPrefix: string;
-  /** Reads a project's policies (the policy cache in production). */
-  readonly loadPolicies: (project: ProjectRef) => Promise<readonly Policy[]>;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
   /** Called after a break-glass committed its outbox event (wakes the in-process relay). */
   readonly onOutboxCommitted?: () => void;
   /** Called once per committed break-glass (metrics). */
@@ -103,7 +104,9 @@ export function createBreakGlass(deps: BreakGlassDeps): (cmd: BreakGlassCommand)
   }
 
   return async function breakGlass(cmd: BreakGlassCommand): Promise<BreakGlassOutcome> {
-    const policies = await deps.loadPolicies(cmd.project);
+    const { policies, environments } = await deps.loadProject(cmd.project);
+    // Before the intent lookup, as for votes: an undeclared name gates nothing.
+    requireDeclared(environments, cmd.environment, "target_environment", cmd.project);
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await once(cmd, policies);

@@ -6,8 +6,9 @@ import type { Clock } from "../clock.js";
 import { lockVoteBasis, readVoteBasis, type VoteBasis, type VoteWrite, writeVote } from "../db/approval.repository.js";
 import { outboxInsertFor } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
+import { requireDeclared } from "../environment/declared-environments.js";
 import { isRetryableDbError } from "../errors.js";
-import type { Policy, ProjectRef } from "../policy/policy.js";
+import type { Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
 import { approvalSubject } from "../signal/subject.js";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "./event.js";
@@ -22,8 +23,8 @@ export interface CastVoteDeps {
   readonly clock: Clock;
   /** JetStream subject prefix events are addressed to (config NATS_SUBJECT_PREFIX). */
   readonly subjectPrefix: string;
-  /** Reads a project's policies (the policy cache in production). */
-  readonly loadPolicies: (project: ProjectRef) => Promise<readonly Policy[]>;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
   /** Called after a vote committed its outbox event (wakes the in-process relay). */
   readonly onOutboxCommitted?: () => void;
   /** Called when a vote's optimistic write lost to a concurrent vote (metrics). */
@@ -126,7 +127,9 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
    */
   return async function castVote(cmd: VoteCommand): Promise<GateState> {
     const { project, intentId, environment } = cmd;
-    const policies = await deps.loadPolicies(project);
+    const { policies, environments } = await deps.loadProject(project);
+    // Before the intent lookup: a vote on an undeclared name gates nothing.
+    requireDeclared(environments, environment, "target_environment", project);
     const optimistic = decide(cmd, policies, await readVoteBasis(db, project, intentId, environment));
     try {
       if (await writeVote(db, optimistic.write)) {

@@ -11,13 +11,16 @@ export type Action =
   | "deployment.record"
   | "approval.vote"
   | "approval.read"
-  | "approval.break_glass";
+  | "approval.break_glass"
+  | "environment.read"
+  | "environment.write";
 
 /**
  * Who may do what. Members read, evaluate, register intents and vote; admins
  * also manage policies and record deployments; services (pipelines) read,
  * evaluate, register intents and record deployments, but never vote. Only
- * admins (people) break the glass of an approval gate.
+ * admins declare a project's environments; anyone in the organisation reads
+ * them. Only admins (people) break the glass of an approval gate.
  */
 const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) => boolean> = {
   "policy.read": () => true,
@@ -29,6 +32,8 @@ const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) 
   "approval.vote": ({ service }) => !service,
   "approval.read": () => true,
   "approval.break_glass": ({ role, service }) => !service && role === "admin",
+  "environment.read": () => true,
+  "environment.write": ({ role, service }) => !service && role === "admin",
 };
 
 /** Throws PermissionDeniedError unless the caller may do `action` in `organisation`. */

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import { historyCommand, voteCommands, watchCommand } from "./approval.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
+import { environmentsCommand } from "./environments.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     migrateCommand(),
     tokenCommand(),
     policyCommand(),
+    environmentsCommand(),
     intentCommand(),
     deployCommand(),
     ...voteCommands(),

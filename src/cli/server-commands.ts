@@ -34,10 +34,10 @@ export function migrateCommand(): Command {
       const config = configOrExit();
       // Loaded on use: client commands start faster without the database drivers.
       const { openDatabase } = await import("../db/database.js");
-      const { migrateToLatest } = await import("../db/migrate.js");
+      const { migrateDatabase } = await import("../db/migrate.js");
       const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
       try {
-        const applied = await migrateToLatest(database.db);
+        const applied = await migrateDatabase(database);
         process.stdout.write(
           applied.length === 0 ? "database is up to date\n" : applied.map((name) => `applied ${name}\n`).join(""),
         );

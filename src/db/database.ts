@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
@@ -6,6 +5,7 @@ import { Kysely, PostgresDialect } from "kysely";
 import { PGliteDialect } from "kysely-pglite-dialect";
 import pg from "pg";
 import { autoPreparePool } from "./auto-prepare.js";
+import { openListenSession } from "./listen-session.js";
 import type { DB } from "./schema.js";
 
 /** A Kysely handle plus what the rest of the app needs to know about it. */
@@ -31,6 +31,13 @@ export interface Database {
     onNotify: (payload: string) => void,
     onReconnect?: () => void,
   ): Promise<() => Promise<void>>;
+  /**
+   * Runs `work` on a connection of its own without `statement_timeout` or
+   * the client's query timeout, closed afterwards: schema migrations at
+   * start, where an index build or the wait for another replica's migration
+   * lock may outlast any RPC. PGlite: its one connection (no timeouts).
+   */
+  withoutTimeouts<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T>;
   destroy(): Promise<void>;
 }
 
@@ -42,7 +49,7 @@ export interface DatabaseOptions {
   autoPrepare?: boolean;
   /** Called when an idle pool client errors (e.g. the server restarted), and when a LISTEN connection is replaced. */
   onPoolError?: (err: Error) => void;
-  /** How often a LISTEN connection checks that it still receives, in ms; 0 turns it off. Default DEFAULT_LISTEN_CHECK_MS. */
+  /** How often a LISTEN connection checks that it still receives, in ms; 0 turns it off. Default DEFAULT_LISTEN_CHECK_MS (listen-session.ts). */
   listenCheckMs?: number;
   /**
    * Postgres cancels any statement running longer than this (`statement_timeout`),
@@ -67,33 +74,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openPglite(options.dataDir);
 }
 
-/** How often a LISTEN connection notifies itself to check it still receives: 30 s. */
-export const DEFAULT_LISTEN_CHECK_MS = 30_000;
-/** How long such a check waits for its own notification: 5 s (less when checks come more often). */
-const LISTEN_CHECK_TIMEOUT_MS = 5_000;
-/** Payload prefix of those checks; never handed to subscribers. */
-const LISTEN_PING_PREFIX = "releasegate-listen-ping:";
-/** LISTEN reconnect backoff: 250 ms doubling up to 10 s. */
-const LISTEN_RETRY_BASE_MS = 250;
-const LISTEN_RETRY_MAX_MS = 10_000;
-
+/**
+ * Postgres, in named steps: the pool (with its session settings and error
+ * handlers), Kysely over it, LISTEN sessions of their own, and unbounded
+ * sessions for migrations.
+ */
 function openPostgres(url: string, options: DatabaseOptions): Database {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: options.poolSize,
-    connectionTimeoutMillis: 5_000,
-    // Keep a dead server from hanging requests forever.
-    query_timeout: 30_000,
-    statement_timeout: options.statementTimeoutMs,
-  });
-  // Without a listener an idle client's error (server restart) crashes the process.
-  pool.on("error", (err) => options.onPoolError?.(err));
-  // The pool listens only to idle clients. A checked-out client (inside a
-  // transaction) whose connection drops emits "error" with no listener, which
-  // kills the process; its queries fail anyway (→ UNAVAILABLE), so report it
-  // and let the pool discard the client.
-  pool.on("connect", (client) => client.on("error", (err) => options.onPoolError?.(err)));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: options.autoPrepare === false ? pool : autoPreparePool(pool) }) });
+  const pool = createPool(url, options);
+  const db = kyselyOver(pool, options.autoPrepare !== false);
   return {
     db,
     kind: "postgres",
@@ -103,91 +91,75 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       idle: pool.idleCount,
       waiting: pool.waitingCount,
     }),
-    async listen(channel, onNotify, onReconnect) {
-      // A dedicated client outside the pool: LISTEN is per-session.
-      let current: pg.Client | undefined;
-      let stopped = false;
-      let retry: NodeJS.Timeout | undefined;
-      const pings = new Map<string, () => void>();
-      const connect = async () => {
-        const client = new pg.Client({ connectionString: url });
-        client.on("error", (err) => options.onPoolError?.(err));
-        client.on("notification", (msg) => {
-          if (msg.channel !== channel) return;
-          const payload = msg.payload ?? "";
-          if (payload.startsWith(LISTEN_PING_PREFIX)) pings.get(payload)?.();
-          else onNotify(payload);
-        });
-        // Only the live client's end schedules a reconnect (a failed attempt
-        // is retried by its own catch).
-        client.on("end", () => {
-          if (client === current && !stopped) reconnect(0);
-        });
-        try {
-          await client.connect();
-          await client.query(`LISTEN ${pgIdent(channel)}`);
-        } catch (err) {
-          await client.end().catch(() => undefined);
-          throw err;
-        }
-        current = client;
-      };
-      const reconnect = (attempt: number) => {
-        current = undefined;
-        retry = setTimeout(
-          () => {
-            if (stopped) return;
-            connect().then(
-              () => onReconnect?.(),
-              () => reconnect(attempt + 1),
-            );
-          },
-          Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_BASE_MS * 2 ** attempt),
-        );
-        retry.unref();
-      };
-      // Sends itself a ping through the pool; listens anew when the ping was
-      // sent but did not come back (a failed send is the database's trouble,
-      // not this connection's: the next check tries again).
-      const checkMs = options.listenCheckMs ?? DEFAULT_LISTEN_CHECK_MS;
-      let checking = false;
-      const check = async () => {
-        const listening = current;
-        if (checking || stopped || listening === undefined) return;
-        checking = true;
-        const ping = `${LISTEN_PING_PREFIX}${randomUUID()}`;
-        let timer: NodeJS.Timeout | undefined;
-        try {
-          const arrived = new Promise<boolean>((resolve) => {
-            pings.set(ping, () => resolve(true));
-            timer = setTimeout(() => resolve(false), Math.min(LISTEN_CHECK_TIMEOUT_MS, checkMs));
-          });
-          await pool.query("select pg_notify($1, $2)", [channel, ping]);
-          if ((await arrived) || stopped || listening !== current) return;
-          options.onPoolError?.(new Error(`LISTEN ${channel}: the connection stopped delivering notifications; listening again`));
-          reconnect(0);
-          // Not awaited: a connection that went silent may never answer its goodbye.
-          listening.end().catch(() => undefined);
-        } catch (err) {
-          options.onPoolError?.(err as Error);
-        } finally {
-          clearTimeout(timer);
-          pings.delete(ping);
-          checking = false;
-        }
-      };
-      await connect();
-      const checkTimer = checkMs > 0 ? setInterval(() => void check(), checkMs) : undefined;
-      checkTimer?.unref();
-      return async () => {
-        stopped = true;
-        clearTimeout(retry);
-        clearInterval(checkTimer);
-        await current?.end().catch(() => undefined);
-      };
-    },
+    listen: (channel, onNotify, onReconnect) =>
+      openListenSession({
+        url,
+        channel,
+        onNotify,
+        onReconnect,
+        // The check's ping goes through the pool: another path than the session it checks.
+        notify: async (payload) => {
+          await pool.query("select pg_notify($1, $2)", [channel, payload]);
+        },
+        onError: (err) => options.onPoolError?.(err),
+        checkMs: options.listenCheckMs,
+      }),
+    withoutTimeouts: (work) => withUnboundedSession(url, options, work),
     destroy: () => db.destroy(),
   };
+}
+
+/** How long a new pool connection may take to open, in ms. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** Client-side bound on any pooled query (a dead server must not hang requests forever), in ms. */
+const POOL_QUERY_TIMEOUT_MS = 30_000;
+
+/**
+ * The request pool. Its connections carry the session settings
+ * (`statement_timeout`) from the start-up packet, and every client reports
+ * its errors instead of crashing the process.
+ */
+function createPool(url: string, options: DatabaseOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: POOL_QUERY_TIMEOUT_MS,
+    statement_timeout: options.statementTimeoutMs,
+  });
+  reportClientErrors(pool, options.onPoolError);
+  return pool;
+}
+
+function reportClientErrors(pool: pg.Pool, onError: DatabaseOptions["onPoolError"]): void {
+  // Without a listener an idle client's error (server restart) crashes the process.
+  pool.on("error", (err) => onError?.(err));
+  // The pool listens only to idle clients. A checked-out client (inside a
+  // transaction) whose connection drops emits "error" with no listener, which
+  // kills the process; its queries fail anyway (→ UNAVAILABLE), so report it
+  // and let the pool discard the client.
+  pool.on("connect", (client) => client.on("error", (err) => onError?.(err)));
+}
+
+/** Kysely over the pool, with named prepared statements for hot statements unless turned off. */
+function kyselyOver(pool: pg.Pool, autoPrepare: boolean): Kysely<DB> {
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: autoPrepare ? autoPreparePool(pool) : pool }) });
+}
+
+/** Runs `work` on a one-connection pool of its own with no statement or query timeout, then closes it. */
+async function withUnboundedSession<T>(
+  url: string,
+  options: DatabaseOptions,
+  work: (db: Kysely<DB>) => Promise<T>,
+): Promise<T> {
+  const single = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  reportClientErrors(single, options.onPoolError);
+  const unbounded = kyselyOver(single, false);
+  try {
+    return await work(unbounded);
+  } finally {
+    await unbounded.destroy();
+  }
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -207,12 +179,10 @@ export function wrapPglite(pglite: PGlite, description = "embedded PGlite (memor
     description,
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
     listen: (channel, onNotify) => pglite.listen(channel, onNotify),
+    withoutTimeouts: (work) => work(db),
     // The dialect's destroy closes the PGlite instance.
     destroy: () => db.destroy(),
   };
 }
 
-function pgIdent(name: string): string {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad channel name ${name}`);
-  return name;
-}
+export { DEFAULT_LISTEN_CHECK_MS } from "./listen-session.js";

@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import type { Database } from "./database.js";
 import type { DB } from "./schema.js";
 import { splitSqlStatements } from "./sql-script.js";
 
@@ -64,4 +65,14 @@ export async function migrateToLatest(db: Kysely<DB>, dir = defaultMigrationsDir
     });
   }
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/**
+ * Applies pending migrations to `database` on a connection without the
+ * pool's `statement_timeout` (RPC_TIMEOUT_MS) or client query timeout (see
+ * `Database.withoutTimeouts`): what the server does at start and
+ * `releasegate migrate` does. Returns the names applied.
+ */
+export function migrateDatabase(database: Database, dir = defaultMigrationsDir()): Promise<string[]> {
+  return database.withoutTimeouts((db) => migrateToLatest(db, dir));
 }

@@ -46,17 +46,28 @@ export function outboxInsertFor(event: ApprovalDecidedEvent, subject: string): O
   return { eventId: event.event_id, subject, json, channel: OUTBOX_CHANNEL, notification };
 }
 
+/** What one relay claims in one statement. */
+export interface ClaimRequest {
+  /** Most rows to claim. */
+  readonly limit: number;
+  /** How long the claim keeps other relays off the rows, in ms (database clock). */
+  readonly leaseMs: number;
+  /** This claim's identity (a fresh UUID per claim): marking and releasing only touch rows that still carry it. */
+  readonly token: string;
+}
+
 /**
- * Claims up to `limit` unpublished rows, oldest first, locking them until
- * the transaction ends; rows another relay holds are skipped (SKIP LOCKED),
- * so two relays never publish one row. To keep per-intent order across
- * relays, rows of an intent that still has an older unpublished row this
- * transaction did not claim are left out (that older row is being published
- * by someone else); they stay locked, unpublished, until this transaction
- * ends. One statement: the claim and that check share one round trip, which
- * comes before every publish.
+ * Leases up to `limit` unpublished rows, oldest first, to the claim
+ * `token`: sets their `claimed_until` to the database's now plus `leaseMs`
+ * and returns them. One short statement, committed at once: no lock
+ * outlives it, and the caller publishes with no transaction open. Rows under
+ * another claim's unexpired lease are not taken, and neither are rows a
+ * concurrent claim statement is taking (SKIP LOCKED). To keep per-intent
+ * order across relays, a row is never claimed while its intent has an older
+ * unpublished row outside this claim (leased to or being claimed by someone
+ * else): the row waits until that one is published or its lease runs out.
  */
-export async function claimUnpublished(trx: Db, limit: number): Promise<OutboxRow[]> {
+export async function claimUnpublished(db: Db, claim: ClaimRequest): Promise<OutboxRow[]> {
   const { rows } = await sql<{
     seq: string | number;
     event_id: string;
@@ -64,37 +75,71 @@ export async function claimUnpublished(trx: Db, limit: number): Promise<OutboxRo
     subject: string;
     payload: unknown;
   }>`
-    with claimed as (
-      select seq, event_id, release_intent_id, subject, payload from outbox
-      where published_at is null
+    with candidates as (
+      select seq, release_intent_id from outbox
+      where published_at is null and (claimed_until is null or claimed_until <= now())
       order by seq
-      limit ${limit}
+      limit ${claim.limit}
       for update skip locked
     ),
     blocked as (
       select o.release_intent_id, min(o.seq) as first_unclaimed from outbox o
       where o.published_at is null
-        and o.release_intent_id in (select release_intent_id from claimed)
-        and o.seq < (select max(seq) from claimed)
-        and not exists (select 1 from claimed k where k.seq = o.seq)
+        and o.release_intent_id in (select release_intent_id from candidates)
+        and o.seq < (select max(seq) from candidates)
+        and not exists (select 1 from candidates k where k.seq = o.seq)
       group by o.release_intent_id
+    ),
+    chosen as (
+      select c.seq from candidates c left join blocked b on b.release_intent_id = c.release_intent_id
+      where b.first_unclaimed is null or c.seq < b.first_unclaimed
     )
-    select c.seq, c.event_id, c.release_intent_id, c.subject, c.payload
-    from claimed c left join blocked b on b.release_intent_id = c.release_intent_id
-    where b.first_unclaimed is null or c.seq < b.first_unclaimed
-    order by c.seq`.execute(trx);
-  return rows.map((r) => ({
-    seq: String(r.seq),
-    eventId: r.event_id,
-    releaseIntentId: r.release_intent_id,
-    subject: r.subject,
-    event: (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
-  }));
+    update outbox o
+       set claimed_until = now() + make_interval(secs => ${claim.leaseMs / 1000}::float8),
+           claim_token = ${claim.token}::uuid
+      from chosen
+     where o.seq = chosen.seq
+    returning o.seq, o.event_id, o.release_intent_id, o.subject, o.payload`.execute(db);
+  return rows
+    .map((r) => ({
+      seq: String(r.seq),
+      eventId: r.event_id,
+      releaseIntentId: r.release_intent_id,
+      subject: r.subject,
+      event: (typeof r.payload === "string" ? JSON.parse(r.payload) : r.payload) as unknown as ApprovalDecidedEvent,
+    }))
+    .sort((a, b) => compareSeq(a.seq, b.seq));
 }
 
-export async function markPublished(trx: Db, seqs: readonly string[], at: Date): Promise<void> {
-  if (seqs.length === 0) return;
-  await trx.updateTable("outbox").set({ published_at: at }).where("seq", "in", seqs).execute();
+/** Orders decimal bigint strings numerically. */
+function compareSeq(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * Marks the rows `seqs` published at `at`, those that still carry the claim
+ * `token` (a row whose lease ran out and that another relay claimed is that
+ * relay's to mark). Returns how many rows it marked.
+ */
+export async function markPublished(db: Db, token: string, seqs: readonly string[], at: Date): Promise<number> {
+  if (seqs.length === 0) return 0;
+  const result = await sql`
+    update outbox set published_at = ${at.toISOString()}::timestamptz
+     where claim_token = ${token}::uuid and published_at is null
+       and seq in (${sql.join(seqs.map((seq) => sql`${seq}::bigint`))})`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * Ends the lease of the claim's rows that were not published (a failed or
+ * unfinished publish), so that the next claim, by any relay, may take them
+ * at once instead of when the lease runs out. Returns how many it released.
+ */
+export async function releaseClaim(db: Db, token: string): Promise<number> {
+  const result = await sql`
+    update outbox set claimed_until = null
+     where claim_token = ${token}::uuid and published_at is null`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
 }
 
 /** Number of events waiting to be published (for metrics and readiness). */

@@ -95,6 +95,16 @@ export interface BreakGlassTable {
   event_id: string;
 }
 
+export interface ProjectEnvironmentsTable {
+  organisation: string;
+  project: string;
+  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
+  environments: string[];
+  updated_at: ColumnType<Date, Date, Date>;
+  /** Token subject of the admin who declared them. */
+  updated_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -103,4 +113,5 @@ export interface DB {
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
   break_glass: BreakGlassTable;
+  project_environments: ProjectEnvironmentsTable;
 }

@@ -2,15 +2,16 @@ import type { Kysely } from "kysely";
 import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
+import { undeclaredEnvironmentEvaluation } from "../environment/declared-environments.js";
 import { intentNotFound } from "../release/release.js";
 import { applicablePolicies, type EvaluationFacts, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
-import type { Policy, ProjectRef } from "./policy.js";
+import type { ProjectRef, ProjectRules } from "./policy.js";
 
 export interface EvaluateReleaseDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
-  /** Reads a project's policies (the policy cache in production). */
-  readonly loadPolicies: (project: ProjectRef) => Promise<readonly Policy[]>;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
 
 /** A validated, authorised EvaluatePolicies request. */
@@ -37,11 +38,23 @@ function branchFacts(requested: string | undefined, intentBranch: string | undef
  * The evaluation use case: may this release go to this environment now?
  * Reads the facts the applicable policies need (one round trip), then decides
  * with the pure rules on the server's clock. NOT_FOUND for an unknown intent.
+ * A target the project has not declared (when it declares any) does not pass,
+ * whatever its policies: one failing `declared-environments` evaluation.
  */
 export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: EvaluationQuery) => Promise<EvaluationResult> {
   const { db, clock } = deps;
   return async ({ project, targetEnvironment, branch, intentId }) => {
-    const applicable = applicablePolicies(await deps.loadPolicies(project), targetEnvironment);
+    const rules = await deps.loadProject(project);
+    const undeclared = undeclaredEnvironmentEvaluation(rules.environments, targetEnvironment, project);
+    if (undeclared !== undefined) {
+      // An unknown intent is still NOT_FOUND first.
+      if (intentId !== undefined) {
+        const { intent } = await readEvaluationRows(db, project, { releaseIntentId: intentId, sourceEnvironments: [] });
+        if (intent === undefined) throw intentNotFound(project, intentId);
+      }
+      return undeclared;
+    }
+    const applicable = applicablePolicies(rules.policies, targetEnvironment);
     const sourceEnvironments = [
       ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
     ];

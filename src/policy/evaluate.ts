@@ -32,7 +32,8 @@ export interface EvaluationFacts {
 
 export interface PolicyEvaluation {
   readonly policyName: string;
-  readonly kind: PolicyKind;
+  /** Undefined for a check that is not a policy (declared environments): POLICY_TYPE_UNSPECIFIED. */
+  readonly kind: PolicyKind | undefined;
   readonly passed: boolean;
   /** A sentence a person can act on. */
   readonly reason: string;

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { Kysely } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { Clock } from "../clock.js";
+import { getProjectEnvironments, lockProjectRules } from "../db/environment.repository.js";
 import * as policies from "../db/policy.repository.js";
 import type { DB } from "../db/schema.js";
+import { requirePolicyDeclared } from "../environment/declared-environments.js";
 import { AlreadyExistsError, NotFoundError } from "../errors.js";
 import type { Policy, PolicyConfig, ProjectRef } from "./policy.js";
 
@@ -17,6 +19,16 @@ function policyNotFound(project: ProjectRef, name: string): NotFoundError {
   return new NotFoundError(`policy ${name} not found in ${project.organisation}/${project.project}`);
 }
 
+/**
+ * Under the project's rules lock, FAILED_PRECONDITION unless every environment
+ * `config` names is declared (when the project declares any). The lock keeps
+ * a concurrent SetProjectEnvironments from dropping one before this commits.
+ */
+async function requireDeclaredInside(trx: Transaction<DB>, project: ProjectRef, config: PolicyConfig): Promise<void> {
+  await lockProjectRules(trx, project);
+  requirePolicyDeclared(await getProjectEnvironments(trx, project), config, project);
+}
+
 /** Policy create, update, delete and list: the admin side of a project's gate. */
 export function createManagePolicies(deps: ManagePoliciesDeps) {
   const { db, clock } = deps;
@@ -24,8 +36,20 @@ export function createManagePolicies(deps: ManagePoliciesDeps) {
   return {
     async create(project: ProjectRef, name: string, config: PolicyConfig): Promise<Policy> {
       const now = clock.now();
-      const policy = await policies
-        .insertPolicy(db, { id: randomUUID(), project, name, enabled: true, config, createdAt: now, updatedAt: now })
+      const policy = await db
+        .transaction()
+        .execute(async (trx) => {
+          await requireDeclaredInside(trx, project, config);
+          return policies.insertPolicy(trx, {
+            id: randomUUID(),
+            project,
+            name,
+            enabled: true,
+            config,
+            createdAt: now,
+            updatedAt: now,
+          });
+        })
         .catch((err: unknown) => {
           if ((err as { code?: string }).code === "23505")
             throw new AlreadyExistsError(
@@ -43,7 +67,16 @@ export function createManagePolicies(deps: ManagePoliciesDeps) {
       name: string,
       change: { enabled?: boolean; config?: PolicyConfig },
     ): Promise<Policy> {
-      const policy = await policies.updatePolicy(db, project, name, { ...change, updatedAt: clock.now() });
+      const write = (to: Kysely<DB> | Transaction<DB>) =>
+        policies.updatePolicy(to, project, name, { ...change, updatedAt: clock.now() });
+      const { config } = change;
+      const policy =
+        config === undefined
+          ? await write(db)
+          : await db.transaction().execute(async (trx) => {
+              await requireDeclaredInside(trx, project, config);
+              return write(trx);
+            });
       if (policy === undefined) throw policyNotFound(project, name);
       changed(project);
       return policy;

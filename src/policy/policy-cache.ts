@@ -1,8 +1,8 @@
 import type { Database } from "../db/database.js";
 import { compileBranchPattern } from "./branch-pattern.js";
-import type { Policy, ProjectRef } from "./policy.js";
+import type { ProjectRef, ProjectRules } from "./policy.js";
 
-/** Default number of projects whose policies stay cached (least recently used evicted first). */
+/** Default number of projects whose rules stay cached (least recently used evicted first). */
 export const DEFAULT_POLICY_CACHE_MAX_PROJECTS = 1_000;
 /**
  * Default lifetime of a cached project, in milliseconds. Invalidation is by
@@ -11,14 +11,15 @@ export const DEFAULT_POLICY_CACHE_MAX_PROJECTS = 1_000;
  */
 export const DEFAULT_POLICY_CACHE_TTL_MS = 5_000;
 /**
- * NOTIFY channel a trigger on `policies` signals with the changed project
- * (`migrations/0005_policy_change_notify.sql`); payload `["org","project"]`.
+ * NOTIFY channel that the triggers on `policies` and `project_environments`
+ * signal with the changed project (`migrations/0005_policy_change_notify.sql`,
+ * `migrations/0011_project_environments.sql`); payload `["org","project"]`.
  */
 export const POLICY_CHANGED_CHANNEL = "releasegate_policy_changed";
 
 export interface PolicyCacheOptions {
-  /** Reads a project's policies from the source of truth. */
-  readonly load: (project: ProjectRef) => Promise<readonly Policy[]>;
+  /** Reads a project's policies and declared environments from the source of truth, in one go. */
+  readonly load: (project: ProjectRef) => Promise<ProjectRules>;
   /** Default DEFAULT_POLICY_CACHE_MAX_PROJECTS. */
   readonly maxProjects?: number;
   /** Default DEFAULT_POLICY_CACHE_TTL_MS. */
@@ -27,10 +28,14 @@ export interface PolicyCacheOptions {
   readonly now?: () => number;
 }
 
-/** A bounded, per-project cache of compiled policies. */
+/**
+ * A bounded, per-project cache of what decides a project's gate: its
+ * policies (branch patterns compiled) and its declared environments, so that
+ * evaluations and votes read both without a database round trip.
+ */
 export interface PolicyCache {
-  /** The project's policies, branch patterns compiled; loads on a miss (concurrent misses share one load). */
-  get(project: ProjectRef): Promise<readonly Policy[]>;
+  /** The project's rules; loads on a miss (concurrent misses share one load). */
+  get(project: ProjectRef): Promise<ProjectRules>;
   /** Drops the project; the next get() reloads. Safe while a load is in flight. */
   invalidate(project: ProjectRef): void;
   clear(): void;
@@ -38,15 +43,15 @@ export interface PolicyCache {
 }
 
 interface Entry {
-  readonly policies: Promise<readonly Policy[]>;
+  readonly rules: Promise<ProjectRules>;
   readonly loadedAt: number;
 }
 
 const keyOf = (project: ProjectRef) => JSON.stringify([project.organisation, project.project]);
 
 /** Compiles branch patterns now so the first evaluation does not pay for it. */
-function precompile(policies: readonly Policy[]): readonly Policy[] {
-  for (const p of policies) {
+function precompile(rules: ProjectRules): ProjectRules {
+  for (const p of rules.policies) {
     if (p.config.kind !== "branch_restriction") continue;
     try {
       compileBranchPattern(p.config.branchPattern);
@@ -54,7 +59,7 @@ function precompile(policies: readonly Policy[]): readonly Policy[] {
       // Validated on write; should a stored pattern not compile, evaluation reports it.
     }
   }
-  return policies;
+  return rules;
 }
 
 export function createPolicyCache(options: PolicyCacheOptions): PolicyCache {
@@ -71,22 +76,22 @@ export function createPolicyCache(options: PolicyCacheOptions): PolicyCache {
       if (hit !== undefined && now() - hit.loadedAt < ttlMs) {
         entries.delete(key);
         entries.set(key, hit);
-        return hit.policies;
+        return hit.rules;
       }
       // The entry is stored before the load resolves: an invalidation that
       // arrives mid-load deletes it, so a load that may have read the old
       // rows can never be put back into the cache afterwards.
-      const entry: Entry = { policies: options.load(project).then(precompile), loadedAt: now() };
+      const entry: Entry = { rules: options.load(project).then(precompile), loadedAt: now() };
       entries.delete(key);
       entries.set(key, entry);
-      entry.policies.catch(() => {
+      entry.rules.catch(() => {
         if (entries.get(key) === entry) entries.delete(key);
       });
       while (entries.size > maxProjects) {
         const oldest = entries.keys().next().value as string;
         entries.delete(oldest);
       }
-      return entry.policies;
+      return entry.rules;
     },
     invalidate(project) {
       entries.delete(keyOf(project));
@@ -104,7 +109,7 @@ export function createPolicyCache(options: PolicyCacheOptions): PolicyCache {
 export type NotificationSource = Pick<Database, "listen">;
 
 /**
- * Invalidates `cache` whenever any replica changes a project's policies.
+ * Invalidates `cache` whenever any replica changes a project's policies or declared environments.
  * Returns the unsubscribe function.
  */
 export function invalidateOnPolicyChange(source: NotificationSource, cache: PolicyCache): Promise<() => Promise<void>> {

@@ -39,6 +39,16 @@ export interface Policy {
   readonly updatedAt: Date;
 }
 
+/**
+ * What decides a project's gate, cached per project: its policies and its
+ * declared environments (undefined: no declaration, every valid name is accepted).
+ */
+export interface ProjectRules {
+  readonly policies: readonly Policy[];
+  /** In the order the admin declared them. */
+  readonly environments: readonly string[] | undefined;
+}
+
 /** Limits that validation enforces (and documents). */
 export const POLICY_NAME_MAX = 63;
 export const BRANCH_PATTERN_MAX = 256;

@@ -1,3 +1,4 @@
+import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import {
@@ -15,7 +16,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** A required, bounded, printable identifier-ish string (org, project, environment). */
+/** A required, bounded, printable identifier-ish string (organisation, project). */
 export function requireName(value: string | undefined, field: string): string {
   if (value === undefined || value.trim() === "") throw new InvalidArgumentError(field, "is required");
   if (value.length > NAME_FIELD_MAX)
@@ -54,12 +55,15 @@ export function isUuid(value: string): boolean {
   return UUID_RE.test(value);
 }
 
-/** Validates a policy config; `prefix` is the oneof field name (e.g. `soak_time`). */
+/**
+ * Validates a policy config; `prefix` is the oneof field name (e.g. `soak_time`).
+ * Returns it with its environment names folded (`Prod` → `prod`).
+ */
 export function validatePolicyConfig(config: PolicyConfig, prefix: string): PolicyConfig {
   switch (config.kind) {
     case "soak_time": {
-      requireName(config.sourceEnvironment, `${prefix}.source_environment`);
-      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+      const sourceEnvironment = requireEnvironment(config.sourceEnvironment, `${prefix}.source_environment`);
+      const targetEnvironment = requireEnvironment(config.targetEnvironment, `${prefix}.target_environment`);
       const duration = config.durationSeconds;
       // `!(d > 0)` also catches NaN.
       if (!(duration > 0)) throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be greater than 0");
@@ -70,19 +74,20 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
         );
       if (!Number.isInteger(duration))
         throw new InvalidArgumentError(`${prefix}.duration_seconds`, "must be a whole number of seconds");
-      if (config.sourceEnvironment === config.targetEnvironment)
+      if (sourceEnvironment === targetEnvironment)
         throw new InvalidArgumentError(
           `${prefix}.source_environment`,
           "must differ from target_environment",
         );
-      return config;
+      return { ...config, sourceEnvironment, targetEnvironment };
     }
-    case "branch_restriction":
-      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+    case "branch_restriction": {
+      const targetEnvironment = requireEnvironment(config.targetEnvironment, `${prefix}.target_environment`);
       compileBranchPattern(config.branchPattern, `${prefix}.branch_pattern`);
-      return config;
-    case "external_approval":
-      requireName(config.targetEnvironment, `${prefix}.target_environment`);
+      return { ...config, targetEnvironment };
+    }
+    case "external_approval": {
+      const targetEnvironment = requireEnvironment(config.targetEnvironment, `${prefix}.target_environment`);
       if (
         !Number.isInteger(config.requiredApprovals) ||
         config.requiredApprovals < 1 ||
@@ -92,6 +97,7 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
           `${prefix}.required_approvals`,
           `must be between 1 and ${REQUIRED_APPROVALS_MAX}`,
         );
-      return config;
+      return { ...config, targetEnvironment };
+    }
   }
 }

@@ -2,8 +2,9 @@ import type { Kysely } from "kysely";
 import type { Clock } from "../clock.js";
 import { findIntent, insertDeployment } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
+import { requireDeclared } from "../environment/declared-environments.js";
 import { InvalidArgumentError } from "../errors.js";
-import type { ProjectRef } from "../policy/policy.js";
+import type { ProjectRef, ProjectRules } from "../policy/policy.js";
 import { type Deployment, type DeploymentStatus, intentNotFound } from "./release.js";
 
 /** How far in the future a pipeline's `finished_at` may lie (clock skew), in ms. */
@@ -12,6 +13,8 @@ export const FINISHED_AT_SKEW_MS = 60_000;
 export interface RecordDeploymentDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
 
 /** A validated, authorised RecordDeployment request. */
@@ -25,8 +28,9 @@ export interface RecordDeploymentCommand {
 }
 
 /**
- * Records a deployment's outcome for an intent of the project (NOT_FOUND for
- * another project's intent). `finished_at` is the pipeline's report: it may
+ * Records a deployment's outcome for an intent of the project
+ * (FAILED_PRECONDITION for an undeclared environment, NOT_FOUND for another
+ * project's intent). `finished_at` is the pipeline's report: it may
  * not lie before the intent's registration or more than the clock skew in
  * the future, and soak time never counts from it but from `recorded_at`.
  */
@@ -38,6 +42,7 @@ export function createRecordDeployment(deps: RecordDeploymentDeps): (cmd: Record
     if (finishedAt.getTime() > now.getTime() + FINISHED_AT_SKEW_MS)
       // A future finish time would let a soak pass early.
       throw new InvalidArgumentError("finished_at", `must not be more than ${FINISHED_AT_SKEW_MS / 1000}s in the future`);
+    requireDeclared((await deps.loadProject(cmd.project)).environments, cmd.environment, "environment", cmd.project);
     const intent = await findIntent(db, cmd.project, cmd.intentId);
     if (intent === undefined) throw intentNotFound(cmd.project, cmd.intentId);
     if (finishedAt.getTime() < intent.createdAt.getTime())

@@ -6,6 +6,7 @@ import { authorize } from "../auth/permissions.js";
 import { listHistory } from "../db/approval.repository.js";
 import { outboxReplay } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
+import { optionalEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError, OutOfRangeError } from "../errors.js";
 import {
   type ApprovalAuditService,
@@ -15,7 +16,7 @@ import {
   ListApprovalHistoryResponseSchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
 import { callerOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
@@ -109,11 +110,12 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
   return {
     async listApprovalHistory(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "approval.read");
       const intent = req.releaseIntentId === "" ? "" : requireUuid(req.releaseIntentId, "release_intent_id");
-      const env = req.targetEnvironment === "" ? "" : requireName(req.targetEnvironment, "target_environment");
+      // Filters are not checked against declared environments: reading is harmless.
+      const env = optionalEnvironment(req.targetEnvironment, "target_environment") ?? "";
       const after = decodeToken(req.pageToken, intent, env);
       const limit = pageSize(req.pageSize);
+      authorize(callerOf(ctx), project.organisation, "approval.read");
       // One extra row tells whether another page exists.
       const rows = await listHistory(db, {
         project,
@@ -148,11 +150,10 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
 
     async *watchApprovalEvents(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "approval.read");
-      const environment =
-        req.targetEnvironment === "" ? undefined : requireName(req.targetEnvironment, "target_environment");
+      const environment = optionalEnvironment(req.targetEnvironment, "target_environment");
       const resumeAfter =
         req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
+      authorize(callerOf(ctx), project.organisation, "approval.read");
       // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
       if (deps.maxWatchStreams !== undefined && openWatches >= deps.maxWatchStreams)
         throw new ConnectError(

@@ -5,6 +5,7 @@ import { createReadApprovalState } from "../approval/read-approval-state.js";
 import { COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
 import { authorize } from "../auth/permissions.js";
+import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
   ExternalApproveReleaseResponseSchema,
@@ -12,7 +13,7 @@ import {
   GetExternalApprovalStateResponseSchema,
   type PolicyService,
 } from "../gen/forest/v1/policy_pb.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import { callerOf } from "./context.js";
 import { approvalStateToProto } from "./convert.js";
 
@@ -63,7 +64,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
   async function vote(req: VoteRequest, decision: Decision, ctx: HandlerContext) {
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
-    const environment = requireName(req.targetEnvironment, "target_environment");
+    const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
     requireBypassReason(req.forceBypass ?? false, comment);
     const caller = callerOf(ctx);
@@ -89,7 +90,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
   const getState: ServiceImpl<typeof PolicyService>["getExternalApprovalState"] = async (req, ctx) => {
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
-    const environment = requireName(req.targetEnvironment, "target_environment");
+    const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     authorize(callerOf(ctx), project.organisation, "approval.read");
     const { strictest } = await readState({ project, intentId, environment });
     return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });

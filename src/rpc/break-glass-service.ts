@@ -3,8 +3,9 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { type BreakGlassDeps, createBreakGlass } from "../approval/break-glass.js";
 import { requireBreakGlassReason } from "../approval/break-glass-mark.js";
 import { authorize } from "../auth/permissions.js";
+import { requireEnvironment } from "../environment/environment-name.js";
 import { BreakGlassResponseSchema, type BreakGlassService } from "../gen/releasegate/v1/break_glass_pb.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import { callerOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
@@ -17,7 +18,7 @@ export function createBreakGlassHandlers(deps: BreakGlassServiceDeps): ServiceIm
     async breakGlass(req, ctx) {
       const project = requireProject(req.project);
       const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
-      const environment = requireName(req.targetEnvironment, "target_environment");
+      const environment = requireEnvironment(req.targetEnvironment, "target_environment");
       const reason = requireBreakGlassReason(req.reason);
       const caller = callerOf(ctx);
       authorize(caller, project.organisation, "approval.break_glass");

@@ -172,7 +172,7 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
 export function evaluationToProto(e: PolicyEvaluation): PolicyEvaluationMsg {
   return create(PolicyEvaluationSchema, {
     policyName: e.policyName,
-    policyType: KIND_TO_TYPE[e.kind],
+    policyType: e.kind === undefined ? PolicyType.UNSPECIFIED : KIND_TO_TYPE[e.kind],
     passed: e.passed,
     reason: e.reason,
     externalApprovalState: e.approval === undefined ? undefined : approvalStateToProto(e.approval),

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { authorize } from "../auth/permissions.js";
+import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
   CreatePolicyResponseSchema,
@@ -13,7 +14,7 @@ import {
 import { createEvaluateRelease, type EvaluateReleaseDeps } from "../policy/evaluate-release.js";
 import { createManagePolicies, type ManagePoliciesDeps } from "../policy/manage-policies.js";
 import { BRANCH_NAME_MAX } from "../policy/policy.js";
-import { requireName, requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
+import { requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
 import { callerOf } from "./context.js";
 import { configFromProto, evaluationToProto, policyToProto, requireConfigMatchingType } from "./convert.js";
 
@@ -65,7 +66,7 @@ export function createPolicyHandlers(
 
     async evaluatePolicies(req, ctx) {
       const project = requireProject(req.project);
-      const targetEnvironment = requireName(req.targetEnvironment, "target_environment");
+      const targetEnvironment = requireEnvironment(req.targetEnvironment, "target_environment");
       if (req.branch !== undefined && req.branch.length > BRANCH_NAME_MAX)
         throw new InvalidArgumentError("branch", `must be at most ${BRANCH_NAME_MAX} characters`);
       const intentId =

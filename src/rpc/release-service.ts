@@ -5,6 +5,7 @@ import type { Kysely } from "kysely";
 import { authorize } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
 import type { DB } from "../db/schema.js";
+import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
   DeploymentStatus,
@@ -15,8 +16,8 @@ import {
   ReleaseIntentSchema,
   type ReleaseService,
 } from "../gen/releasegate/v1/release_pb.js";
-import { NAME_FIELD_MAX } from "../policy/policy.js";
-import { requireName, requireProject, requireUuid } from "../policy/validate.js";
+import { NAME_FIELD_MAX, type ProjectRef, type ProjectRules } from "../policy/policy.js";
+import { requireProject, requireUuid } from "../policy/validate.js";
 import { createReadIntent } from "../release/read-intent.js";
 import { createRecordDeployment } from "../release/record-deployment.js";
 import { createRegisterIntent } from "../release/register-intent.js";
@@ -27,6 +28,8 @@ import { rfc3339 } from "./convert.js";
 export interface ReleaseServiceDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
 
 const LABEL_MAX = 256;
@@ -95,7 +98,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
 
     async recordDeployment(req, ctx) {
       const project = requireProject(req.project);
-      const environment = requireName(req.environment, "environment");
+      const environment = requireEnvironment(req.environment, "environment");
       const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
       let status: "succeeded" | "failed";
       if (req.status === DeploymentStatus.SUCCEEDED) status = "succeeded";

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/database.js";
 import {
@@ -6,15 +8,24 @@ import {
   markPublished,
   type OutboxRow,
   outboxDepth,
+  releaseClaim,
 } from "../db/outbox.repository.js";
 import type { Logger } from "../logger.js";
 import type { EventPublisher } from "./nats-publisher.js";
-import { type IntentPublishResult, publishByIntent } from "./publish-by-intent.js";
+import { publishByIntent } from "./publish-by-intent.js";
 
 /** Fallback poll when no wake-up arrives (lost NOTIFY, another replica's commit), in ms. */
 export const DEFAULT_RELAY_POLL_MS = 5_000;
-/** Rows claimed per transaction. */
+/** Rows claimed at once. */
 export const DEFAULT_RELAY_BATCH = 100;
+/**
+ * How long a claim keeps other relays off its rows: 15 s. A relay that dies
+ * mid-publish delays its rows by at most this much; another relay then
+ * publishes them again, and JetStream drops the repeats by Nats-Msg-Id only
+ * within the stream's duplicate window (1 h for a stream releasegate
+ * creates, 2 min by NATS' default): keep the lease far below it.
+ */
+export const DEFAULT_RELAY_LEASE_MS = 15_000;
 /** Published rows are kept this long (for inspection), then deleted: 7 days. */
 export const DEFAULT_OUTBOX_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** How often the relay deletes expired published rows: hourly. */
@@ -39,6 +50,13 @@ export interface OutboxRelayOptions {
   readonly subscribeWakeups?: (wake: () => void) => () => void;
   readonly pollIntervalMs?: number;
   readonly batchSize?: number;
+  /**
+   * Lease of a claim, in ms (default DEFAULT_RELAY_LEASE_MS). No publish
+   * starts after two thirds of it: the last third is more than the
+   * publisher's own timeout (2 s for a 15 s lease), so every publish of a
+   * claim ends before another relay may take its rows.
+   */
+  readonly leaseMs?: number;
   /** How long published rows stay in the outbox. */
   readonly retentionMs?: number;
   /** Metrics hook: one call per event published. */
@@ -48,21 +66,23 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes committed outbox rows: on Postgres claims them in a transaction
- * (`FOR UPDATE SKIP LOCKED`, so replicas never publish a row twice),
+ * Publishes committed outbox rows: leases a batch in one short statement
+ * (see `claimUnpublished`; replicas never hold the same unexpired lease),
  * publishes each intent's rows in sequence order (different intents
- * concurrently, see {@link RELAY_INTENT_CONCURRENCY}), marks the published
- * ones in the same transaction (embedded PGlite, a single process, does the
- * same without holding locks). Runs on every wake-up, with a slow poll as
- * fallback; an intent whose publish fails stops at the failed row (keeping
- * per-intent order) while the others' published rows are marked, and the
- * relay retries with backoff. Several calls to wake() while a drain runs
- * cause one more drain.
+ * concurrently, see {@link RELAY_INTENT_CONCURRENCY}) with no database
+ * transaction or row lock held while it waits on NATS, then marks the rows
+ * that reached JetStream and still carry its claim, and releases the others
+ * for the next claim. Runs on every wake-up, with a slow poll as fallback; an
+ * intent whose publish fails stops at the failed row (keeping per-intent
+ * order) while the others' published rows are marked, and the relay retries
+ * with backoff. Several calls to wake() while a drain runs cause one more
+ * drain.
  */
 export class OutboxRelay {
   readonly #o: OutboxRelayOptions;
   readonly #pollMs: number;
   readonly #batch: number;
+  readonly #leaseMs: number;
   #timer?: NodeJS.Timeout;
   #running?: Promise<void>;
   #again = false;
@@ -78,6 +98,7 @@ export class OutboxRelay {
     this.#o = options;
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_RELAY_POLL_MS;
     this.#batch = options.batchSize ?? DEFAULT_RELAY_BATCH;
+    this.#leaseMs = options.leaseMs ?? DEFAULT_RELAY_LEASE_MS;
   }
 
   start(): void {
@@ -155,30 +176,25 @@ export class OutboxRelay {
   async #drainBatch(
     publisher: EventPublisher,
   ): Promise<{ claimed: number; published: number; failures: readonly unknown[] }> {
-    const publishAll = (rows: readonly OutboxRow[]) =>
-      publishByIntent(rows, (row) => publisher.publish(row), RELAY_INTENT_CONCURRENCY);
-    const { db, kind } = this.#o.database;
-    let claimed: number;
-    let result: IntentPublishResult;
-    if (kind === "pglite") {
-      // Embedded PGlite is one process with this one relay, and its single
-      // connection would be blocked by a transaction held across NATS round
-      // trips: read, publish, then mark, without holding locks.
-      const rows = await claimUnpublished(db, this.#batch);
-      result = await publishAll(rows);
-      await markPublished(db, seqsOf(result.published), this.#o.clock.now());
-      claimed = rows.length;
-    } else {
-      // Postgres: the row locks held until commit are what keep replicas apart.
-      [claimed, result] = await db.transaction().execute(async (trx) => {
-        const rows = await claimUnpublished(trx, this.#batch);
-        const outcome = await publishAll(rows);
-        await markPublished(trx, seqsOf(outcome.published), this.#o.clock.now());
-        return [rows.length, outcome] as const;
-      });
-    }
+    const { db } = this.#o.database;
+    const token = randomUUID();
+    // Measured from before the claim is sent, so it runs out before the lease the database grants.
+    const lastStart = performance.now() + (this.#leaseMs * 2) / 3;
+    const rows = await claimUnpublished(db, { limit: this.#batch, leaseMs: this.#leaseMs, token });
+    if (rows.length === 0) return { claimed: 0, published: 0, failures: [] };
+    const result = await publishByIntent(
+      rows,
+      (row) => publisher.publish(row),
+      RELAY_INTENT_CONCURRENCY,
+      () => performance.now() < lastStart,
+    );
+    await markPublished(db, token, seqsOf(result.published), this.#o.clock.now());
     for (const row of result.published) this.#o.onPublished?.(row);
-    return { claimed, published: result.published.length, failures: result.failures };
+    // Failed or untried rows: free them now rather than when the lease runs out.
+    if (result.published.length < rows.length) await releaseClaim(db, token);
+    // Untried rows (the lease ran short) are this relay's to claim again at once.
+    if (result.untried > 0) this.#again = true;
+    return { claimed: rows.length, published: result.published.length, failures: result.failures };
   }
 
   async #pruneIfDue(): Promise<void> {

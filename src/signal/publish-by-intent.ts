@@ -6,6 +6,8 @@ export interface IntentPublishResult {
   readonly published: OutboxRow[];
   /** One error per intent that stopped at a failed row; its later rows were not tried. */
   readonly failures: unknown[];
+  /** Rows not tried because `mayStart` said no (the claim's lease is running out); not failures. */
+  readonly untried: number;
 }
 
 /**
@@ -14,11 +16,13 @@ export interface IntentPublishResult {
  * JetStream in commit order; up to `concurrency` intents at a time, since
  * only per-intent order is promised. An intent whose publish fails stops
  * there (a later row must not overtake it); the other intents carry on.
+ * No publish starts once `mayStart` returns false: the rest stay untried.
  */
 export async function publishByIntent(
   rows: readonly OutboxRow[],
   publish: (row: OutboxRow) => Promise<void>,
   concurrency: number,
+  mayStart: () => boolean = () => true,
 ): Promise<IntentPublishResult> {
   const byIntent = new Map<string, OutboxRow[]>();
   for (const row of rows) {
@@ -29,10 +33,15 @@ export async function publishByIntent(
   const queues = [...byIntent.values()];
   const published: OutboxRow[] = [];
   const failures: unknown[] = [];
+  let untried = 0;
   let next = 0;
   const worker = async () => {
     for (let queue = queues[next++]; queue !== undefined; queue = queues[next++]) {
-      for (const row of queue) {
+      for (const [i, row] of queue.entries()) {
+        if (!mayStart()) {
+          untried += queue.length - i;
+          break;
+        }
         try {
           await publish(row);
         } catch (err) {
@@ -45,5 +54,5 @@ export async function publishByIntent(
   };
   const workers = Math.max(1, Math.min(concurrency, queues.length));
   await Promise.all(Array.from({ length: workers }, worker));
-  return { published, failures };
+  return { published, failures, untried };
 }

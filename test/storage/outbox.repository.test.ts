@@ -1,9 +1,16 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { claimUnpublished, markPublished, outboxReplay } from "../../src/db/outbox.repository.js";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  claimUnpublished,
+  markPublished,
+  outboxDepth,
+  outboxReplay,
+  releaseClaim,
+} from "../../src/db/outbox.repository.js";
 import type { ProjectRef } from "../../src/policy/policy.js";
 import { decidedEvent } from "../support/approval-events.js";
+import { waitFor } from "../support/approval-fixtures.js";
 import { createTestDatabase, type TestDatabase, testDatabaseKind } from "../support/database.js";
 
 // What a resuming WatchApprovalEvents stream replays, on rows placed by hand:
@@ -103,31 +110,95 @@ async function queued(db: TestDatabase, intent: string): Promise<string> {
   return String(seq);
 }
 
-const claim = (db: TestDatabase, limit: number) =>
-  db.database.db.transaction().execute((trx) => claimUnpublished(trx, limit));
+/** A claim of up to `limit` rows under a fresh token; `leaseMs` default one minute. */
+async function claim(db: TestDatabase, limit: number, leaseMs = 60_000) {
+  const token = randomUUID();
+  const rows = await claimUnpublished(db.database.db, { limit, leaseMs, token });
+  return { token, rows, seqs: rows.map((r) => r.seq) };
+}
 
-describe(`outbox claim on ${testDatabaseKind()}`, () => {
+/** Claim tests start from an empty outbox (leases of an earlier test would hide rows). */
+const emptyOutbox = (db: TestDatabase) => db.database.db.deleteFrom("outbox").execute();
+
+describe(`outbox claim with a lease on ${testDatabaseKind()}`, () => {
+  beforeEach(() => emptyOutbox(claimDb));
+
   it("claims unpublished rows oldest first, up to the limit, with their events, and not published ones", async () => {
     const [a, b] = [randomUUID(), randomUUID()];
+    const done = await claim(claimDb, 1);
+    expect(done.rows).toEqual([]);
     const published = await queued(claimDb, a);
-    await markPublished(claimDb.database.db, [published], new Date());
+    const first = await claim(claimDb, 1);
+    expect(await markPublished(claimDb.database.db, first.token, [published], new Date())).toBe(1);
     const seqs = [await queued(claimDb, a), await queued(claimDb, b), await queued(claimDb, a)];
 
-    const all = await claim(claimDb, 100);
-    expect(all.map((r) => r.seq)).toEqual(seqs);
-    expect(all.map((r) => r.releaseIntentId)).toEqual([a, b, a]);
-    expect(all.map((r) => r.event.release_intent_id)).toEqual([a, b, a]);
-    expect((await claim(claimDb, 2)).map((r) => r.seq)).toEqual(seqs.slice(0, 2));
+    const two = await claim(claimDb, 2);
+    expect(two.seqs).toEqual(seqs.slice(0, 2));
+    expect(two.rows.map((r) => r.releaseIntentId)).toEqual([a, b]);
+    expect(two.rows.map((r) => r.event.release_intent_id)).toEqual([a, b]);
+  });
+
+  it("gives a second claimer none of the leased rows, nor later rows of their intents, and the rest", async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const a0 = await queued(claimDb, a);
+    const a1 = await queued(claimDb, a);
+    const b0 = await queued(claimDb, b);
+    const first = await claim(claimDb, 1);
+    expect(first.seqs).toEqual([a0]);
+    // a1 must wait for a0 (per-intent order); b0 is free.
+    expect((await claim(claimDb, 100)).seqs).toEqual([b0]);
+    expect((await claim(claimDb, 100)).seqs).toEqual([]);
+    expect(await markPublished(claimDb.database.db, first.token, [a0], new Date())).toBe(1);
+    expect((await claim(claimDb, 100)).seqs).toEqual([a1]);
+  });
+
+  it("lets another claimer take the rows once the lease has run out", async () => {
+    const intent = randomUUID();
+    const seqs = [await queued(claimDb, intent), await queued(claimDb, intent)];
+    const first = await claim(claimDb, 100, 50);
+    expect(first.seqs).toEqual(seqs);
+    const second = await waitFor(
+      async () => {
+        const c = await claim(claimDb, 100);
+        return c.rows.length > 0 ? c : undefined;
+      },
+      5_000,
+      "the lease to run out",
+    );
+    expect(second.seqs).toEqual(seqs);
+  });
+
+  it("marks nothing for a claim whose rows another claimer took after its lease ran out", async () => {
+    const intent = randomUUID();
+    const seqs = [await queued(claimDb, intent), await queued(claimDb, intent)];
+    const stale = await claim(claimDb, 100, 50);
+    const fresh = await waitFor(async () => {
+      const c = await claim(claimDb, 100);
+      return c.rows.length > 0 ? c : undefined;
+    });
+    expect(await markPublished(claimDb.database.db, stale.token, seqs, new Date())).toBe(0);
+    expect(await markPublished(claimDb.database.db, fresh.token, seqs, new Date())).toBe(2);
+    expect(await outboxDepth(claimDb.database.db)).toBe(0);
+  });
+
+  it("releases the rows a claim did not publish, for the next claim to take at once", async () => {
+    const intent = randomUUID();
+    const [s0, s1] = [await queued(claimDb, intent), await queued(claimDb, intent)];
+    const first = await claim(claimDb, 100);
+    expect(await markPublished(claimDb.database.db, first.token, [s0], new Date())).toBe(1);
+    expect((await claim(claimDb, 100)).seqs).toEqual([]);
+    expect(await releaseClaim(claimDb.database.db, first.token)).toBe(1);
+    expect((await claim(claimDb, 100)).seqs).toEqual([s1]);
   });
 });
 
-describe("outbox claim while another relay holds rows (Postgres row locks)", () => {
-  it("skips the held row and its intent's later rows, so each intent is published in order, and claims the rest", async () => {
+describe("outbox claim while another claim statement holds rows (Postgres row locks)", () => {
+  it("skips the locked row and its intent's later rows, so each intent is published in order, and claims the rest", async () => {
     const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
     const a0 = await queued(lockDb, a);
     const a1 = await queued(lockDb, a);
     const b1 = await queued(lockDb, b);
-    await queued(lockDb, a); // a2: behind a1, which the other relay is publishing
+    await queued(lockDb, a); // a2: behind a1, which the other claim is taking
     const c1 = await queued(lockDb, c);
 
     const other = new pg.Client({ connectionString: lockDb.url });
@@ -135,10 +206,12 @@ describe("outbox claim while another relay holds rows (Postgres row locks)", () 
     try {
       await other.query("begin");
       await other.query("select seq from outbox where seq = $1 for update", [a1]);
-      expect((await claim(lockDb, 100)).map((r) => r.seq)).toEqual([a0, b1, c1]);
+      const first = await claim(lockDb, 100);
+      expect(first.seqs).toEqual([a0, b1, c1]);
       await other.query("rollback");
-      // Released: a1 and a2 come now, in order, with everything still unpublished.
-      expect((await claim(lockDb, 100)).map((r) => r.releaseIntentId)).toEqual([a, a, b, a, c]);
+      expect(await markPublished(lockDb.database.db, first.token, first.seqs, new Date())).toBe(3);
+      // Released and not leased: a1 and a2 come now, in order.
+      expect((await claim(lockDb, 100)).rows.map((r) => r.releaseIntentId)).toEqual([a, a]);
     } finally {
       await other.end();
     }
