@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService, type ApprovalEvent } from "../src/gen/releasegate/v1/approval_pb.js";
 import { BreakGlassService } from "../src/gen/releasegate/v1/break_glass_pb.js";
+import { EnvironmentService } from "../src/gen/releasegate/v1/environment_pb.js";
 import { type Cast, cast, createApprovalPolicy, expectCode, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { testDatabaseKind } from "./support/database.js";
 import { connectSharedNats, deleteStream, readStream, SHARED_NATS_URL, uniqueSignalNames } from "./support/nats-fixtures.js";
@@ -312,6 +313,37 @@ describe("break-glass refusals (nothing recorded)", () => {
     await expectCode(breakGlass(t.ada).breakGlass(request("not-a-uuid")), Code.InvalidArgument, /^release_intent_id:/);
     await expectCode(breakGlass(t.ada).breakGlass(request(id, { targetEnvironment: "" })), Code.InvalidArgument, /^target_environment:/);
     await expectCode(breakGlass(t.ada).breakGlass({ ...request(id), project: undefined }), Code.InvalidArgument, /^project/);
+  });
+
+  it("folds the environment name like votes, and refuses names that stay invalid", async () => {
+    const id = await registerIntent(server, t.pipeline, project);
+    await breakGlass(t.ada).breakGlass(request(id, { targetEnvironment: "PROD" }));
+    const { entries } = await audit(t.alice).listApprovalHistory({ project, releaseIntentId: id });
+    expect(entries).toMatchObject([{ targetEnvironment: "prod", decisionKind: "break_glass" }]);
+    await expectCode(
+      breakGlass(t.ada).breakGlass(request(id, { targetEnvironment: "prod " })),
+      Code.InvalidArgument,
+      /^target_environment: "prod " is not a valid environment name/,
+    );
+  });
+
+  it("answers FAILED_PRECONDITION for an environment the project has not declared", async () => {
+    const declared = { organisation: "acme", project: "declared" };
+    await server.client(EnvironmentService, t.ada).setProjectEnvironments({ project: declared, environments: ["dev", "prod"] });
+    await createApprovalPolicy(server, t.ada, declared, "gate", "prod", 1);
+    const id = await registerIntent(server, t.pipeline, declared);
+    await expectCode(
+      breakGlass(t.ada).breakGlass({ ...request(id), project: declared, targetEnvironment: "staging" }),
+      Code.FailedPrecondition,
+      "target_environment: environment staging is not declared for acme/declared; declared: dev, prod",
+    );
+    // Checked before the intent: an unknown intent on an undeclared name is FAILED_PRECONDITION too.
+    await expectCode(
+      breakGlass(t.ada).breakGlass({ ...request(randomUUID()), project: declared, targetEnvironment: "staging" }),
+      Code.FailedPrecondition,
+    );
+    const res = await breakGlass(t.ada).breakGlass({ ...request(id), project: declared });
+    expect(res.eventId).not.toBe("");
   });
 
   it("answers NOT_FOUND for an unknown intent and for an intent of another project", async () => {
