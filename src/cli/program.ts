@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { historyCommand, voteCommands, watchCommand } from "./approval.js";
+import { breakGlassCommand } from "./break-glass.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
 import { environmentsCommand } from "./environments.js";
 import { policyCommand } from "./policy.js";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     intentCommand(),
     deployCommand(),
     ...voteCommands(),
+    breakGlassCommand(),
     historyCommand(),
     watchCommand(),
   ])

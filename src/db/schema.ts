@@ -87,6 +87,20 @@ export interface OutboxTable {
   published_at: ColumnType<Date | null, never, Date>;
 }
 
+/** One use of break-glass (append-only); the newest per intent+environment counts. */
+export interface BreakGlassTable {
+  seq: Generated<string>;
+  release_intent_id: string;
+  environment: string;
+  organisation: string;
+  project: string;
+  user_id: string;
+  username: string;
+  reason: string;
+  recorded_at: ColumnType<Date, Date, never>;
+  event_id: string;
+}
+
 export interface ProjectEnvironmentsTable {
   organisation: string;
   project: string;
@@ -139,6 +153,7 @@ export interface DB {
   approval_votes: ApprovalVotesTable;
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
+  break_glass: BreakGlassTable;
   project_environments: ProjectEnvironmentsTable;
   approver_groups: ApproverGroupsTable;
   approver_group_members: ApproverGroupMembersTable;
