@@ -243,6 +243,29 @@ describe("releasegate groups and grants", () => {
   });
 });
 
+describe("releasegate break-glass", () => {
+  const B = ["--project", "acme/cli-glass"];
+
+  it("opens the approval gate of the intent with the reason; a member exits 3 PERMISSION_DENIED; a short reason exits 3", async () => {
+    await runCli(["policy", "create", "gate", ...B, "--type", "approval", "--target", "prod", "--required", "2"], env);
+    const intent = (await runCli(["intent", "register", ...B, "--branch", "main", "--version", "1"], env)).stdout.trim();
+    const reason = "incident 7: checkout is down";
+    const denied = await runCli(["break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", reason], bobEnv);
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toMatch(/^error: PERMISSION_DENIED: member bob may not approval.break_glass/);
+    const short = await runCli(["break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", "now"], env);
+    expect(short.code).toBe(3);
+    expect(short.stderr).toMatch(/^error: INVALID_ARGUMENT: reason: a break-glass needs a reason/);
+    const broke = await runCli(["-o", "json", "break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", reason], env);
+    expect(broke.stderr).toBe("");
+    expect(broke.code).toBe(0);
+    expect(JSON.parse(broke.stdout)).toMatchObject({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    const evaluated = await runCli(["policy", "evaluate", ...B, "--env", "prod", "--intent", intent], env);
+    expect(evaluated.code).toBe(0);
+    expect(evaluated.stdout).toMatch(/gate\s+external_approval\s+pass\s+break-glass by ada at \S+: incident 7: checkout is down/);
+  });
+});
+
 describe("CLI errors and exit codes", () => {
   it("a server error exits 3 with the code and message on stderr", async () => {
     const res = await runCli(["policy", "delete", "nope", ...P], env);

@@ -14,6 +14,7 @@ export type Action =
   | "deployment.record"
   | "approval.vote"
   | "approval.read"
+  | "approval.break_glass"
   | "environment.read"
   | "environment.write"
   | "directory.read"
@@ -26,7 +27,8 @@ type Never = "never";
  * The least effective role each action needs, for people and for services.
  * People climb the ladder (src/auth/roles.ts): viewers read, members also
  * register intents and vote, maintainers also record deployments, admins
- * also manage policies, declared environments and the directory. Services (pipelines) keep the rules
+ * also manage policies, declared environments and the directory, and
+ * only organisation admins break the glass of an approval gate. Services (pipelines) keep the rules
  * they always had whatever their role: any role reads, evaluates, registers
  * intents and records deployments; admin-only stays admin-only; never vote
  * and never declare environments (a person's decision).
@@ -40,6 +42,7 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
   "deployment.record": { user: "maintainer", service: "viewer" },
   "approval.vote": { user: "member", service: "never" },
   "approval.read": { user: "viewer", service: "viewer" },
+  "approval.break_glass": { user: "admin", service: "never" },
   "environment.read": { user: "viewer", service: "viewer" },
   "environment.write": { user: "admin", service: "never" },
   "directory.read": { user: "viewer", service: "viewer" },

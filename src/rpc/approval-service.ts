@@ -43,6 +43,15 @@ function requireComment(comment: string | undefined): string | undefined {
   return comment;
 }
 
+/** Shortest reason a bypass (or a break-glass) needs, in characters after trimming. */
+export const BYPASS_REASON_MIN = 10;
+
+/** A bypass is loud in the audit: it needs a written reason (a shape check, before authorisation). */
+function requireBypassReason(forceBypass: boolean, comment: string | undefined): void {
+  if (forceBypass && (comment ?? "").trim().length < BYPASS_REASON_MIN)
+    throw new InvalidArgumentError("comment", `a bypass needs a reason (at least ${BYPASS_REASON_MIN} characters)`);
+}
+
 /**
  * The approval RPCs of forest.v1.PolicyService, each under both its Forest
  * name and its short alias (one implementation). Vote responses show the
@@ -58,9 +67,10 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
+    const forceBypass = req.forceBypass ?? false;
+    requireBypassReason(forceBypass, comment);
     const access = accessOf(ctx);
     const at = { project: project.project, environment };
-    const forceBypass = req.forceBypass ?? false;
     await authorize(access, project.organisation, "approval.vote", at);
     // The voter as seen here: an admin grant on this project lets force_bypass through.
     const caller = await callerAt(access, project.organisation, at);
