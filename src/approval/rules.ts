@@ -13,6 +13,18 @@ import {
 /** Longest comment a vote may carry, in characters. */
 export const COMMENT_MAX = 2000;
 
+/**
+ * `force_bypass` is an admin's act: refused for anyone else (fail closed,
+ * author or not). Part of authorisation, so it is checked before the vote's
+ * use case looks anything up.
+ */
+export function authorizeBypass(v: { readonly forceBypass: boolean; readonly voterId: string; readonly voterIsAdmin: boolean }): void {
+  if (v.forceBypass && !v.voterIsAdmin)
+    throw new PermissionDeniedError(
+      `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
+    );
+}
+
 export interface VoteRequest {
   readonly decision: Decision;
   readonly forceBypass: boolean;
@@ -38,10 +50,7 @@ export interface VoteRequest {
  * - `force_bypass` from anyone else, and any rejection, is a `peer` vote.
  */
 export function decisionKindFor(v: VoteRequest): DecisionKind {
-  if (v.forceBypass && !v.voterIsAdmin)
-    throw new PermissionDeniedError(
-      `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
-    );
+  authorizeBypass(v);
   if (v.decision !== "approved") return "peer";
   if (v.voterId === v.authorId) {
     if (!v.forceBypass)

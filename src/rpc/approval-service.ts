@@ -2,9 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type CastVoteDeps, createCastVote } from "../approval/cast-vote.js";
 import { createReadApprovalState } from "../approval/read-approval-state.js";
-import { COMMENT_MAX } from "../approval/rules.js";
+import { authorizeBypass, COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
-import { authorize } from "../auth/permissions.js";
+import { authorize, isAdmin } from "../auth/permissions.js";
 import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -66,13 +66,15 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
-    requireBypassReason(req.forceBypass ?? false, comment);
+    const forceBypass = req.forceBypass ?? false;
+    requireBypassReason(forceBypass, comment);
     const caller = callerOf(ctx);
     authorize(caller, project.organisation, "approval.vote");
+    authorizeBypass({ forceBypass, voterId: caller.userId, voterIsAdmin: isAdmin(caller, project.organisation) });
     const { strictest } = await castVote({
       caller,
       decision,
-      forceBypass: req.forceBypass ?? false,
+      forceBypass,
       project,
       intentId,
       environment,
