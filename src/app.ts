@@ -6,6 +6,7 @@ import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier.j
 import { cacheVerifiedTokens } from "./auth/verified-token-cache.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { listGrantsOfUser } from "./db/approver.repository.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { loadProjectRules } from "./db/environment.repository.js";
 import { migrateDatabase } from "./db/migrate.js";
@@ -14,6 +15,8 @@ import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
+import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
 import { ServerHealth } from "./health/health.js";
@@ -24,7 +27,9 @@ import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from ".
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
+import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
+import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createEnvironmentHandlers } from "./rpc/environment-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
@@ -66,6 +71,8 @@ const SERVED: readonly DescService[] = [
   ReleaseService,
   ApprovalAuditService,
   EnvironmentService,
+  ApproverService,
+  ApprovalQueryService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -255,7 +262,11 @@ export class App {
       observabilityInterceptor(logger, this.#metrics),
       concurrencyLimitInterceptor(config.maxInFlight),
       errorMappingInterceptor((err, procedure) => logger.error({ err, procedure }, "internal error")),
-      authInterceptor(parts.verifier),
+      // Role grants are read per request, lazily, with one indexed query (role_grants_org_user).
+      authInterceptor(parts.verifier, {
+        loadGrants: (organisation, userId) => listGrantsOfUser(parts.database.db, organisation, userId),
+        clock: this.#clock,
+      }),
     ];
     return withDefaultDeadline(
       createNodeHandler(
@@ -316,10 +327,12 @@ export class App {
         }),
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
       router.service(
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));

@@ -22,6 +22,8 @@ export const DEFAULT_MAX_WATCH_STREAMS = 1000;
 export const DEFAULT_WATCH_HEARTBEAT_MS = 15_000;
 /** Default time in-flight RPCs get to finish on SIGTERM before they are cut: 10 s. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** Default token claim holding the caller's identity-provider groups (an array of strings). */
+export const DEFAULT_JWT_GROUPS_CLAIM = "groups";
 /** Default pg pool size. */
 export const DEFAULT_DB_POOL_SIZE = 10;
 
@@ -34,6 +36,11 @@ export interface JwtConfig {
   readonly jwksUrl?: string;
   readonly issuer?: string;
   readonly audience?: string;
+  /**
+   * Token claim holding the caller's identity-provider groups
+   * (RELEASEGATE_JWT_GROUPS_CLAIM; default `groups`). Undefined: `groups`.
+   */
+  readonly groupsClaim?: string;
   /**
    * With no key above: verify tokens with a secret created under DATA_DIR
    * (RELEASEGATE_LOCAL_MODE; default true without DATABASE_URL, false with it).
@@ -147,6 +154,13 @@ const EnvSchema = z.object({
   RELEASEGATE_LOCAL_MODE: z.preprocess(emptyToUndefined, z.enum(["true", "false"]).optional()),
   RELEASEGATE_JWT_ISSUER: optionalString,
   RELEASEGATE_JWT_AUDIENCE: optionalString,
+  RELEASEGATE_JWT_GROUPS_CLAIM: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_:./-]{1,128}$/, "must be a claim name: 1-128 letters, digits, '_', ':', '.', '/' or '-'")
+      .default(DEFAULT_JWT_GROUPS_CLAIM),
+  ),
   TLS_CERT_FILE: optionalString,
   TLS_KEY_FILE: optionalString,
   MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
@@ -264,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       jwksUrl: e.RELEASEGATE_JWKS_URL,
       issuer: e.RELEASEGATE_JWT_ISSUER,
       audience: e.RELEASEGATE_JWT_AUDIENCE,
+      groupsClaim: e.RELEASEGATE_JWT_GROUPS_CLAIM,
       localMode: localModeOf(env),
     }),
     tlsCertFile: e.TLS_CERT_FILE,

@@ -2,17 +2,20 @@ import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { Caller } from "../auth/caller.js";
 import { isAdmin } from "../auth/permissions.js";
+import type { Role } from "../auth/roles.js";
 import type { Clock } from "../clock.js";
 import { lockVoteBasis, readVoteBasis, type VoteBasis, type VoteWrite, writeVote } from "../db/approval.repository.js";
 import { outboxInsertFor } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
 import { requireDeclared } from "../environment/declared-environments.js";
-import { isRetryableDbError } from "../errors.js";
-import type { Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
+import { isRetryableDbError, PermissionDeniedError } from "../errors.js";
+import type { ApprovalRule, Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
 import { approvalSubject } from "../signal/subject.js";
+import { isEligible, type RuleDirectory, type VoterFacts, whatMakesEligible } from "./eligibility.js";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "./event.js";
-import { decisionKindFor, type GateState, gatePolicies, gateState } from "./rules.js";
+import { loadRuleDirectory } from "./load-rule-directory.js";
+import { approvalPoliciesFor, decisionKindFor, type GateState, gatePolicies, gateState } from "./rules.js";
 import { type Decision, type Vote, withVote } from "./vote.js";
 
 /** Attempts of a vote transaction that hit a serialization failure or deadlock. */
@@ -40,6 +43,8 @@ export interface VoteCommand {
   readonly intentId: string;
   readonly environment: string;
   readonly comment: string | undefined;
+  /** The role the voter's token gives them in the organisation (recorded with the vote; grants are read at count time). */
+  readonly tokenRole?: Role;
 }
 
 interface Decided {
@@ -63,7 +68,12 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
    * Decides a vote on `basis`. No I/O; throws domain errors (NOT_FOUND,
    * PERMISSION_DENIED) before anything is written.
    */
-  function decide(cmd: VoteCommand, policies: readonly Policy[], basis: VoteBasis | undefined): Decided {
+  function decide(
+    cmd: VoteCommand,
+    policies: readonly Policy[],
+    basis: VoteBasis | undefined,
+    directory: RuleDirectory | undefined,
+  ): Decided {
     const { caller, decision, project, intentId, environment, comment } = cmd;
     if (basis === undefined) throw intentNotFound(project, intentId);
     const gate = gatePolicies(policies, project, environment);
@@ -77,7 +87,9 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       registrantId: basis.registeredByUserId,
       registrantIsUser: basis.registeredByActorType !== "service",
     });
-    const now = clock.now();
+    const now = directory?.now ?? clock.now();
+    const voter = { userId: caller.userId, idpGroups: caller.idpGroups, tokenRole: cmd.tokenRole };
+    if (decision === "approved" && directory !== undefined) requireEligible(gate, voter, directory, intentId);
     const cast: Vote = {
       userId: caller.userId,
       username: caller.username,
@@ -85,8 +97,20 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       decisionKind,
       decidedAt: now,
       ...(comment !== undefined ? { comment } : {}),
+      idpGroups: caller.idpGroups,
+      ...(cmd.tokenRole !== undefined ? { tokenRole: cmd.tokenRole } : {}),
     };
-    const state = gateState(gate, withVote(basis.votes, cast));
+    const rulesContext =
+      directory === undefined
+        ? undefined
+        : {
+            directory,
+            parties: {
+              authorId: basis.authorUserId,
+              ...(basis.registeredByActorType !== "service" ? { registrantId: basis.registeredByUserId } : {}),
+            },
+          };
+    const state = gateState(gate, withVote(basis.votes, cast), rulesContext);
     const event: ApprovalDecidedEvent = {
       event_id: randomUUID(),
       kind: APPROVAL_DECIDED,
@@ -130,7 +154,12 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
     const { policies, environments } = await deps.loadProject(project);
     // Before the intent lookup: a vote on an undeclared name gates nothing.
     requireDeclared(environments, environment, "target_environment", project);
-    const optimistic = decide(cmd, policies, await readVoteBasis(db, project, intentId, environment));
+    const gate = approvalPoliciesFor(policies, environment);
+    const [basis, directory] = await Promise.all([
+      readVoteBasis(db, project, intentId, environment),
+      loadRuleDirectory(db, project, environment, gate, clock.now()),
+    ]);
+    const optimistic = decide(cmd, policies, basis, directory);
     try {
       if (await writeVote(db, optimistic.write)) {
         deps.onOutboxCommitted?.();
@@ -144,7 +173,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
     for (let attempt = 1; ; attempt++) {
       try {
         const state = await db.transaction().execute(async (trx) => {
-          const locked = decide(cmd, policies, await lockVoteBasis(trx, project, intentId, environment));
+          const locked = decide(cmd, policies, await lockVoteBasis(trx, project, intentId, environment), directory);
           // Cannot fail while we hold the lock; if it does, the invariant is broken: write nothing.
           if (!(await writeVote(trx, locked.write))) throw new Error("vote version changed under the intent row lock");
           return locked.state;
@@ -158,4 +187,24 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       }
     }
   };
+}
+
+/**
+ * Vote-time eligibility: when every approval policy gating the environment
+ * has rules, an approval from someone eligible for none of them is
+ * PERMISSION_DENIED, naming what would make them eligible. (A policy without
+ * rules counts anyone's approval, so with one the vote is taken.)
+ */
+function requireEligible(gate: readonly Policy[], voter: VoterFacts, dir: RuleDirectory, intentId: string): void {
+  const rules: ApprovalRule[] = [];
+  for (const p of gate) {
+    if (p.config.kind !== "external_approval") continue;
+    if (p.config.rules === undefined || p.config.rules.length === 0) return;
+    rules.push(...p.config.rules);
+  }
+  if (rules.length === 0 || rules.some((r) => isEligible(r, voter, dir))) return;
+  const where = `${dir.organisation}/${dir.at.project}`;
+  throw new PermissionDeniedError(
+    `${voter.userId} may not approve release intent ${intentId} for ${dir.at.environment} in ${where}: ${whatMakesEligible(rules, where)}`,
+  );
 }

@@ -1,14 +1,26 @@
 import type { Kysely } from "kysely";
+import type { Clock } from "../clock.js";
 import { listCurrentVotes } from "../db/approval.repository.js";
 import { findIntent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
 import { requireDeclared } from "../environment/declared-environments.js";
 import type { ProjectRef, ProjectRules } from "../policy/policy.js";
-import { intentNotFound } from "../release/release.js";
+import { intentNotFound, type ReleaseIntent } from "../release/release.js";
+import type { IntentParties } from "./judge-rules.js";
+import { loadRuleDirectory } from "./load-rule-directory.js";
 import { type GateState, gatePolicies, gateState } from "./rules.js";
+
+/** The four-eyes parties of an intent: its author, and its registrant when a person registered it. */
+export function partiesOf(intent: Pick<ReleaseIntent, "authorUserId" | "registeredByUserId" | "registeredByActorType">): IntentParties {
+  return {
+    authorId: intent.authorUserId,
+    ...(intent.registeredByActorType === "user" ? { registrantId: intent.registeredByUserId } : {}),
+  };
+}
 
 export interface ReadApprovalStateDeps {
   readonly db: Kysely<DB>;
+  readonly clock: Clock;
   /** Reads a project's policies and declared environments (the policy cache in production). */
   readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
@@ -27,8 +39,13 @@ export function createReadApprovalState(deps: ReadApprovalStateDeps): (q: Approv
   return async ({ project, intentId, environment }) => {
     const { policies, environments } = await deps.loadProject(project);
     requireDeclared(environments, environment, "target_environment", project);
-    if ((await findIntent(deps.db, project, intentId)) === undefined) throw intentNotFound(project, intentId);
+    const intent = await findIntent(deps.db, project, intentId);
+    if (intent === undefined) throw intentNotFound(project, intentId);
     const gate = gatePolicies(policies, project, environment);
-    return gateState(gate, await listCurrentVotes(deps.db, intentId, environment));
+    const [votes, directory] = await Promise.all([
+      listCurrentVotes(deps.db, intentId, environment),
+      loadRuleDirectory(deps.db, project, environment, gate, deps.clock.now()),
+    ]);
+    return gateState(gate, votes, directory === undefined ? undefined : { directory, parties: partiesOf(intent) });
   };
 }

@@ -1,5 +1,7 @@
 import { NotFoundError, PermissionDeniedError } from "../errors.js";
-import type { Policy, ProjectRef } from "../policy/policy.js";
+import type { ExternalApprovalConfig, Policy, ProjectRef } from "../policy/policy.js";
+import type { RuleDirectory } from "./eligibility.js";
+import { describeJudgement, type IntentParties, judgeRules } from "./judge-rules.js";
 import { type ApprovalState, approvalState, type Decision, type DecisionKind, type Vote } from "./vote.js";
 
 /** Longest comment a vote may carry, in characters. */
@@ -78,6 +80,53 @@ export function gatePolicies(all: readonly Policy[], project: ProjectRef, enviro
   return gate;
 }
 
+/** What approval rules are judged with; absent where no policy has rules. */
+export interface RulesContext {
+  readonly directory: RuleDirectory;
+  readonly parties: IntentParties;
+}
+
+/** One approval policy judged: its state, whether it passes, and (with rules) the per-rule sentence. */
+export interface PolicyApproval {
+  readonly state: ApprovalState;
+  readonly passed: boolean;
+  /** "security 1/1, sre 0/2 (may still approve: …)"; undefined for a policy without rules. */
+  readonly rulesSummary?: string;
+}
+
+/**
+ * Judges one approval policy. Without rules: Forest's count of approvals.
+ * With rules: eligibility judged now, every rule's count, and the policy's
+ * own count of eligible approvals. Rules without a context fail closed.
+ */
+export function judgeApprovalPolicy(
+  config: ExternalApprovalConfig,
+  votes: readonly Vote[],
+  rules: RulesContext | undefined,
+): PolicyApproval {
+  if (config.rules === undefined || config.rules.length === 0) {
+    const state = approvalState(config.requiredApprovals, votes);
+    return { state, passed: state.currentApprovals >= config.requiredApprovals };
+  }
+  if (rules === undefined)
+    return {
+      state: approvalState(config.requiredApprovals, []),
+      passed: false,
+      rulesSummary: "approval rules could not be judged",
+    };
+  const j = judgeRules(config, votes, rules.directory, rules.parties);
+  return {
+    state: {
+      requiredApprovals: config.requiredApprovals,
+      currentApprovals: j.countedApprovals,
+      decisions: votes,
+      ruleProgress: j.progress,
+    },
+    passed: j.passed,
+    rulesSummary: describeJudgement(j),
+  };
+}
+
 export interface GateState {
   /** The strictest policy's view (highest required_approvals): what vote responses show. */
   readonly strictest: ApprovalState;
@@ -87,12 +136,26 @@ export interface GateState {
 
 /**
  * Evaluates every approval policy against the same votes. Responses show the
- * strictest policy (highest threshold): it passes exactly when all do.
+ * strictest policy (highest threshold; the first on a tie);
+ * the gate passes only when every policy does.
  */
-export function gateState(approvalPolicies: readonly Policy[], votes: readonly Vote[]): GateState {
-  let required = 0;
-  for (const p of approvalPolicies)
-    if (p.config.kind === "external_approval") required = Math.max(required, p.config.requiredApprovals);
-  const strictest = approvalState(required, votes);
-  return { strictest, passed: strictest.currentApprovals >= required };
+export function gateState(
+  approvalPolicies: readonly Policy[],
+  votes: readonly Vote[],
+  rules?: RulesContext,
+): GateState {
+  let strictest: ApprovalState | undefined;
+  let passed = true;
+  for (const p of approvalPolicies) {
+    if (p.config.kind !== "external_approval") continue;
+    const judged = judgeApprovalPolicy(p.config, votes, rules);
+    if (!judged.passed) passed = false;
+    if (strictest === undefined || judged.state.requiredApprovals > strictest.requiredApprovals) strictest = judged.state;
+  }
+  return { strictest: strictest ?? approvalState(0, votes), passed };
+}
+
+/** True when some policy of the gate has approval rules (the directory must be read). */
+export function gateHasRules(approvalPolicies: readonly Policy[]): boolean {
+  return approvalPolicies.some((p) => p.config.kind === "external_approval" && (p.config.rules?.length ?? 0) > 0);
 }

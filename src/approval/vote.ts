@@ -1,3 +1,6 @@
+import type { Role } from "../auth/roles.js";
+import type { RuleProgress } from "./judge-rules.js";
+
 /** A user's current vote on one release intent for one target environment. */
 export type Decision = "approved" | "rejected";
 /** `peer`: a normal vote. `admin_override`: an admin author approving their own release. */
@@ -10,6 +13,10 @@ export interface Vote {
   readonly decisionKind: DecisionKind;
   readonly decidedAt: Date;
   readonly comment?: string;
+  /** The voter's identity-provider groups at vote time (approval rules judge group rules on these). */
+  readonly idpGroups?: readonly string[];
+  /** The role the voter's token gave them in the organisation at vote time (grants are read at count time). */
+  readonly tokenRole?: Role;
 }
 
 /** What an approval policy shows: its threshold and the current votes. */
@@ -18,6 +25,8 @@ export interface ApprovalState {
   readonly currentApprovals: number;
   /** Current votes in the order first cast. */
   readonly decisions: readonly Vote[];
+  /** Per-rule progress (releasegate approval rules); absent for a policy without rules. */
+  readonly ruleProgress?: readonly RuleProgress[];
 }
 
 export function approvalState(requiredApprovals: number, votes: readonly Vote[]): ApprovalState {

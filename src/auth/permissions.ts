@@ -1,5 +1,8 @@
+import type { Location } from "../approver/directory.js";
 import { PermissionDeniedError } from "../errors.js";
+import { type Access, effectiveRoleOf } from "./access.js";
 import type { Caller } from "./caller.js";
+import { type Role, roleAtLeast } from "./roles.js";
 
 /** What a caller wants to do in an organisation. */
 export type Action =
@@ -12,38 +15,66 @@ export type Action =
   | "approval.vote"
   | "approval.read"
   | "environment.read"
-  | "environment.write";
+  | "environment.write"
+  | "directory.read"
+  | "directory.write";
+
+/** No role is enough (services never vote). */
+type Never = "never";
 
 /**
- * Who may do what. Members read, evaluate, register intents and vote; admins
- * also manage policies and record deployments; services (pipelines) read,
- * evaluate, register intents and record deployments, but never vote. Only
- * admins declare a project's environments; anyone in the organisation reads them.
+ * The least effective role each action needs, for people and for services.
+ * People climb the ladder (src/auth/roles.ts): viewers read, members also
+ * register intents and vote, maintainers also record deployments, admins
+ * also manage policies, declared environments and the directory. Services (pipelines) keep the rules
+ * they always had whatever their role: any role reads, evaluates, registers
+ * intents and records deployments; admin-only stays admin-only; never vote.
  */
-const RULES: Record<Action, (c: { role: "member" | "admin"; service: boolean }) => boolean> = {
-  "policy.read": () => true,
-  "policy.write": ({ role }) => role === "admin",
-  "policy.evaluate": () => true,
-  "intent.register": () => true,
-  "intent.read": () => true,
-  "deployment.record": ({ role, service }) => service || role === "admin",
-  "approval.vote": ({ service }) => !service,
-  "approval.read": () => true,
-  "environment.read": () => true,
-  "environment.write": ({ role, service }) => !service && role === "admin",
+const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Role | Never }>> = {
+  "policy.read": { user: "viewer", service: "viewer" },
+  "policy.write": { user: "admin", service: "admin" },
+  "policy.evaluate": { user: "viewer", service: "viewer" },
+  "intent.register": { user: "member", service: "viewer" },
+  "intent.read": { user: "viewer", service: "viewer" },
+  "deployment.record": { user: "maintainer", service: "viewer" },
+  "approval.vote": { user: "member", service: "never" },
+  "approval.read": { user: "viewer", service: "viewer" },
+  "environment.read": { user: "viewer", service: "viewer" },
+  "environment.write": { user: "admin", service: "never" },
+  "directory.read": { user: "viewer", service: "viewer" },
+  "directory.write": { user: "admin", service: "admin" },
 };
 
-/** Throws PermissionDeniedError unless the caller may do `action` in `organisation`. */
-export function authorize(caller: Caller, organisation: string, action: Action): void {
-  const role = caller.orgRoles.get(organisation);
-  if (role === undefined)
-    throw new PermissionDeniedError(`caller ${caller.userId} has no role in organisation ${organisation}`);
-  if (!RULES[action]({ role, service: caller.actorType === "service" }))
-    throw new PermissionDeniedError(
-      `${caller.actorType === "service" ? "service account" : role} ${caller.userId} may not ${action} in organisation ${organisation}`,
-    );
+function where(organisation: string, at: Location): string {
+  if (at.project === undefined) return `organisation ${organisation}`;
+  if (at.environment === undefined) return `${organisation}/${at.project}`;
+  return `${organisation}/${at.project} environment ${at.environment}`;
 }
 
+function denied(caller: Caller, role: Role, action: Action, organisation: string, at: Location): PermissionDeniedError {
+  const who = caller.actorType === "service" ? `service account ${caller.userId}` : `${role} ${caller.userId}`;
+  return new PermissionDeniedError(`${who} may not ${action} in ${where(organisation, at)}`);
+}
+
+/**
+ * Throws PermissionDeniedError unless the caller's effective role in
+ * `organisation` at `at` (project, environment; default organisation-wide)
+ * allows `action`. The caller's grants are read only when the token's role
+ * alone does not allow it (the effective role is never below the token's).
+ */
+export async function authorize(access: Access, organisation: string, action: Action, at: Location = {}): Promise<void> {
+  const { caller } = access;
+  const needs = NEEDS[action];
+  const required = caller.actorType === "service" ? needs.service : needs.user;
+  const base = caller.orgRoles.get(organisation);
+  if (required !== "never" && roleAtLeast(base, required)) return;
+  const role = required === "never" && base !== undefined ? base : await effectiveRoleOf(access, organisation, at);
+  if (role === undefined)
+    throw new PermissionDeniedError(`caller ${caller.userId} has no role in ${where(organisation, at)}`);
+  if (required === "never" || !roleAtLeast(role, required)) throw denied(caller, role, action, organisation, at);
+}
+
+/** True when the caller's role in `organisation`, as `caller` carries it, is admin (see callerAt for grants). */
 export function isAdmin(caller: Caller, organisation: string): boolean {
   return caller.orgRoles.get(organisation) === "admin";
 }

@@ -9,9 +9,10 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import type { JwtConfig } from "../config.js";
+import { DEFAULT_JWT_GROUPS_CLAIM, type JwtConfig } from "../config.js";
 import { UnauthenticatedError } from "../errors.js";
 import type { ActorType, Caller, OrgRole } from "./caller.js";
+import { parseRole } from "./roles.js";
 
 /** File under DATA_DIR holding the local-mode HS256 secret. */
 export const LOCAL_SECRET_FILE = "jwt-secret";
@@ -56,8 +57,26 @@ export function loadOrCreateLocalSecret(dataDir: string): { secret: string; crea
   return { secret, created: false };
 }
 
-/** Maps verified claims to a Caller; rejects tokens without the claims we need. */
-export function callerFromClaims(claims: JWTPayload): Caller {
+/** A token listing more identity-provider groups than this is refused (a claim that size is a mistake). */
+export const IDP_GROUPS_MAX = 1000;
+
+/** The identity-provider groups in `claims[claim]`: absent is none; anything but an array of strings is refused. */
+function idpGroupsFromClaims(claims: JWTPayload, claim: string): readonly string[] {
+  const raw = claims[claim];
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || !raw.every((g): g is string => typeof g === "string"))
+    throw new UnauthenticatedError(`token claim ${claim} must be an array of strings (identity-provider groups)`);
+  if (raw.length > IDP_GROUPS_MAX)
+    throw new UnauthenticatedError(`token claim ${claim} lists more than ${IDP_GROUPS_MAX} groups`);
+  return Object.freeze([...new Set(raw)]);
+}
+
+/**
+ * Maps verified claims to a Caller; rejects tokens without the claims we
+ * need. `groupsClaim` names the claim holding identity-provider groups
+ * (default `groups`).
+ */
+export function callerFromClaims(claims: JWTPayload, groupsClaim = DEFAULT_JWT_GROUPS_CLAIM): Caller {
   if (typeof claims.sub !== "string" || claims.sub === "")
     throw new UnauthenticatedError("token has no subject");
   const username =
@@ -71,10 +90,12 @@ export function callerFromClaims(claims: JWTPayload): Caller {
   const raw = claims.org_roles;
   if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw)))
     throw new UnauthenticatedError("token claim org_roles must be an object");
-  for (const [org, role] of Object.entries((raw ?? {}) as Record<string, unknown>)) {
-    if (role === "admin" || role === "member") orgRoles.set(org, role);
+  // Roles outside the ladder are no role: the caller is refused there, never crashed on.
+  for (const [org, value] of Object.entries((raw ?? {}) as Record<string, unknown>)) {
+    const role = parseRole(value);
+    if (role !== undefined) orgRoles.set(org, role);
   }
-  return { userId: claims.sub, username, actorType, orgRoles };
+  return { userId: claims.sub, username, actorType, orgRoles, idpGroups: idpGroupsFromClaims(claims, groupsClaim) };
 }
 
 export async function createTokenVerifier(config: JwtConfig, dataDir: string): Promise<TokenVerifier> {
@@ -118,7 +139,7 @@ export async function createTokenVerifier(config: JwtConfig, dataDir: string): P
       } catch (err) {
         throw new UnauthenticatedError(`invalid token (${describeJoseError(err)})`, { cause: err });
       }
-      return callerFromClaims(payload);
+      return callerFromClaims(payload, config.groupsClaim);
     },
   };
 }
@@ -152,6 +173,9 @@ export interface MintOptions {
   username?: string;
   orgRoles: Record<string, OrgRole>;
   actorType?: ActorType;
+  /** Identity-provider groups, written to the `groups` claim (or `groupsClaim`). */
+  groups?: readonly string[];
+  groupsClaim?: string;
   /** Lifetime, e.g. "1h", "30d"; default 12h. */
   expiresIn?: string;
   issuer?: string;
@@ -164,6 +188,7 @@ export async function mintToken(secret: string, o: MintOptions): Promise<string>
     preferred_username: o.username ?? o.sub,
     org_roles: o.orgRoles,
     actor_type: o.actorType ?? "user",
+    ...(o.groups === undefined ? {} : { [o.groupsClaim ?? DEFAULT_JWT_GROUPS_CLAIM]: [...o.groups] }),
   })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(o.sub)

@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
+import { parseRole } from "../auth/roles.js";
 import type { ProjectRef } from "../policy/policy.js";
 import type { OutboxInsert } from "./outbox.repository.js";
 import type { DB } from "./schema.js";
@@ -10,7 +11,7 @@ type Db = Kysely<DB> | Transaction<DB>;
 export async function listCurrentVotes(db: Db, releaseIntentId: string, environment: string): Promise<Vote[]> {
   const rows = await db
     .selectFrom("approval_votes")
-    .select(["user_id", "username", "decision", "decision_kind", "decided_at", "comment"])
+    .select(["user_id", "username", "decision", "decision_kind", "decided_at", "comment", "voter_idp_groups", "voter_token_role"])
     .where("release_intent_id", "=", releaseIntentId)
     .where("environment", "=", environment)
     .orderBy("first_cast_seq")
@@ -25,6 +26,15 @@ interface VoteColumns {
   decision_kind: string;
   decided_at: Date;
   comment: string | null;
+  voter_idp_groups: string[] | null;
+  voter_token_role: string | null;
+}
+
+/** The voter facts a vote carries (absent on votes from before approval rules). */
+function voterFacts(idpGroups: unknown, tokenRole: string | null): Pick<Vote, "idpGroups" | "tokenRole"> {
+  const role = parseRole(tokenRole);
+  const groups = Array.isArray(idpGroups) ? idpGroups.filter((g): g is string => typeof g === "string") : undefined;
+  return { ...(groups !== undefined ? { idpGroups: groups } : {}), ...(role !== undefined ? { tokenRole: role } : {}) };
 }
 
 function toVote(r: VoteColumns): Vote {
@@ -35,21 +45,31 @@ function toVote(r: VoteColumns): Vote {
     decisionKind: r.decision_kind as DecisionKind,
     decidedAt: r.decided_at,
     ...(r.comment !== null ? { comment: r.comment } : {}),
+    ...voterFacts(r.voter_idp_groups, r.voter_token_role),
   };
 }
 
-/** A vote as `json_build_array(user_id, username, decision, decision_kind, decided_at, comment)`. */
-export type VoteJson = [string, string, string, string, string, string | null];
+/**
+ * A vote as `json_build_array(user_id, username, decision, decision_kind,
+ * decided_at, comment, voter_idp_groups, voter_token_role)` (VOTE_JSON_COLUMNS).
+ */
+export type VoteJson = [string, string, string, string, string, string | null, string[] | null, string | null];
+
+/** The columns of VoteJson, for `json_build_array(${VOTE_JSON_COLUMNS})` over `approval_votes v`. */
+export const VOTE_JSON_COLUMNS = sql.raw(
+  "v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment, v.voter_idp_groups, v.voter_token_role",
+);
 
 /** Maps `json_agg` of VoteJson arrays (null when there were none) to votes; timestamps arrive as ISO strings. */
 export function votesFromJson(rows: readonly VoteJson[] | null | undefined): Vote[] {
-  return (rows ?? []).map(([userId, username, decision, decisionKind, decidedAt, comment]) => ({
+  return (rows ?? []).map(([userId, username, decision, decisionKind, decidedAt, comment, idpGroups, tokenRole]) => ({
     userId,
     username,
     decision: decision as Decision,
     decisionKind: decisionKind as DecisionKind,
     decidedAt: new Date(decidedAt),
     ...(comment !== null ? { comment } : {}),
+    ...voterFacts(idpGroups, tokenRole),
   }));
 }
 
@@ -87,7 +107,7 @@ export async function readVoteBasis(
       sql<string>`i.vote_version::text`.as("version"),
       sql<VoteJson[] | null>`(
         select json_agg(
-                 json_build_array(v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment)
+                 json_build_array(${VOTE_JSON_COLUMNS})
                  order by v.first_cast_seq)
         from approval_votes v
         where v.release_intent_id = i.id and v.environment = ${environment})`.as("votes"),
@@ -176,6 +196,8 @@ export async function writeVote(db: Db, w: VoteWrite): Promise<boolean> {
   const { vote, outbox } = w;
   const at = vote.decidedAt.toISOString();
   const comment = vote.comment ?? null;
+  const idpGroups = vote.idpGroups === undefined ? null : JSON.stringify(vote.idpGroups);
+  const tokenRole = vote.tokenRole ?? null;
   const { rows } = await sql<{ notified: string }>`
     with bumped as (
       update release_intents set vote_version = vote_version + 1
@@ -183,20 +205,23 @@ export async function writeVote(db: Db, w: VoteWrite): Promise<boolean> {
       returning id
     ), upserted as (
       insert into approval_votes
-        (release_intent_id, environment, user_id, username, decision, decision_kind, comment, first_cast_at, decided_at)
+        (release_intent_id, environment, user_id, username, decision, decision_kind, comment, first_cast_at, decided_at,
+         voter_idp_groups, voter_token_role)
       select id, ${w.environment}, ${vote.userId}, ${vote.username}, ${vote.decision}, ${vote.decisionKind},
-             ${comment}::text, ${at}::timestamptz, ${at}::timestamptz
+             ${comment}::text, ${at}::timestamptz, ${at}::timestamptz, ${idpGroups}::jsonb, ${tokenRole}::text
       from bumped
       on conflict (release_intent_id, environment, user_id) do update set
         username = excluded.username, decision = excluded.decision, decision_kind = excluded.decision_kind,
-        comment = excluded.comment, decided_at = excluded.decided_at
+        comment = excluded.comment, decided_at = excluded.decided_at,
+        voter_idp_groups = excluded.voter_idp_groups, voter_token_role = excluded.voter_token_role
       returning 1
     ), logged as (
       insert into approval_history
         (organisation, project, release_intent_id, environment, user_id, username, decision, previous_decision,
-         decision_kind, comment, decided_at)
+         decision_kind, comment, decided_at, voter_idp_groups, voter_token_role)
       select ${w.project.organisation}, ${w.project.project}, id, ${w.environment}, ${vote.userId}, ${vote.username},
-             ${vote.decision}, ${w.previous ?? null}::text, ${vote.decisionKind}, ${comment}::text, ${at}::timestamptz
+             ${vote.decision}, ${w.previous ?? null}::text, ${vote.decisionKind}, ${comment}::text, ${at}::timestamptz,
+             ${idpGroups}::jsonb, ${tokenRole}::text
       from bumped
       returning 1
     ), queued as (

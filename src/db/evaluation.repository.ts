@@ -1,7 +1,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
-import { type VoteJson, votesFromJson } from "./approval.repository.js";
+import { VOTE_JSON_COLUMNS, type VoteJson, votesFromJson } from "./approval.repository.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -17,7 +17,7 @@ export interface EvaluationReads {
 
 export interface EvaluationRows {
   /** Undefined when no intent was asked for, or it is not in the project. */
-  readonly intent?: { readonly branch: string };
+  readonly intent?: { readonly branch: string; readonly author: string; readonly registrant: string; readonly registrantIsUser: boolean };
   /** When releasegate recorded the latest successful deployment per source environment (of the intent, else of the project). */
   readonly lastSuccessfulDeploy: Map<string, Date>;
   /** Current votes for the intent in `votesEnvironment`, in the order first cast. */
@@ -38,7 +38,8 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
   const intentPart =
     intentId === undefined
       ? sql`null::json`
-      : sql`(select json_build_object('branch', i.branch) from release_intents i
+      : sql`(select json_build_object('branch', i.branch, 'author', i.author_user_id, 'registrant', i.registered_by_user_id,
+                                      'registrantIsUser', i.registered_by_actor_type <> 'service') from release_intents i
              where i.id = ${intentId}::uuid and i.organisation = ${project.organisation} and i.project = ${project.project})`;
   const deployFilter =
     intentId !== undefined
@@ -58,12 +59,12 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
   const votesPart =
     !wantsVotes
       ? sql`null::json`
-      : sql`(select json_agg(json_build_array(v.user_id, v.username, v.decision, v.decision_kind, v.decided_at, v.comment)
+      : sql`(select json_agg(json_build_array(${VOTE_JSON_COLUMNS})
                              order by v.first_cast_seq)
              from approval_votes v
              where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment})`;
   const { rows } = await sql<{
-    intent: { branch: string } | null;
+    intent: { branch: string; author: string; registrant: string; registrantIsUser: boolean } | null;
     deploys: [string, string][] | null;
     votes: VoteJson[] | null;
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes`.execute(db);

@@ -54,6 +54,10 @@ export interface ApprovalVotesTable {
   first_cast_seq: Generated<string>;
   first_cast_at: ColumnType<Date, Date, never>;
   decided_at: ColumnType<Date, Date, Date>;
+  /** The voter's identity-provider groups at vote time (JSON array of strings); null before approval rules. */
+  voter_idp_groups: ColumnType<string[] | null, string | null, string | null>;
+  /** The role the voter's token gave them in the organisation at vote time. */
+  voter_token_role: string | null;
 }
 
 export interface ApprovalHistoryTable {
@@ -69,6 +73,8 @@ export interface ApprovalHistoryTable {
   decision_kind: string;
   comment: string | null;
   decided_at: ColumnType<Date, Date, never>;
+  voter_idp_groups: ColumnType<string[] | null, string | null, never>;
+  voter_token_role: ColumnType<string | null, string | null, never>;
 }
 
 export interface OutboxTable {
@@ -91,6 +97,41 @@ export interface ProjectEnvironmentsTable {
   updated_by: string;
 }
 
+export interface ApproverGroupsTable {
+  organisation: string;
+  name: string;
+  /** Identity-provider group whose token holders are members at vote time. */
+  idp_group: string | null;
+  created_at: ColumnType<Date, Date, never>;
+  created_by: string;
+}
+
+export interface ApproverGroupMembersTable {
+  organisation: string;
+  group_name: string;
+  user_id: string;
+  display_name: string;
+  /** `organisation`, `project` or `environment`. */
+  scope: string;
+  /** '' (organisation), project, or `project/environment`. */
+  scope_id: string;
+  expires_at: Date | null;
+  added_at: Date;
+  added_by: string;
+}
+
+export interface RoleGrantsTable {
+  id: string;
+  organisation: string;
+  user_id: string;
+  role: string;
+  scope: string;
+  scope_id: string;
+  expires_at: ColumnType<Date | null, Date | null, never>;
+  granted_at: ColumnType<Date, Date, never>;
+  granted_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -99,4 +140,7 @@ export interface DB {
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
   project_environments: ProjectEnvironmentsTable;
+  approver_groups: ApproverGroupsTable;
+  approver_group_members: ApproverGroupMembersTable;
+  role_grants: RoleGrantsTable;
 }

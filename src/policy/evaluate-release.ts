@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { loadRuleDirectory } from "../approval/load-rule-directory.js";
 import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
@@ -59,14 +60,27 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
     ];
     const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
-    const { intent, lastSuccessfulDeploy, votes } = await readEvaluationRows(db, project, {
-      releaseIntentId: intentId,
-      sourceEnvironments,
-      votesEnvironment: needsVotes ? targetEnvironment : undefined,
-    });
+    const now = clock.now();
+    // Rules are judged only for an intent; their directory rows are read alongside the facts.
+    const [{ intent, lastSuccessfulDeploy, votes }, directory] = await Promise.all([
+      readEvaluationRows(db, project, {
+        releaseIntentId: intentId,
+        sourceEnvironments,
+        votesEnvironment: needsVotes ? targetEnvironment : undefined,
+      }),
+      intentId === undefined ? undefined : loadRuleDirectory(db, project, targetEnvironment, applicable, now),
+    ]);
     if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
     return evaluateApplicable(applicable, {
-      now: clock.now(),
+      ...(directory !== undefined && intent !== undefined
+        ? {
+            rules: {
+              directory,
+              parties: { authorId: intent.author, ...(intent.registrantIsUser ? { registrantId: intent.registrant } : {}) },
+            },
+          }
+        : {}),
+      now,
       targetEnvironment,
       ...branchFacts(branch, intent?.branch),
       releaseIntentId: intentId,

@@ -1,3 +1,4 @@
+import { judgeApprovalPolicy, type RulesContext } from "../approval/rules.js";
 import { type ApprovalState, approvalState, type Vote } from "../approval/vote.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import type { BranchRestrictionConfig, ExternalApprovalConfig, Policy, PolicyKind, SoakTimeConfig } from "./policy.js";
@@ -25,6 +26,8 @@ export interface EvaluationFacts {
   readonly lastSuccessfulDeploy: ReadonlyMap<string, Date>;
   /** Current votes for the intent in the target environment (empty without an intent). */
   readonly votes: readonly Vote[];
+  /** The directory and the intent's parties, when an applicable approval policy has rules. */
+  readonly rules?: RulesContext;
 }
 
 export interface PolicyEvaluation {
@@ -170,11 +173,12 @@ function evaluateExternalApproval(
       "approval required — no release intent",
       approvalState(c.requiredApprovals, []),
     );
-  const state = approvalState(c.requiredApprovals, facts.votes);
-  const rejections = state.decisions.length - state.currentApprovals;
+  const { state, passed, rulesSummary } = judgeApprovalPolicy(c, facts.votes, facts.rules);
+  let rejections = 0;
+  for (const v of state.decisions) if (v.decision !== "approved") rejections++;
   const note = rejections > 0 ? ` (${rejections} rejected)` : "";
-  const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}`;
-  return state.currentApprovals >= c.requiredApprovals
+  const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}${rulesSummary === undefined ? "" : `; ${rulesSummary}`}`;
+  return passed
     ? evaluation(name, c.kind, true, `approved: ${tally}`, state)
     : evaluation(name, c.kind, false, `awaiting approval: ${tally}`, state);
 }

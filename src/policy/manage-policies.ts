@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Kysely, Transaction } from "kysely";
+import { loadRuleDirectory } from "../approval/load-rule-directory.js";
+import { requireRulesSatisfiable } from "../approval/rules-satisfiable.js";
 import type { Clock } from "../clock.js";
 import { getProjectEnvironments, lockProjectRules } from "../db/environment.repository.js";
 import * as policies from "../db/policy.repository.js";
@@ -24,9 +26,19 @@ function policyNotFound(project: ProjectRef, name: string): NotFoundError {
  * `config` names is declared (when the project declares any). The lock keeps
  * a concurrent SetProjectEnvironments from dropping one before this commits.
  */
-async function requireDeclaredInside(trx: Transaction<DB>, project: ProjectRef, config: PolicyConfig): Promise<void> {
+async function requireDeclaredInside(
+  trx: Transaction<DB>,
+  project: ProjectRef,
+  config: PolicyConfig,
+  now: Date,
+): Promise<void> {
   await lockProjectRules(trx, project);
   requirePolicyDeclared(await getProjectEnvironments(trx, project), config, project);
+  // Rules nobody can satisfy would deadlock the gate: refuse them now.
+  if (config.kind === "external_approval" && (config.rules?.length ?? 0) > 0) {
+    const dir = await loadRuleDirectory(trx, project, config.targetEnvironment, [{ config }], now);
+    if (dir !== undefined) requireRulesSatisfiable(config, dir);
+  }
 }
 
 /** Policy create, update, delete and list: the admin side of a project's gate. */
@@ -39,7 +51,7 @@ export function createManagePolicies(deps: ManagePoliciesDeps) {
       const policy = await db
         .transaction()
         .execute(async (trx) => {
-          await requireDeclaredInside(trx, project, config);
+          await requireDeclaredInside(trx, project, config, now);
           return policies.insertPolicy(trx, {
             id: randomUUID(),
             project,
@@ -74,7 +86,7 @@ export function createManagePolicies(deps: ManagePoliciesDeps) {
         config === undefined
           ? await write(db)
           : await db.transaction().execute(async (trx) => {
-              await requireDeclaredInside(trx, project, config);
+              await requireDeclaredInside(trx, project, config, clock.now());
               return write(trx);
             });
       if (policy === undefined) throw policyNotFound(project, name);

@@ -16,10 +16,40 @@ export interface BranchRestrictionConfig {
   readonly branchPattern: string;
 }
 
+/** The roles a rule may require at least (the ladder minus `viewer`, who cannot vote). */
+export const APPROVAL_RULE_ROLES = ["member", "maintainer", "admin"] as const;
+export type ApprovalRuleRole = (typeof APPROVAL_RULE_ROLES)[number];
+
+/** `requiredApprovals` approvals from the members of an approver group. */
+export interface GroupApprovalRule {
+  readonly group: string;
+  readonly requiredApprovals: number;
+}
+
+/** `requiredApprovals` approvals from people whose effective role is at least `minRole`. */
+export interface RoleApprovalRule {
+  readonly minRole: ApprovalRuleRole;
+  readonly requiredApprovals: number;
+}
+
+export type ApprovalRule = GroupApprovalRule | RoleApprovalRule;
+
+/** How a rule is named in reasons and on the wire: `group:sre`, `role:maintainer`. */
+export function ruleLabel(rule: ApprovalRule): string {
+  return "group" in rule ? `group:${rule.group}` : `role:${rule.minRole}`;
+}
+
 export interface ExternalApprovalConfig {
   readonly kind: "external_approval";
   readonly targetEnvironment: string;
   readonly requiredApprovals: number;
+  /**
+   * Who may approve (releasegate). Absent or empty: anyone who may vote, as in
+   * Forest. Present: the policy also needs every rule's own count.
+   */
+  readonly rules?: readonly ApprovalRule[];
+  /** Each approver counts for at most one rule (only meaningful with rules). */
+  readonly distinctApprovers?: boolean;
 }
 
 export type PolicyConfig = SoakTimeConfig | BranchRestrictionConfig | ExternalApprovalConfig;
@@ -55,6 +85,10 @@ export const BRANCH_PATTERN_MAX = 256;
 /** Longest branch name accepted (EvaluatePolicies `branch`, intent `branch`). */
 export const BRANCH_NAME_MAX = 256;
 export const REQUIRED_APPROVALS_MAX = 100;
+/** Most rules one approval policy may have. */
+export const APPROVAL_RULES_MAX = 10;
+/** Approver group names (the same pattern the directory enforces). */
+export const GROUP_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Ten years: longer soaks are almost certainly a unit mistake. */
 export const SOAK_DURATION_MAX_SECONDS = 10 * 365 * 24 * 3600;
 export const NAME_FIELD_MAX = 200;

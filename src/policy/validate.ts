@@ -2,6 +2,11 @@ import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import {
+  APPROVAL_RULE_ROLES,
+  APPROVAL_RULES_MAX,
+  type ApprovalRule,
+  type ExternalApprovalConfig,
+  GROUP_NAME_PATTERN,
   NAME_FIELD_MAX,
   POLICY_NAME_MAX,
   type PolicyConfig,
@@ -97,7 +102,77 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
           `${prefix}.required_approvals`,
           `must be between 1 and ${REQUIRED_APPROVALS_MAX}`,
         );
-      return { ...config, targetEnvironment };
+      return validateApprovalRules({ ...config, targetEnvironment }, prefix);
     }
   }
+}
+
+/** A rule as it arrives: both fields possible, to be checked. */
+export interface ApprovalRuleInput {
+  readonly group: string;
+  readonly minRole: string;
+  readonly requiredApprovals: number;
+}
+
+/**
+ * Validates one rule as given on the wire (exactly one of group and min_role)
+ * and returns the domain rule. `field` is the rule's path, e.g.
+ * `external_approval.rules[0]`.
+ */
+export function approvalRuleFromInput(input: ApprovalRuleInput, field: string): ApprovalRule {
+  const hasGroup = input.group !== "";
+  const hasRole = input.minRole !== "";
+  if (hasGroup === hasRole)
+    throw new InvalidArgumentError(
+      field,
+      hasGroup ? "set only one of group and min_role" : "set one of group (an approver group) or min_role",
+    );
+  const n = input.requiredApprovals;
+  if (!Number.isInteger(n) || n < 1 || n > REQUIRED_APPROVALS_MAX)
+    throw new InvalidArgumentError(`${field}.required_approvals`, `must be between 1 and ${REQUIRED_APPROVALS_MAX}`);
+  if (hasGroup) {
+    if (!GROUP_NAME_PATTERN.test(input.group))
+      throw new InvalidArgumentError(
+        `${field}.group`,
+        `${JSON.stringify(input.group)} is not a valid group name: use 1-63 characters a-z, 0-9 or '-', starting with a letter or digit`,
+      );
+    return { group: input.group, requiredApprovals: n };
+  }
+  const role = APPROVAL_RULE_ROLES.find((r) => r === input.minRole);
+  if (role === undefined)
+    throw new InvalidArgumentError(
+      `${field}.min_role`,
+      `${JSON.stringify(input.minRole)} is not a role a rule may require: use ${APPROVAL_RULE_ROLES.join(", ")}`,
+    );
+  return { minRole: role, requiredApprovals: n };
+}
+
+/** Rules of an external approval config: at most ten, no duplicates; no rules stored as none. */
+function validateApprovalRules(config: ExternalApprovalConfig, prefix: string): ExternalApprovalConfig {
+  const rules = config.rules ?? [];
+  if (rules.length > APPROVAL_RULES_MAX)
+    throw new InvalidArgumentError(`${prefix}.rules`, `must have at most ${APPROVAL_RULES_MAX} rules`);
+  const seen = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    const field = `${prefix}.rules[${i}]`;
+    // Re-validate: configs come from the wire and from storage alike.
+    approvalRuleFromInput(
+      {
+        group: "group" in rule ? rule.group : "",
+        minRole: "minRole" in rule ? rule.minRole : "",
+        requiredApprovals: rule.requiredApprovals,
+      },
+      field,
+    );
+    const key = "group" in rule ? `group ${rule.group}` : `min_role ${rule.minRole}`;
+    const first = seen.get(key);
+    if (first !== undefined)
+      throw new InvalidArgumentError(field, `repeats rules[${first}] (${key}): give one rule per group or role`);
+    seen.set(key, i);
+  });
+  if (config.distinctApprovers === true && rules.length === 0)
+    throw new InvalidArgumentError(`${prefix}.distinct_approvers`, "needs rules: it says how approvals count across rules");
+  const { rules: _rules, distinctApprovers: _distinct, ...base } = config;
+  if (rules.length === 0) return base;
+  return { ...base, rules, ...(config.distinctApprovers === true ? { distinctApprovers: true } : {}) };
 }

@@ -18,7 +18,7 @@ import {
 } from "../gen/releasegate/v1/approval_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
 /** History page size when the request sets none. */
@@ -114,7 +114,10 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
       const env = optionalEnvironment(req.targetEnvironment, "target_environment") ?? "";
       const after = decodeToken(req.pageToken, intent, env);
       const limit = pageSize(req.pageSize);
-      authorize(callerOf(ctx), project.organisation, "approval.read");
+      await authorize(accessOf(ctx), project.organisation, "approval.read", {
+        project: project.project,
+        ...(env === "" ? {} : { environment: env }),
+      });
       // One extra row tells whether another page exists.
       const rows = await listHistory(db, {
         project,
@@ -152,7 +155,10 @@ export function createApprovalAuditHandlers(deps: ApprovalAuditDeps): ServiceImp
       const environment = optionalEnvironment(req.targetEnvironment, "target_environment");
       const resumeAfter =
         req.resumeAfterEventId === "" ? undefined : requireUuid(req.resumeAfterEventId, "resume_after_event_id");
-      authorize(callerOf(ctx), project.organisation, "approval.read");
+      await authorize(accessOf(ctx), project.organisation, "approval.read", {
+        project: project.project,
+        ...(environment === undefined ? {} : { environment }),
+      });
       // Streams outlive MAX_IN_FLIGHT's unary accounting: a cap of their own keeps them from piling up.
       if (deps.maxWatchStreams !== undefined && openWatches >= deps.maxWatchStreams)
         throw new ConnectError(

@@ -4,6 +4,7 @@ import { type CastVoteDeps, createCastVote } from "../approval/cast-vote.js";
 import { createReadApprovalState } from "../approval/read-approval-state.js";
 import { authorizeBypass, COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
+import { callerAt } from "../auth/access.js";
 import { authorize, isAdmin } from "../auth/permissions.js";
 import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -14,7 +15,7 @@ import {
   type PolicyService,
 } from "../gen/forest/v1/policy_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { approvalStateToProto } from "./convert.js";
 
 export type ApprovalServiceDeps = CastVoteDeps;
@@ -57,9 +58,12 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
-    const caller = callerOf(ctx);
+    const access = accessOf(ctx);
     const forceBypass = req.forceBypass ?? false;
-    authorize(caller, project.organisation, "approval.vote");
+    const at = { project: project.project, environment };
+    await authorize(access, project.organisation, "approval.vote", at);
+    // The voter as seen here: an admin grant on this project lets force_bypass through.
+    const caller = await callerAt(access, project.organisation, at);
     authorizeBypass({ forceBypass, voterId: caller.userId, voterIsAdmin: isAdmin(caller, project.organisation) });
     const { strictest } = await castVote({
       caller,
@@ -69,6 +73,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
       intentId,
       environment,
       comment,
+      tokenRole: access.caller.orgRoles.get(project.organisation),
     });
     return approvalStateToProto(strictest);
   }
@@ -83,7 +88,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const project = requireProject(req.project);
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
-    authorize(callerOf(ctx), project.organisation, "approval.read");
+    await authorize(accessOf(ctx), project.organisation, "approval.read", { project: project.project, environment });
     const { strictest } = await readState({ project, intentId, environment });
     return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });
   };

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import type { RuleProgress } from "../approval/judge-rules.js";
 import type { ApprovalState, Vote } from "../approval/vote.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -11,9 +12,15 @@ import {
   PolicySchema,
   PolicyType,
 } from "../gen/forest/v1/policy_pb.js";
+import {
+  type ApprovalRule as ApprovalRuleMsg,
+  type ApprovalRuleProgress,
+  ApprovalRuleProgressSchema,
+  ApprovalRuleSchema,
+} from "../gen/releasegate/v1/approval_rules_pb.js";
 import type { PolicyEvaluation } from "../policy/evaluate.js";
-import type { Policy, PolicyConfig, PolicyKind } from "../policy/policy.js";
-import { validatePolicyConfig } from "../policy/validate.js";
+import { APPROVAL_RULES_MAX, type ApprovalRule, type Policy, type PolicyConfig, type PolicyKind } from "../policy/policy.js";
+import { approvalRuleFromInput, validatePolicyConfig } from "../policy/validate.js";
 
 const KIND_TO_TYPE: Record<PolicyKind, PolicyType> = {
   soak_time: PolicyType.SOAK_TIME,
@@ -71,15 +78,23 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
         },
         "branch_restriction",
       );
-    case "externalApproval":
+    case "externalApproval": {
+      const { targetEnvironment, requiredApprovals, rules, distinctApprovers } = config.value;
+      if (rules.length > APPROVAL_RULES_MAX)
+        throw new InvalidArgumentError("external_approval.rules", `must have at most ${APPROVAL_RULES_MAX} rules`);
       return validatePolicyConfig(
         {
           kind: "external_approval",
-          targetEnvironment: config.value.targetEnvironment,
-          requiredApprovals: config.value.requiredApprovals,
+          targetEnvironment,
+          requiredApprovals,
+          ...(rules.length > 0
+            ? { rules: rules.map((r, i) => approvalRuleFromInput(r, `external_approval.rules[${i}]`)) }
+            : {}),
+          ...(distinctApprovers ? { distinctApprovers } : {}),
         },
         "external_approval",
       );
+    }
   }
 }
 
@@ -133,6 +148,8 @@ export function policyToProto(p: Policy): PolicyMsg {
           $typeName: "forest.v1.ExternalApprovalConfig",
           targetEnvironment: c.targetEnvironment,
           requiredApprovals: c.requiredApprovals,
+          rules: (c.rules ?? []).map(ruleToProto),
+          distinctApprovers: c.distinctApprovers === true,
         },
       };
       break;
@@ -145,6 +162,25 @@ export function policyToProto(p: Policy): PolicyMsg {
     config,
     createdAt: rfc3339(p.createdAt),
     updatedAt: rfc3339(p.updatedAt),
+  });
+}
+
+function ruleToProto(r: ApprovalRule): ApprovalRuleMsg {
+  return create(ApprovalRuleSchema, {
+    group: "group" in r ? r.group : "",
+    minRole: "minRole" in r ? r.minRole : "",
+    requiredApprovals: r.requiredApprovals,
+  });
+}
+
+export function ruleProgressToProto(p: RuleProgress): ApprovalRuleProgress {
+  return create(ApprovalRuleProgressSchema, {
+    rule: p.rule,
+    requiredApprovals: p.requiredApprovals,
+    currentApprovals: p.currentApprovals,
+    approvedBy: [...p.approvedBy],
+    mayStillApprove: [...p.mayStillApprove],
+    openEnded: p.openEnded,
   });
 }
 
@@ -164,6 +200,7 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
     requiredApprovals: s.requiredApprovals,
     currentApprovals: s.currentApprovals,
     decisions: s.decisions.map(voteToProto),
+    ruleProgress: (s.ruleProgress ?? []).map(ruleProgressToProto),
   });
 }
 

@@ -16,7 +16,7 @@ import {
   SetProjectEnvironmentsResponseSchema,
 } from "../gen/releasegate/v1/environment_pb.js";
 import { requireProject } from "../policy/validate.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 
 export type EnvironmentServiceDeps = SetProjectEnvironmentsDeps & ReadProjectEnvironmentsDeps;
 
@@ -28,15 +28,15 @@ export function createEnvironmentHandlers(deps: EnvironmentServiceDeps): Service
     async setProjectEnvironments(req, ctx) {
       const project = requireProject(req.project);
       const environments = requireEnvironmentList(req.environments);
-      const caller = callerOf(ctx);
-      authorize(caller, project.organisation, "environment.write");
-      const stored = await setEnvironments({ project, environments, updatedBy: caller.userId });
+      const access = accessOf(ctx);
+      await authorize(access, project.organisation, "environment.write", { project: project.project });
+      const stored = await setEnvironments({ project, environments, updatedBy: access.caller.userId });
       return create(SetProjectEnvironmentsResponseSchema, { environments: [...stored] });
     },
 
     async getProjectEnvironments(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "environment.read");
+      await authorize(accessOf(ctx), project.organisation, "environment.read", { project: project.project });
       const declared = await readEnvironments(project);
       return create(GetProjectEnvironmentsResponseSchema, {
         environments: declared === undefined ? [] : [...declared],

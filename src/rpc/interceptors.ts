@@ -1,6 +1,8 @@
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import { accessKey, createAccess, type GrantLoader } from "../auth/access.js";
 import { callerKey } from "../auth/caller.js";
 import type { TokenVerifier } from "../auth/token-verifier.js";
+import { type Clock, systemClock } from "../clock.js";
 import { toConnectError, UnauthenticatedError } from "../errors.js";
 
 /** Services that answer without a token (probes, grpcurl discovery). */
@@ -36,15 +38,27 @@ export function errorMappingInterceptor(onInternal?: (err: unknown, procedure: s
   };
 }
 
-/** Verifies `authorization: Bearer <JWT>` and puts the caller in the context values. */
-export function authInterceptor(verifier: TokenVerifier): Interceptor {
+/** How the auth interceptor reads role grants; without one, callers have their token roles only. */
+export interface AuthDirectory {
+  readonly loadGrants?: GrantLoader;
+  readonly clock?: Clock;
+}
+
+/**
+ * Verifies `authorization: Bearer <JWT>` and puts the caller, and its
+ * per-request Access (grants read lazily, once), in the context values.
+ */
+export function authInterceptor(verifier: TokenVerifier, directory: AuthDirectory = {}): Interceptor {
+  const clock = directory.clock ?? systemClock;
   return (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const header = req.header.get("authorization");
     if (header === null || header === "") throw new UnauthenticatedError("missing authorization header (Bearer token)");
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (match === null) throw new UnauthenticatedError("authorization header must be 'Bearer <token>'");
-    req.contextValues.set(callerKey, await verifier.verify(match[1]!));
+    const caller = await verifier.verify(match[1]!);
+    req.contextValues.set(callerKey, caller);
+    req.contextValues.set(accessKey, createAccess(caller, { loadGrants: directory.loadGrants, clock }));
     return next(req);
   };
 }

@@ -15,7 +15,7 @@ import { createEvaluateRelease, type EvaluateReleaseDeps } from "../policy/evalu
 import { createManagePolicies, type ManagePoliciesDeps } from "../policy/manage-policies.js";
 import { BRANCH_NAME_MAX } from "../policy/policy.js";
 import { requirePolicyName, requireProject, requireUuid } from "../policy/validate.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { configFromProto, evaluationToProto, policyToProto, requireConfigMatchingType } from "./convert.js";
 
 export type PolicyServiceDeps = EvaluateReleaseDeps & ManagePoliciesDeps;
@@ -35,7 +35,7 @@ export function createPolicyHandlers(
       const project = requireProject(req.project);
       const name = requirePolicyName(req.name);
       const config = requireConfigMatchingType(req.config, req.policyType);
-      authorize(callerOf(ctx), project.organisation, "policy.write");
+      await authorize(accessOf(ctx), project.organisation, "policy.write", { project: project.project });
       const policy = await manage.create(project, name, config);
       return create(CreatePolicyResponseSchema, { policy: policyToProto(policy) });
     },
@@ -44,7 +44,7 @@ export function createPolicyHandlers(
       const project = requireProject(req.project);
       const name = requirePolicyName(req.name);
       const config = configFromProto(req.config);
-      authorize(callerOf(ctx), project.organisation, "policy.write");
+      await authorize(accessOf(ctx), project.organisation, "policy.write", { project: project.project });
       const policy = await manage.update(project, name, { enabled: req.enabled, config });
       return create(UpdatePolicyResponseSchema, { policy: policyToProto(policy) });
     },
@@ -52,14 +52,14 @@ export function createPolicyHandlers(
     async deletePolicy(req, ctx) {
       const project = requireProject(req.project);
       const name = requirePolicyName(req.name);
-      authorize(callerOf(ctx), project.organisation, "policy.write");
+      await authorize(accessOf(ctx), project.organisation, "policy.write", { project: project.project });
       await manage.delete(project, name);
       return create(DeletePolicyResponseSchema, {});
     },
 
     async listPolicies(req, ctx) {
       const project = requireProject(req.project);
-      authorize(callerOf(ctx), project.organisation, "policy.read");
+      await authorize(accessOf(ctx), project.organisation, "policy.read", { project: project.project });
       const list = await manage.list(project);
       return create(ListPoliciesResponseSchema, { policies: list.map(policyToProto) });
     },
@@ -73,7 +73,10 @@ export function createPolicyHandlers(
         req.releaseIntentId === undefined || req.releaseIntentId === ""
           ? undefined
           : requireUuid(req.releaseIntentId, "release_intent_id");
-      authorize(callerOf(ctx), project.organisation, "policy.evaluate");
+      await authorize(accessOf(ctx), project.organisation, "policy.evaluate", {
+        project: project.project,
+        environment: targetEnvironment,
+      });
       const result = await evaluate({ project, targetEnvironment, branch: req.branch, intentId });
       return create(EvaluatePoliciesResponseSchema, {
         evaluations: result.evaluations.map(evaluationToProto),

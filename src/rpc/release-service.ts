@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
+import { callerAt } from "../auth/access.js";
 import { authorize } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
 import type { DB } from "../db/schema.js";
@@ -22,7 +23,7 @@ import { createReadIntent } from "../release/read-intent.js";
 import { createRecordDeployment, requireFinishedAtNotAhead } from "../release/record-deployment.js";
 import { createRegisterIntent } from "../release/register-intent.js";
 import type { ReleaseIntent } from "../release/release.js";
-import { callerOf } from "./context.js";
+import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
 export interface ReleaseServiceDeps {
@@ -75,8 +76,11 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       const authorUsername = optionalLabel(req.authorUsername, "author_username", NAME_FIELD_MAX);
       const branch = optionalLabel(req.branch, "branch");
       const version = optionalLabel(req.version, "version");
-      const caller = callerOf(ctx);
-      authorize(caller, project.organisation, "intent.register");
+      const access = accessOf(ctx);
+      const at = { project: project.project };
+      await authorize(access, project.organisation, "intent.register", at);
+      // Registering for another author needs admin: a grant on this project counts.
+      const caller = await callerAt(access, project.organisation, at);
       const { intent, created } = await registerIntent({
         caller,
         project,
@@ -92,7 +96,7 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
     async getReleaseIntent(req, ctx) {
       const project = requireProject(req.project);
       const id = requireUuid(req.releaseIntentId, "release_intent_id");
-      authorize(callerOf(ctx), project.organisation, "intent.read");
+      await authorize(accessOf(ctx), project.organisation, "intent.read", { project: project.project });
       return create(GetReleaseIntentResponseSchema, { releaseIntent: intentToProto(await readIntent(project, id)) });
     },
 
@@ -108,7 +112,10 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
         req.finishedAt === undefined || req.finishedAt === ""
           ? undefined
           : requireFinishedAtNotAhead(parseRfc3339(req.finishedAt, "finished_at"), deps.clock.now());
-      authorize(callerOf(ctx), project.organisation, "deployment.record");
+      await authorize(accessOf(ctx), project.organisation, "deployment.record", {
+        project: project.project,
+        environment,
+      });
       const d = await recordDeployment({ project, environment, intentId, status, finishedAt });
       return create(RecordDeploymentResponseSchema, {
         deployment: {

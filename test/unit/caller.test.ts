@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createAccess } from "../../src/auth/access.js";
 import type { Caller } from "../../src/auth/caller.js";
 import { type Action, authorize } from "../../src/auth/permissions.js";
 import { callerFromClaims } from "../../src/auth/token-verifier.js";
@@ -36,9 +37,16 @@ describe("callerFromClaims", () => {
     expect(callerFromClaims({ sub: "u1" }).orgRoles.size).toBe(0);
   });
 
-  it("ignores roles other than member and admin", () => {
-    const c = callerFromClaims({ sub: "u1", org_roles: { acme: "owner", beta: 1, gamma: "member" } });
-    expect([...c.orgRoles]).toEqual([["gamma", "member"]]);
+  it("keeps the ladder's roles and ignores every other role string", () => {
+    const c = callerFromClaims({
+      sub: "u1",
+      org_roles: { acme: "owner", beta: 1, gamma: "member", delta: "viewer", eps: "maintainer", zeta: "Admin" },
+    });
+    expect([...c.orgRoles]).toEqual([
+      ["gamma", "member"],
+      ["delta", "viewer"],
+      ["eps", "maintainer"],
+    ]);
   });
 
   it("rejects a token without a subject", () => {
@@ -59,10 +67,12 @@ describe("authorize", () => {
     username: "u1",
     actorType: service ? "service" : "user",
     orgRoles: new Map(role === undefined ? [] : [["acme", role]]),
+    idpGroups: [],
   });
-  const allowed = (c: Caller, action: Action) => {
+  const access = (c: Caller) => createAccess(c, { clock: { now: () => new Date() } });
+  const allowed = async (c: Caller, action: Action) => {
     try {
-      authorize(c, "acme", action);
+      await authorize(access(c), "acme", action);
       return true;
     } catch (err) {
       expect(err).toBeInstanceOf(PermissionDeniedError);
@@ -80,21 +90,21 @@ describe("authorize", () => {
     ["deployment.record", false, true, true, true],
     ["approval.vote", true, true, false, false],
     ["approval.read", true, true, true, true],
-  ])("%s: member %s, admin %s, service %s / %s", (action, member, admin, service, serviceAdmin) => {
-    expect(allowed(caller("member"), action)).toBe(member);
-    expect(allowed(caller("admin"), action)).toBe(admin);
-    expect(allowed(caller("member", true), action)).toBe(service);
-    expect(allowed(caller("admin", true), action)).toBe(serviceAdmin);
+  ])("%s: member %s, admin %s, service %s / %s", async (action, member, admin, service, serviceAdmin) => {
+    expect(await allowed(caller("member"), action)).toBe(member);
+    expect(await allowed(caller("admin"), action)).toBe(admin);
+    expect(await allowed(caller("member", true), action)).toBe(service);
+    expect(await allowed(caller("admin", true), action)).toBe(serviceAdmin);
   });
 
-  it("denies every action without a role in the organisation, naming it", () => {
-    expect(() => authorize(caller(undefined), "acme", "policy.read")).toThrow(
+  it("denies every action without a role in the organisation, naming it", async () => {
+    await expect(authorize(access(caller(undefined)), "acme", "policy.read")).rejects.toThrow(
       new PermissionDeniedError("caller u1 has no role in organisation acme"),
     );
   });
 
-  it("names the role and action when denied", () => {
-    expect(() => authorize(caller("member"), "acme", "policy.write")).toThrow(
+  it("names the role and action when denied", async () => {
+    await expect(authorize(access(caller("member")), "acme", "policy.write")).rejects.toThrow(
       new PermissionDeniedError("member u1 may not policy.write in organisation acme"),
     );
   });
