@@ -47,12 +47,12 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
   for (let lo = from + 1; lo <= total; lo += CHUNK)
     await pool.query(
       `with new as (
-         insert into release_intents (id, organisation, project, author_user_id, author_username, branch, version, created_at)
+         insert into release_intents (id, organisation, project, author_user_id, author_username, registered_by_user_id, registered_by_actor_type, branch, version, created_at)
          select gen_random_uuid(), case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
-                'author-' || (g % 1000), 'author', 'main', 'v' || g, now() - make_interval(secs => g)
+                'author-' || (g % 1000), 'author', 'author-' || (g % 1000), 'user', 'main', 'v' || g, now() - make_interval(secs => g)
          from generate_series($1::int, $2::int) g returning id, organisation, project, author_user_id, created_at),
-       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
-             select organisation, project, 'staging', id, 'succeeded', created_at from new),
+       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at, recorded_at)
+             select organisation, project, 'staging', id, 'succeeded', created_at, created_at from new),
        v as (insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
              select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
        h as (insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
@@ -60,7 +60,7 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
        -- Published within the last hour (the relay's 7-day retention sweep leaves them be), with the payload keys a Watch resume looks up.
        o as (insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
              select gen_random_uuid(), id, 'bench.approvals', jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
-                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new)
+                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new),
        ag as (insert into approver_groups (organisation, name, created_at, created_by)
               select organisation, 'grown-' || id, created_at, 'bench' from new returning organisation, name, created_at),
        m as (insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, expires_at, added_at, added_by)
