@@ -70,8 +70,8 @@ const SERVED: readonly DescService[] = [
   PolicyService,
   ReleaseService,
   ApprovalAuditService,
-  EnvironmentService,
   ApproverService,
+  EnvironmentService,
   ApprovalQueryService,
   Health,
   ServerReflection,
@@ -328,11 +328,11 @@ export class App {
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
+      router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
-      router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));

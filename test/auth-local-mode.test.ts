@@ -101,7 +101,7 @@ describe("local mode", { timeout: 60_000 }, () => {
   it("refuses a bad --org argument", async () => {
     await expect(mintWithScript("--org", "acme=owner")).rejects.toMatchObject({
       code: 2,
-      stderr: expect.stringContaining("--org acme=owner: expected ORG=member or ORG=admin"),
+      stderr: expect.stringContaining("--org acme=owner: expected ORG=ROLE with ROLE one of viewer, member, maintainer, admin"),
     });
   });
 

@@ -190,6 +190,59 @@ describe("releasegate environments", () => {
   });
 });
 
+describe("releasegate groups and grants", () => {
+  const O = ["--org", "acme"];
+
+  it("groups create, add-member (scoped, expiring) and list show the group and its members", async () => {
+    const created = await runCli(["groups", "create", "cli-sre", ...O, "--idp-group", "okta-sre"], env);
+    expect(created.stderr).toBe("");
+    expect(created.stdout).toMatch(/^GROUP\s+IDP GROUP\s+MEMBER\s+SCOPE\s+EXPIRES\ncli-sre\s+okta-sre\s+-/);
+    const added = await runCli(
+      ["groups", "add-member", "cli-sre", "u-dana", ...O, "--scope", "environment", "--scope-id", "web/prod", "--expires-at", "2099-01-01T00:00:00Z"],
+      env,
+    );
+    expect(added).toMatchObject({ code: 0, stderr: "" });
+    const list = await runCli(["-o", "json", "groups", "list", ...O], bobEnv);
+    const group = (JSON.parse(list.stdout) as { groups: { name: string; members: unknown[] }[] }).groups.find(
+      (g) => g.name === "cli-sre",
+    );
+    expect(group?.members).toMatchObject([
+      { userId: "u-dana", scope: "environment", scopeId: "web/prod", expiresAt: "2099-01-01T00:00:00Z", active: true },
+    ]);
+    const table = await runCli(["groups", "list", ...O], env);
+    expect(table.stdout).toMatch(/cli-sre\s+okta-sre\s+u-dana\s+environment web\/prod\s+2099-01-01T00:00:00Z/);
+    const removed = await runCli(["groups", "remove-member", "cli-sre", "u-dana", ...O], env);
+    expect(removed).toMatchObject({ code: 0, stdout: "removed u-dana from cli-sre\n" });
+    const deleted = await runCli(["groups", "delete", "cli-sre", ...O], env);
+    expect(deleted).toMatchObject({ code: 0, stdout: "deleted group cli-sre\n" });
+  });
+
+  it("grants add, list and revoke a scoped role", async () => {
+    const added = await runCli(
+      ["-o", "json", "grants", "add", "u-erik", "maintainer", ...O, "--scope", "project", "--scope-id", "web"],
+      env,
+    );
+    expect(added.stderr).toBe("");
+    const grant = (JSON.parse(added.stdout) as { grant: { id: string } }).grant;
+    expect(grant).toMatchObject({ userId: "u-erik", role: "maintainer", scope: "project", scopeId: "web", active: true });
+    const list = await runCli(["grants", "list", ...O, "--user", "u-erik"], bobEnv);
+    expect(list.stdout).toMatch(/^ID\s+USER\s+ROLE\s+SCOPE\s+EXPIRES\s+GRANTED BY\n/);
+    expect(list.stdout).toContain(grant.id);
+    expect(list.stdout).toMatch(/u-erik\s+maintainer\s+project web\s+-\s+ada/);
+    const revoked = await runCli(["grants", "revoke", grant.id, ...O], env);
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked grant ${grant.id}\n` });
+  });
+
+  it("a member may not grant: exit 3 PERMISSION_DENIED; a role outside the ladder: exit 3 INVALID_ARGUMENT", async () => {
+    const denied = await runCli(["grants", "add", "u-x", "admin", ...O], bobEnv);
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toBe("error: PERMISSION_DENIED: member bob may not directory.write in organisation acme\n");
+    const bad = await runCli(["grants", "add", "u-x", "owner", ...O], env);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/^error: INVALID_ARGUMENT: role: "owner" is not a role: use one of viewer, member, maintainer, admin/);
+  });
+});
+
 describe("CLI errors and exit codes", () => {
   it("a server error exits 3 with the code and message on stderr", async () => {
     const res = await runCli(["policy", "delete", "nope", ...P], env);
@@ -237,6 +290,9 @@ describe("CLI errors and exit codes", () => {
       expect.arrayContaining(["intent", "register", "deploy", "record", "approve", "reject", "state", "history", "watch"]),
     );
     expect(all.map((c) => c.name())).toEqual(expect.arrayContaining(["environments", "set", "get", "clear"]));
+    expect(all.map((c) => c.name())).toEqual(
+      expect.arrayContaining(["groups", "add-member", "remove-member", "grants", "add", "revoke"]),
+    );
     for (const cmd of all) {
       expect(cmd.description(), cmd.name()).not.toBe("");
       expect(cmd.helpInformation(), cmd.name()).toMatch(/^Usage: releasegate .*\n[\s\S]*-h, --help\s+display help for command/);

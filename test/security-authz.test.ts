@@ -4,6 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
+import { ApproverService } from "../src/gen/releasegate/v1/approver_pb.js";
 import { DeploymentStatus, ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { SuiteCounters } from "./support/reliability-report.js";
 import { ALL_METHODS, callMethod, codeName, methodPath } from "./support/rpc-catalog.js";
@@ -40,6 +41,15 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.ReleaseService/RecordDeployment": ["admin", "service"],
   "releasegate.v1.ApprovalAuditService/ListApprovalHistory": EVERYONE_IN_ORG,
   "releasegate.v1.ApprovalAuditService/WatchApprovalEvents": EVERYONE_IN_ORG,
+  // The approver directory: admins write, everyone in the organisation reads.
+  "releasegate.v1.ApproverService/CreateApproverGroup": ["admin"],
+  "releasegate.v1.ApproverService/DeleteApproverGroup": ["admin"],
+  "releasegate.v1.ApproverService/ListApproverGroups": EVERYONE_IN_ORG,
+  "releasegate.v1.ApproverService/AddGroupMember": ["admin"],
+  "releasegate.v1.ApproverService/RemoveGroupMember": ["admin"],
+  "releasegate.v1.ApproverService/GrantRole": ["admin"],
+  "releasegate.v1.ApproverService/RevokeRoleGrant": ["admin"],
+  "releasegate.v1.ApproverService/ListRoleGrants": EVERYONE_IN_ORG,
   // Declaring a project's environments is an admin's (a person's) decision.
   "releasegate.v1.EnvironmentService/SetProjectEnvironments": ["admin"],
   "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
@@ -72,6 +82,7 @@ afterAll(async () => {
 });
 
 const adminPolicies = () => server.client(PolicyService, tokens.admin);
+const approvers = () => server.client(ApproverService, tokens.admin);
 
 /** Registered by the pipeline, so the only four-eyes party among the voters is the author. */
 async function registerIntent(author: string): Promise<string> {
@@ -117,6 +128,32 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
       return { project, releaseIntentId: intentId };
     case "releasegate.v1.ReleaseService/RecordDeployment":
       return { project, environment: "staging", releaseIntentId: intentId, status: DeploymentStatus.SUCCEEDED };
+    case "releasegate.v1.ApproverService/CreateApproverGroup":
+      return { organisation: "acme", name };
+    case "releasegate.v1.ApproverService/DeleteApproverGroup":
+      await approvers().createApproverGroup({ organisation: "acme", name });
+      return { organisation: "acme", name };
+    case "releasegate.v1.ApproverService/AddGroupMember":
+      await approvers().createApproverGroup({ organisation: "acme", name });
+      return { organisation: "acme", group: name, userId: "carol", scope: "organisation" };
+    case "releasegate.v1.ApproverService/RemoveGroupMember":
+      await approvers().createApproverGroup({ organisation: "acme", name });
+      await approvers().addGroupMember({ organisation: "acme", group: name, userId: "carol", scope: "organisation" });
+      return { organisation: "acme", group: name, userId: "carol" };
+    case "releasegate.v1.ApproverService/GrantRole":
+      return { organisation: "acme", userId: "carol", role: "viewer", scope: "project", scopeId: "authz" };
+    case "releasegate.v1.ApproverService/RevokeRoleGrant": {
+      const { grant } = await approvers().grantRole({
+        organisation: "acme",
+        userId: "carol",
+        role: "viewer",
+        scope: "organisation",
+      });
+      return { organisation: "acme", id: grant?.id ?? "" };
+    }
+    case "releasegate.v1.ApproverService/ListApproverGroups":
+    case "releasegate.v1.ApproverService/ListRoleGrants":
+      return { organisation: "acme" };
     // A project of their own: a declaration must not gate the other rows' requests.
     case "releasegate.v1.EnvironmentService/SetProjectEnvironments":
       return { project: { ...project, project: "authz-envs" }, environments: ["dev", "prod"] };

@@ -1,4 +1,5 @@
 import { parseRole, ROLES, type Role } from "../auth/roles.js";
+import { foldEnvironment, isEnvironmentName } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import { requireName } from "../policy/validate.js";
 import { SCOPE_KINDS, type Scope, type ScopeKind } from "./directory.js";
@@ -11,7 +12,6 @@ export const IDP_GROUP_MAX = 200;
 /** Longest display name of a member. */
 export const DISPLAY_NAME_MAX = 200;
 
-const ENVIRONMENT_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -84,9 +84,9 @@ export function requireScope(kind: string, scopeId: string, noun: "grant" | "mem
       if (scopeId === "") throw new InvalidArgumentError(fields.scopeId, `is required for an environment ${noun}`);
       const slash = scopeId.lastIndexOf("/");
       const project = slash < 0 ? "" : scopeId.slice(0, slash);
-      // Environment names are case-insensitive: fold ASCII A-Z only, then validate.
-      const environment = (slash < 0 ? "" : scopeId.slice(slash + 1)).replace(/[A-Z]/g, (c) => c.toLowerCase());
-      if (project === "" || project.includes("/") || !ENVIRONMENT_PATTERN.test(environment))
+      // Environment names are case-insensitive: folded like every environment field.
+      const environment = foldEnvironment(slash < 0 ? "" : scopeId.slice(slash + 1));
+      if (project === "" || project.includes("/") || !isEnvironmentName(environment))
         throw new InvalidArgumentError(
           fields.scopeId,
           `must be project/environment for an environment ${noun} (environment: 1-63 characters a-z, 0-9, '.', '_' or '-'), got ${JSON.stringify(scopeId)}`,

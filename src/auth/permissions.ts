@@ -28,7 +28,8 @@ type Never = "never";
  * register intents and vote, maintainers also record deployments, admins
  * also manage policies, declared environments and the directory. Services (pipelines) keep the rules
  * they always had whatever their role: any role reads, evaluates, registers
- * intents and records deployments; admin-only stays admin-only; never vote.
+ * intents and records deployments; admin-only stays admin-only; never vote
+ * and never declare environments (a person's decision).
  */
 const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Role | Never }>> = {
   "policy.read": { user: "viewer", service: "viewer" },
@@ -47,8 +48,8 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
 
 function where(organisation: string, at: Location): string {
   if (at.project === undefined) return `organisation ${organisation}`;
-  if (at.environment === undefined) return `${organisation}/${at.project}`;
-  return `${organisation}/${at.project} environment ${at.environment}`;
+  if (at.environment === undefined) return `organisation ${organisation} (project ${at.project})`;
+  return `organisation ${organisation} (project ${at.project}, environment ${at.environment})`;
 }
 
 function denied(caller: Caller, role: Role, action: Action, organisation: string, at: Location): PermissionDeniedError {

@@ -12,6 +12,7 @@ import {
   ApprovalHistoryEntrySchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService, ListEligibleApproversResponseSchema } from "../gen/releasegate/v1/approval_query_pb.js";
 import { type ProjectFields, positiveInt, projectOption, renderTable, rpcAction } from "./context.js";
 
 interface VoteOptions {
@@ -76,6 +77,28 @@ export function voteCommands(): Command[] {
     }),
   );
   return [approve, reject, state];
+}
+
+/** `approvers`: who may still approve a release intent, rule by rule. */
+export function approversCommand(): Command {
+  return target(new Command("approvers").description("each approval rule's count, who approved and who may still approve")).action(
+    rpcAction(async (ctx, o: VoteOptions) => {
+      const res = await ctx.client(ApprovalQueryService).listEligibleApprovers({
+        project: o.project,
+        releaseIntentId: o.intent,
+        targetEnvironment: o.env,
+      });
+      ctx.print(ListEligibleApproversResponseSchema, res, () => [
+        ["RULE", "APPROVALS", "APPROVED BY", "MAY STILL APPROVE"],
+        ...res.rules.map((r) => [
+          r.rule,
+          `${r.currentApprovals}/${r.requiredApprovals}`,
+          r.approvedBy.join(", ") || "-",
+          [...r.mayStillApprove, ...(r.openEnded ? ["(others via identity provider or role)"] : [])].join(", ") || "-",
+        ]),
+      ]);
+    }),
+  );
 }
 
 /** `history`: every vote ever cast (append-only), oldest first, all pages. */

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
-import { historyCommand, voteCommands, watchCommand } from "./approval.js";
+import { approversCommand, historyCommand, voteCommands, watchCommand } from "./approval.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
+import { grantsCommand, groupsCommand } from "./directory.js";
 import { environmentsCommand } from "./environments.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
@@ -25,9 +26,12 @@ export function buildProgram(): Command {
     tokenCommand(),
     policyCommand(),
     environmentsCommand(),
+    groupsCommand(),
+    grantsCommand(),
     intentCommand(),
     deployCommand(),
     ...voteCommands(),
+    approversCommand(),
     historyCommand(),
     watchCommand(),
   ])

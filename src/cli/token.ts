@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import type { OrgRole } from "../auth/caller.js";
+import { parseRole, ROLES } from "../auth/roles.js";
 import { loadOrCreateLocalSecret, mintToken } from "../auth/token-verifier.js";
 import { DEFAULT_DATA_DIR } from "../config.js";
 import { EXIT } from "./context.js";
@@ -18,13 +19,14 @@ export class OrgRoleError extends Error {
   override readonly name = "OrgRoleError";
 }
 
-/** `acme=admin` pairs → organisation roles; a bare `acme` is a member. */
+/** `acme=admin` pairs → organisation roles (any rung of the ladder); a bare `acme` is a member. */
 export function parseOrgRoles(pairs: readonly string[]): Record<string, OrgRole> {
   const roles: Record<string, OrgRole> = {};
   for (const pair of pairs) {
-    const [org, role = "member"] = pair.split("=");
-    if (!org || (role !== "member" && role !== "admin"))
-      throw new OrgRoleError(`--org ${pair}: expected ORG=member or ORG=admin`);
+    const [org, value = "member"] = pair.split("=");
+    const role = parseRole(value);
+    if (!org || role === undefined)
+      throw new OrgRoleError(`--org ${pair}: expected ORG=ROLE with ROLE one of ${ROLES.join(", ")}`);
     roles[org] = role;
   }
   return roles;

@@ -87,16 +87,6 @@ export interface OutboxTable {
   published_at: ColumnType<Date | null, never, Date>;
 }
 
-export interface ProjectEnvironmentsTable {
-  organisation: string;
-  project: string;
-  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
-  environments: string[];
-  updated_at: ColumnType<Date, Date, Date>;
-  /** Token subject of the admin who declared them. */
-  updated_by: string;
-}
-
 export interface ApproverGroupsTable {
   organisation: string;
   name: string;
@@ -132,6 +122,16 @@ export interface RoleGrantsTable {
   granted_by: string;
 }
 
+export interface ProjectEnvironmentsTable {
+  organisation: string;
+  project: string;
+  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
+  environments: string[];
+  updated_at: ColumnType<Date, Date, Date>;
+  /** Token subject of the admin who declared them. */
+  updated_by: string;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -139,8 +139,8 @@ export interface DB {
   approval_votes: ApprovalVotesTable;
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
-  project_environments: ProjectEnvironmentsTable;
   approver_groups: ApproverGroupsTable;
   approver_group_members: ApproverGroupMembersTable;
   role_grants: RoleGrantsTable;
+  project_environments: ProjectEnvironmentsTable;
 }

@@ -29,8 +29,9 @@ export function createEnvironmentHandlers(deps: EnvironmentServiceDeps): Service
       const project = requireProject(req.project);
       const environments = requireEnvironmentList(req.environments);
       const access = accessOf(ctx);
+      const caller = access.caller;
       await authorize(access, project.organisation, "environment.write", { project: project.project });
-      const stored = await setEnvironments({ project, environments, updatedBy: access.caller.userId });
+      const stored = await setEnvironments({ project, environments, updatedBy: caller.userId });
       return create(SetProjectEnvironmentsResponseSchema, { environments: [...stored] });
     },
 

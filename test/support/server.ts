@@ -56,6 +56,8 @@ export interface TokenSpec {
   service?: boolean;
   name?: string;
   expiresIn?: string;
+  /** Identity-provider groups, in the `groups` claim. */
+  groups?: readonly string[];
 }
 
 /** Mints a token the test server accepts. */
@@ -66,6 +68,7 @@ export function token(spec: TokenSpec): Promise<string> {
     orgRoles: spec.orgs ?? {},
     actorType: spec.service ? "service" : "user",
     expiresIn: spec.expiresIn,
+    ...(spec.groups === undefined ? {} : { groups: spec.groups }),
   });
 }
 
