@@ -5,6 +5,7 @@ import pg from "pg";
 import { mintToken } from "../../src/auth/token-verifier.js";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { DeploymentStatus, ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 import { GrpcJsCaller } from "./grpc-js-caller.js";
 import { waitFor } from "./load.js";
@@ -91,11 +92,17 @@ export async function registerIntents(baseUrl: string, project: SeededProject["p
   return ids;
 }
 
+/** The approval policy's three rules when seeded `withRules`: who of the 3 voters fills which. */
+const RULES = [{ group: "security", voter: "ann" }, { group: "sre", voter: "bob" }, { minRole: "maintainer", voter: "cy" }] as const;
+
 /**
  * The benchmark project: 5 policies on prod (two soaks, two branch rules, an
  * approval needing 3 votes) and one intent that passes all of them.
+ * `withRules`: the approval has three rules besides (one from group security,
+ * one from group sre, one of role maintainer; distinct approvers), met by the
+ * 3 voters: members of the groups and a project-scoped maintainer grant.
  */
-export async function seedProject(baseUrl: string, projectName: string): Promise<SeededProject> {
+export async function seedProject(baseUrl: string, projectName: string, withRules = false): Promise<SeededProject> {
   const project = { organisation: ORG, project: projectName };
   const transport = grpcTransport(baseUrl, await userToken("bench-admin", "admin"));
   const policies = createClient(PolicyService, transport);
@@ -106,12 +113,20 @@ export async function seedProject(baseUrl: string, projectName: string): Promise
   }
   for (const [name, branchPattern] of [["main-only", "^main$"], ["no-wip", "^(main|release/[0-9.]+)$"]] as const)
     await policies.createPolicy({ project, name, policyType: PolicyType.BRANCH_RESTRICTION, config: { case: "branchRestriction", value: { targetEnvironment, branchPattern } } });
-  const approvals = { case: "externalApproval", value: { targetEnvironment, requiredApprovals: 3 } } as const;
-  await policies.createPolicy({ project, name: "three-approvals", policyType: PolicyType.EXTERNAL_APPROVAL, config: approvals });
+  const directory = createClient(ApproverService, transport);
+  const organisation = ORG;
+  for (const r of withRules ? RULES : [])
+    if ("group" in r) {
+      await directory.createApproverGroup({ organisation, name: r.group });
+      await directory.addGroupMember({ organisation, group: r.group, userId: r.voter, displayName: r.voter, scope: "organisation" });
+    } else await directory.grantRole({ organisation, userId: r.voter, role: r.minRole, scope: "project", scopeId: projectName });
+  const rules = withRules ? RULES.map(({ voter, ...rule }) => ({ ...rule, requiredApprovals: 1 })) : [];
+  const approvals = { case: "externalApproval", value: { targetEnvironment, requiredApprovals: 3, rules, distinctApprovers: withRules } } as const;
+  await policies.createPolicy({ project, name: withRules ? "three-rules" : "three-approvals", policyType: PolicyType.EXTERNAL_APPROVAL, config: approvals });
   const [releaseIntentId = ""] = await registerIntents(baseUrl, project, 1);
   for (const environment of ["staging", "qa"])
     await createClient(ReleaseService, transport).recordDeployment({ project, environment, releaseIntentId, status: DeploymentStatus.SUCCEEDED });
-  for (const voter of ["ann", "bob", "cy"])
+  for (const { voter } of RULES)
     await createClient(PolicyService, grpcTransport(baseUrl, await userToken(voter))).approveRelease({ project, releaseIntentId, targetEnvironment });
   await waitFor("the bench intent passing its 5 policies", SEED_PASS_TIMEOUT_MS, async () => {
     const check = await policies.evaluatePolicies({ project, targetEnvironment, releaseIntentId });

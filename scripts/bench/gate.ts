@@ -9,7 +9,7 @@ export interface RatioRow {
   readonly rpc: LoadResult;
 }
 
-export type GateResult = { readonly [rpc in "evaluate" | "approve"]: readonly RatioRow[] };
+export type GateResult = { readonly [rpc in "evaluate" | "evaluateRules" | "approve"]: readonly RatioRow[] };
 
 /** Intents the votes spread over (votes on one intent serialise on its row), and voters. */
 const INTENTS = 64;
@@ -28,18 +28,22 @@ async function ratioRows(settings: BenchSettings, rpc: (i: number) => Promise<un
 }
 
 /**
- * EvaluatePolicies (5 policies, 3 votes) and ApproveRelease (a vote with its
+ * EvaluatePolicies (5 policies, 3 votes; again with the approval's three
+ * rules, seeded `withRules`) and ApproveRelease (a vote with its
  * history row and outbox event) each against the same server's health Check,
  * from the same connections: the Check is the ceiling any RPC of this server
  * can reach on this machine.
  */
-export async function benchGate(settings: BenchSettings, baseUrl: string, seeded: SeededProject): Promise<GateResult> {
+export async function benchGate(settings: BenchSettings, baseUrl: string, seeded: SeededProject, withRules: SeededProject): Promise<GateResult> {
   const pipeline = await loadCaller(baseUrl, "bench-pipeline");
-  const evaluateOnce = evaluateSeeded(pipeline, seeded);
-  const evaluate = async () => {
-    if (!(await evaluateOnce()).allPassed) throw new Error("the seeded intent did not pass");
+  const evaluate = (project: SeededProject) => {
+    const once = evaluateSeeded(pipeline, project);
+    return async () => {
+      if (!(await once()).allPassed) throw new Error(`the seeded intent of ${project.project.project} did not pass`);
+    };
   };
-  const evaluateRows = await ratioRows(settings, evaluate, healthCheck(pipeline));
+  const evaluateRows = await ratioRows(settings, evaluate(seeded), healthCheck(pipeline));
+  const evaluateRules = await ratioRows(settings, evaluate(withRules), healthCheck(pipeline));
   pipeline.close();
 
   // Each voter has its own connection, as each person would. Call i votes as
@@ -50,7 +54,7 @@ export async function benchGate(settings: BenchSettings, baseUrl: string, seeded
   const approve = (i: number) => approveSeeded(voter(i), seeded, intents[i % INTENTS] as string);
   const check = (i: number) => healthCheck(voter(i))();
   try {
-    return { evaluate: evaluateRows, approve: await ratioRows(settings, approve, check) };
+    return { evaluate: evaluateRows, evaluateRules, approve: await ratioRows(settings, approve, check) };
   } finally {
     for (const v of voters) v.close();
   }

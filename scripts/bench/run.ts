@@ -60,8 +60,9 @@ let gatePeakRssBytes: BenchReport["gatePeakRssBytes"] = notRun;
 if (server.ok) {
   const { baseUrl } = server.value;
   const seeded = await attempt("seed", () => seedProject(baseUrl, "gate"));
+  const withRules = await attempt("seed with rules", () => seedProject(baseUrl, "gate-rules", true));
   if (seeded.ok) {
-    gate = await attempt("1 EvaluatePolicies and ApproveRelease vs health Check", () => benchGate(settings, baseUrl, seeded.value));
+    gate = withRules.ok ? await attempt("1 EvaluatePolicies and ApproveRelease vs health Check", () => benchGate(settings, baseUrl, seeded.value, withRules.value)) : withRules;
     signal = await attempt("2 signal", () => benchSignal(settings, baseUrl, seeded.value, { url: natsUrl, stream }));
     gatePeakRssBytes = { ok: true, value: server.value.peakRssBytes() };
   } else gate = signal = gatePeakRssBytes = seeded;

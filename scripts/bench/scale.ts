@@ -1,6 +1,8 @@
 import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
+import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { approveSeeded, createBenchDatabase, evaluateSeeded, grpcTransport, loadCaller, type SeededProject, seedProject, serverEnv, userToken } from "./fixtures.js";
 import { alternatingMedians, type BenchSettings, type LoadResult, runLoad, waitFor } from "./load.js";
 import { startServerProcess } from "./server-process.js";
@@ -8,15 +10,7 @@ import { deleteStream } from "./signal.js";
 import { type RecordedStatement, startStatementRecorder } from "./statement-recorder.js";
 
 /** The tables grown to the large size: a sequential scan on one of them is what this section looks for. */
-export const GROWN_TABLES = [
-  "release_intents",
-  "deployments",
-  "approval_votes",
-  "approval_history",
-  "outbox",
-  "role_grants",
-  "approver_group_members",
-] as const;
+export const GROWN_TABLES = ["release_intents", "deployments", "approval_votes", "approval_history", "outbox", "approver_groups", "approver_group_members", "role_grants"] as const;
 /** How long the relay may take to publish the hot phase's events, milliseconds. */
 const RELAY_TIMEOUT_MS = 15_000;
 
@@ -44,18 +38,21 @@ const CHUNK = 200_000;
 /**
  * Grows each of GROWN_TABLES (outbox rows published) to `total` rows with one
  * statement per chunk (generate_series); 1 in 100 rows belongs to the
- * benchmark project, the rest spread over 5,000 others.
+ * benchmark project (its organisation, for the directory), the rest spread
+ * over 5,000 others. Each intent's author gets a group of their own with
+ * them in it and a project grant, expiring a day after the intent (most
+ * have expired: expired rows are kept).
  */
 async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
-  for (let lo = from + 1; lo <= total; lo += CHUNK) {
+  for (let lo = from + 1; lo <= total; lo += CHUNK)
     await pool.query(
       `with new as (
-         insert into release_intents (id, organisation, project, author_user_id, author_username, branch, version, created_at)
+         insert into release_intents (id, organisation, project, author_user_id, author_username, registered_by_user_id, registered_by_actor_type, branch, version, created_at)
          select gen_random_uuid(), case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
-                'author-' || (g % 1000), 'author', 'main', 'v' || g, now() - make_interval(secs => g)
-         from generate_series($1::int, $2::int) g returning id, organisation, project, created_at),
-       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
-             select organisation, project, 'staging', id, 'succeeded', created_at from new),
+                'author-' || (g % 1000), 'author', 'author-' || (g % 1000), 'user', 'main', 'v' || g, now() - make_interval(secs => g)
+         from generate_series($1::int, $2::int) g returning id, organisation, project, author_user_id, created_at),
+       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at, recorded_at)
+             select organisation, project, 'staging', id, 'succeeded', created_at, created_at from new),
        v as (insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
              select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
        h as (insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
@@ -63,41 +60,18 @@ async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total:
        -- Published within the last hour (the relay's 7-day retention sweep leaves them be), with the payload keys a Watch resume looks up.
        o as (insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
              select gen_random_uuid(), id, 'bench.approvals', jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
-                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new)
+                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new),
+       ag as (insert into approver_groups (organisation, name, created_at, created_by)
+              select organisation, 'grown-' || id, created_at, 'bench' from new returning organisation, name, created_at),
+       m as (insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, expires_at, added_at, added_by)
+             select ag.organisation, ag.name, new.author_user_id, 'author', 'organisation', '', new.created_at + interval '1 day', new.created_at, 'bench'
+             from ag join new on ag.name = 'grown-' || new.id),
+       r as (insert into role_grants (id, organisation, user_id, role, scope, scope_id, expires_at, granted_at, granted_by)
+             select gen_random_uuid(), organisation, author_user_id, 'maintainer', 'project', project, created_at + interval '1 day', created_at, 'bench' from new)
        select count(*) from new`,
       [lo, Math.min(total, lo + CHUNK - 1), seeded.project.organisation, seeded.project.project],
     );
-    await growDirectory(pool, seeded, lo, Math.min(total, lo + CHUNK - 1));
-  }
   for (const table of GROWN_TABLES) await pool.query(`vacuum analyze ${table}`);
-}
-
-/**
- * One role grant and one group membership per row, over the same
- * organisations (groups `bench-0`…`bench-19` per organisation): the hot
- * phase's votes read the voter's grants.
- */
-async function growDirectory(pool: pg.Pool, seeded: SeededProject, lo: number, hi: number): Promise<void> {
-  const org = "case when g % 100 = 0 then $3 else 'org-' || (g % 500) end";
-  await pool.query(
-    `insert into role_grants (id, organisation, user_id, role, scope, scope_id, granted_at, granted_by)
-     select gen_random_uuid(), ${org}, 'user-' || (g % 20000), 'maintainer', 'project', 'proj-' || (g % 5000), now(), 'bench'
-     from generate_series($1::int, $2::int) g`,
-    [lo, hi, seeded.project.organisation],
-  );
-  // Every (organisation, group) pair the members below name occurs within 500 consecutive rows.
-  await pool.query(
-    `insert into approver_groups (organisation, name, created_at, created_by)
-     select distinct ${org}, 'bench-' || (g % 20), now(), 'bench' from generate_series($1::int, least($2::int, $1::int + 1000)) g
-     on conflict do nothing`,
-    [lo, hi, seeded.project.organisation],
-  );
-  await pool.query(
-    `insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, added_at, added_by)
-     select ${org}, 'bench-' || (g % 20), 'member-' || g, 'member', 'organisation', '', now(), 'bench'
-     from generate_series($1::int, $2::int) g on conflict do nothing`,
-    [lo, hi, seeded.project.organisation],
-  );
 }
 
 /** EXPLAIN ANALYZE of `statement` with its recorded parameters, in a transaction that is rolled back (it may write). */
@@ -117,15 +91,20 @@ async function explain(pool: pg.Pool, statement: RecordedStatement): Promise<str
 
 /**
  * What the server runs per request and per event, issued over the wire:
- * EvaluatePolicies, votes (with the relay claiming, publishing and marking
- * their events), the audit history and a Watch resumed after an event.
+ * EvaluatePolicies, votes from a group member and a grantee (with the relay
+ * claiming, publishing and marking their events), who may still approve, the
+ * audit history and a Watch resumed after an event.
  */
-async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool): Promise<void> {
+async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, startRecording: () => void): Promise<void> {
+  const transport = grpcTransport(baseUrl, await userToken("bench-admin", "admin"));
+  const [organisation, audit, directory] = [seeded.project.organisation, createClient(ApprovalAuditService, transport), createClient(ApproverService, transport)];
+  await directory.addGroupMember({ organisation, group: "sre", userId: "scale-voter-0", displayName: "voter 0", scope: "organisation" });
+  await directory.grantRole({ organisation, userId: "scale-voter-1", role: "maintainer", scope: "project", scopeId: seeded.project.project });
+  startRecording(); // after enrolling the voters: a write of set-up, not of the hot phase
   const pipeline = await loadCaller(baseUrl, "bench-pipeline");
   const evaluate = evaluateSeeded(pipeline, seeded);
   for (let i = 0; i < 20; i++) await evaluate();
   pipeline.close();
-  const audit = createClient(ApprovalAuditService, grpcTransport(baseUrl, await userToken("bench-admin", "admin")));
   const watch = { project: seeded.project, targetEnvironment: "prod" };
   const voters = await Promise.all([0, 1].map((i) => loadCaller(baseUrl, `scale-voter-${i}`)));
   const events: string[] = [];
@@ -136,6 +115,7 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool): 
   for (const voter of voters) voter.close();
   for await (const m of audit.watchApprovalEvents({ ...watch, resumeAfterEventId: events[0] ?? "" }))
     if (m.event !== undefined) break;
+  await createClient(ApprovalQueryService, transport).listEligibleApprovers({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod" });
   await audit.listApprovalHistory({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod", pageSize: 10 });
   await waitFor("the relay publishing every event", RELAY_TIMEOUT_MS, async () => (await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount === 0);
 }
@@ -153,7 +133,7 @@ export async function benchScale(settings: BenchSettings, natsUrl: string, dataD
   try {
     const server = await startServerProcess(env);
     try {
-      const seeded = await seedProject(server.baseUrl, "scale");
+      const seeded = await seedProject(server.baseUrl, "scale", true);
       const caller = await loadCaller(server.baseUrl, "bench-pipeline");
       const measure = async (rows: number, from: number): Promise<ScalePoint> => {
         const started = process.hrtime.bigint();
@@ -166,8 +146,7 @@ export async function benchScale(settings: BenchSettings, natsUrl: string, dataD
       const small = await measure(1_000, 0);
       const large = await measure(settings.quick ? 5_000 : 1_000_000, 1_000);
       caller.close();
-      recorder.clear();
-      await hotPhase(server.baseUrl, seeded, pool);
+      await hotPhase(server.baseUrl, seeded, pool, recorder.clear);
       const plans: { sql: string; plan: string }[] = [];
       for (const statement of recorder.statements())
         if (/^\s*(select|insert|update|delete|with)\b/i.test(statement.sql))
