@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from "kysely";
 import type { ApproverGroup } from "../approver/directory.js";
-import { listGrants, listGroups } from "../db/approver.repository.js";
+import { listGrantsCovering, listGroups } from "../db/approver.repository.js";
 import type { DB } from "../db/schema.js";
 import type { Policy, ProjectRef } from "../policy/policy.js";
 import type { RuleDirectory } from "./eligibility.js";
@@ -8,7 +8,7 @@ import type { RuleDirectory } from "./eligibility.js";
 /**
  * Reads what the approval rules of `policies` need for `project` and
  * `environment`: the groups they name (with members) and, when a rule names
- * a role, the organisation's grants. Undefined when no policy has rules
+ * a role, the grants that can count there now. Undefined when no policy has rules
  * (nothing is read: policies without rules cost what they always did). The
  * reads run concurrently.
  */
@@ -31,7 +31,7 @@ export async function loadRuleDirectory(
   if (groupNames.size === 0 && !roles) return undefined;
   const [groups, grants] = await Promise.all([
     listGroups(db, project.organisation, [...groupNames]),
-    roles ? listGrants(db, project.organisation) : Promise.resolve([]),
+    roles ? listGrantsCovering(db, project.organisation, project.project, environment, now) : Promise.resolve([]),
   ]);
   return {
     organisation: project.organisation,

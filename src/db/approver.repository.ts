@@ -1,5 +1,6 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { ApproverGroup, GroupMember, RoleGrant, Scope, ScopeKind } from "../approver/directory.js";
+import { environmentScopeId } from "../approver/scope.js";
 import { parseRole } from "../auth/roles.js";
 import type { ApproverGroupMembersTable, ApproverGroupsTable, DB, RoleGrantsTable } from "./schema.js";
 
@@ -231,6 +232,33 @@ export async function listGrantsOfUser(db: Db, organisation: string, userId: str
       .selectAll()
       .where("organisation", "=", organisation)
       .where("user_id", "=", userId)
+      .execute(),
+  );
+}
+
+/**
+ * The grants that can count at `project`/`environment` at `now`: not expired
+ * and scoped to the organisation, the project or that project+environment
+ * (index role_grants_org_scope_expiry). What role rules read per evaluation
+ * and vote: bounded by the grants that matter there, not by the organisation's
+ * whole grant history.
+ */
+export async function listGrantsCovering(
+  db: Db,
+  organisation: string,
+  project: string,
+  environment: string,
+  now: Date,
+): Promise<RoleGrant[]> {
+  return toGrants(
+    await db
+      .selectFrom("role_grants")
+      .selectAll()
+      .where("organisation", "=", organisation)
+      .where("scope_id", "in", ["", project, environmentScopeId(project, environment)])
+      .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+      .orderBy("granted_at")
+      .orderBy("id")
       .execute(),
   );
 }
