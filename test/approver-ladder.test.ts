@@ -229,6 +229,7 @@ describe("role grants", () => {
       releaseIntentId: id,
       targetEnvironment: "prod",
       forceBypass: true,
+      comment: "hotfix for the checkout outage",
     });
     expect(res.state?.decisions).toMatchObject([{ userId: "alice", decisionKind: "admin_override" }]);
   });
