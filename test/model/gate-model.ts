@@ -448,7 +448,10 @@ export class GateModel {
     this.#authorise(caller, cmd.project.organisation, { project: cmd.project.project }, "admin", now);
     const project = this.#project(cmd.project);
     const check = this.#ruleCheck(cmd.project, config, now);
-    anyOf(project.policies.has(cmd.name) ? refusal("AlreadyExists") : undefined, this.#undeclaredIn(cmd.project, config), check.refusal);
+    // An open check may be what the service refuses first, before the other refusals.
+    const maybe = check.open ? refusal("FailedPrecondition") : undefined;
+    if (project.policies.has(cmd.name) || this.#undeclaredIn(cmd.project, config) !== undefined || check.refusal !== undefined)
+      anyOf(project.policies.has(cmd.name) ? refusal("AlreadyExists") : undefined, this.#undeclaredIn(cmd.project, config), check.refusal, maybe);
     const commit = () => project.policies.set(cmd.name, { enabled: true, config });
     if (check.open) open(["FailedPrecondition"], configValue(config), commit);
     commit();
@@ -460,11 +463,14 @@ export class GateModel {
     this.#authorise(caller, cmd.project.organisation, { project: cmd.project.project }, "admin", now);
     const policy = this.#project(cmd.project).policies.get(cmd.name);
     const check = config === undefined ? { open: false } : this.#ruleCheck(cmd.project, config, now);
-    anyOf(
-      policy === undefined ? refusal("NotFound") : undefined,
-      config === undefined ? undefined : this.#undeclaredIn(cmd.project, config),
-      check.refusal,
-    );
+    const undeclared = config === undefined ? undefined : this.#undeclaredIn(cmd.project, config);
+    if (policy === undefined || undeclared !== undefined || check.refusal !== undefined)
+      anyOf(
+        policy === undefined ? refusal("NotFound") : undefined,
+        undeclared,
+        check.refusal,
+        check.open ? refusal("FailedPrecondition") : undefined,
+      );
     // An update that keeps the stored rules: the spec does not say whether they are checked again.
     const kept = config === undefined ? this.#ruleCheck(cmd.project, policy!.config, now) : { open: false };
     const commit = () => {
@@ -905,7 +911,7 @@ function scopeOf(c: { scope: string; scopeId: string; expiresAt?: number }, erro
   switch (c.scope) {
     case "organisation":
       if (c.scopeId !== "")
-        errors.push(refusal("InvalidArgument", { prefixes: ["scope_id: "], includes: "must be empty for an organisation-wide grant" }));
+        errors.push(refusal("InvalidArgument", { prefixes: ["scope_id: "], includes: "must be empty for an organisation-wide" }));
       return { scope: "organisation", scopeId: "", ...at };
     case "project":
       if (c.scopeId === "") errors.push(refusal("InvalidArgument", { prefixes: ["scope_id: "], includes: "is required" }));

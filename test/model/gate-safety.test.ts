@@ -18,12 +18,13 @@ import { Wire } from "./model-wire.js";
 // holds back.
 //
 // MODEL_RUNS (sequences, default 300), MODEL_STEPS (commands per sequence,
-// default 20), MODEL_LANES (sequences run side by side, default 4) and
+// default 20), MODEL_LANES (sequences run side by side, default 6) and
 // MODEL_SEED (default: the time) reproduce or lengthen a run; a failure
 // prints them with the sequence, the step and its trace. MODEL_SURVEY=1
 // goes on after a disagreement (with the next sequence, or the next command
 // when the disagreement was on a read) and lists every kind of disagreement
-// at the end; the test still fails if there was one.
+// at the end; the test still fails if there was one. MODEL_TRACE=1 prints
+// every sequence's trace.
 //
 // Issue 12 (who may approve) adds approver groups with scoped, expiring
 // memberships, role grants on the ladder viewer < member < maintainer <
@@ -37,8 +38,10 @@ import { Wire } from "./model-wire.js";
 const RUNS = Number(process.env.MODEL_RUNS ?? 300);
 const STEPS = Number(process.env.MODEL_STEPS ?? 20);
 const SEED = Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31);
-const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 4));
+const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 6));
 const SURVEY = process.env.MODEL_SURVEY === "1";
+/** MODEL_TRACE=1 prints every sequence's trace when it ends (to see what the adversary reaches). */
+const TRACE = process.env.MODEL_TRACE === "1";
 
 const REPRODUCE = `MODEL_SEED=${SEED} MODEL_RUNS=${RUNS} MODEL_STEPS=${STEPS} MODEL_LANES=${LANES}`;
 /** Each sequence's own random stream. */
@@ -99,7 +102,7 @@ function tagCommand(cmd: Command, exp: Expectation, model: GateModel, now: numbe
   const refused = exp.codes[0] !== "ok";
   const rule = exp.message?.includes ?? "";
   if (rule.includes("is not a valid environment name")) tag("look-alike or malformed environment refused");
-  if (exp.codes.includes("FailedPrecondition")) tag(`${cmd.kind}: undeclared environment refused`);
+  if (exp.message?.prefixes?.some((x) => x.includes("is not declared for"))) tag(`${cmd.kind}: undeclared environment refused`);
   if (cmd.kind === "deploy") {
     const intent = model.intents.get(cmd.id);
     if (cmd.finishedAt !== undefined && cmd.finishedAt > now + 60_000) tag("deploy: finished_at in the future refused");
@@ -178,7 +181,10 @@ class SequenceRun {
 
   /** Runs one command; answers the seconds to advance the clock by, or "done". */
   async step(now: number): Promise<number | "done"> {
-    if (this.#step >= STEPS) return "done";
+    if (this.#step >= STEPS) {
+      if (TRACE) console.log(`trace of sequence ${this.#seq}:\n${this.#trace.join("\n")}`);
+      return "done";
+    }
     const step = this.#step++;
     const trace = this.#trace;
     const cmd = this.#generator.next(now);

@@ -168,8 +168,11 @@ export class CommandGenerator {
   /** One to three rules: groups of the organisation (existing or not) and minimum roles, now and then invalid. */
   #rules(project?: ProjectRef): WireRule[] {
     const org = (project ?? this.#projects[0]!).organisation;
-    const known = this.#model.groupNames(org);
-    const n = 1 + Math.floor(this.#rand() * 3);
+    // Mostly groups that have members, so that ruled policies pass the configuration check and can open.
+    const named = this.#model.groupNames(org);
+    const staffed = named.filter((g) => this.#model.members(org, g).length > 0);
+    const known = staffed.length > 0 && this.#chance(0.8) ? staffed : named;
+    const n = this.#chance(0.15) ? 3 : 1 + Math.floor(this.#rand() * 2);
     const rules: WireRule[] = [];
     const used = new Set<string>();
     for (let i = 0; i < n; i++) {
@@ -178,7 +181,7 @@ export class CommandGenerator {
       if (this.#chance(0.65)) {
         const group = known.length > 0 && this.#chance(0.85) ? this.#pick(known) : this.#pick(GROUPS);
         rule = { group, minRole: this.#chance(0.03) ? "member" : "", required };
-      } else rule = { group: "", minRole: this.#chance(0.04) ? this.#pick(["viewer", "owner", ""]) : this.#pick(["member", "maintainer", "admin"]), required };
+      } else rule = { group: "", required: this.#chance(0.03) ? 0 : 1, minRole: this.#chance(0.04) ? this.#pick(["viewer", "owner", ""]) : this.#pick(["member", "maintainer", "admin"]) };
       const id = `${rule.group}|${rule.minRole}`;
       // The spec says nothing of a rule given twice: the model never sends one.
       if (used.has(id)) continue;
@@ -218,10 +221,16 @@ export class CommandGenerator {
       if (step === 0) return { kind: "createGroup", caller: ADMIN_OF[org]!, organisation: org, name: "sre", idp: this.#chance(0.3) ? "oncall" : "" };
       if (step === 1 || step === 2)
         return { kind: "addMember", caller: ADMIN_OF[org]!, organisation: org, group: "sre", user: this.#pick(["alice", "bob", "dave", "max", "carol"]), ...this.#scope(main, 0.8) };
-      if (step === 3) return { kind: "createGroup", caller: ADMIN_OF[org]!, organisation: org, name: "sec", idp: this.#chance(0.5) ? "sec-idp" : "" };
+      if (step === 3)
+        return this.#chance(0.5)
+          ? { kind: "createGroup", caller: ADMIN_OF[org]!, organisation: org, name: "sec", idp: this.#chance(0.7) ? "sec-idp" : "" }
+          : { kind: "addMember", caller: ADMIN_OF[org]!, organisation: org, group: "sre", user: this.#pick(["alice", "bob", "dave", "max", "carol"]), ...this.#scope(main, 0.9) };
       if (step === 4) return { kind: "createPolicy", caller: ADMIN_OF[org]!, project: main, name: this.#policyName(main), config: this.#config() };
       return this.#register(main);
     }
+    // Then two votes and an evaluation on the latest release, so that ruled gates get the chance to open.
+    if (this.#theme === "rules" && (step === 6 || step === 7)) return this.#vote();
+    if (this.#theme === "rules" && step === 8) return this.#evaluate();
     if (step < 3 && this.#chance(0.8))
       return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#policyName(this.#projects[0]!), config: this.#config() };
     if (step === 3 && this.#theme !== "rules") return this.#register(this.#projects[0]);
@@ -256,13 +265,31 @@ export class CommandGenerator {
       return { kind: "getIntent", caller: this.#caller(this.#membersOf(project.organisation)), project, id };
     }
     if (r < 0.48) return this.#deploy(now);
-    if (r < 0.63) {
+    if (r < 0.63) return this.#vote();
+    if (r < 0.66) {
+      const { id, project } = this.#intent();
+      const environment = this.#spell(this.#envFor(project, "approval", "target", TARGETS));
+      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment };
+    }
+    return this.#rest(r);
+  }
+
+  #vote(): Command {
+    {
       const { id, project } = this.#intent();
       const decision = this.#chance(0.75) ? "approved" : "rejected";
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
       const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
-      const caller = involved.length > 0 && this.#chance(0.3) ? involved[this.#chance(0.65) ? involved.length - 1 : 0]! : this.#caller(this.#membersOf(project.organisation), 0.85);
+      // On a ruled gate, often someone a rule names (a member of a group, or a maintainer or admin).
+      const named = this.#model.groupNames(project.organisation).flatMap((g) => this.#model.members(project.organisation, g));
+      const eligible = [...named, ADMIN_OF[project.organisation]!, "max"].filter((c) => CALLERS[c] !== undefined);
+      const caller =
+        involved.length > 0 && this.#chance(0.3)
+          ? involved[this.#chance(0.65) ? involved.length - 1 : 0]!
+          : this.#theme === "rules" && this.#chance(0.6)
+            ? this.#pick(eligible)
+            : this.#caller(this.#membersOf(project.organisation), 0.85);
       const bypass = decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12);
       return {
         kind: "vote",
@@ -277,11 +304,9 @@ export class CommandGenerator {
         comment: bypass ? (this.#chance(0.7) ? "hotfix for incident 42" : this.#pick(COMMENTS)) : this.#chance(0.1) ? this.#pick(COMMENTS) : undefined,
       };
     }
-    if (r < 0.66) {
-      const { id, project } = this.#intent();
-      const environment = this.#spell(this.#envFor(project, "approval", "target", TARGETS));
-      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment };
-    }
+  }
+
+  #rest(r: number): Command {
     if (r < 0.68) {
       const project = this.#project();
       const kind = this.#chance(0.7) ? "history" : "watch";
@@ -451,7 +476,7 @@ export class CommandGenerator {
     const org = project.organisation;
     return {
       kind: "deploy",
-      caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!], 0.85),
+      caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!, "max"], 0.85),
       project,
       id,
       environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "any", "source", SOURCES))),
