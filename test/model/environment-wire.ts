@@ -3,7 +3,7 @@
  * (declared environments), kept apart so that the rest of the test does not
  * depend on the generated client the envs branch adds.
  */
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type CallOptions, type Client, createClient, type Transport } from "@connectrpc/connect";
 import { EnvironmentService } from "../../src/gen/releasegate/v1/environment_pb.js";
 import type { ProjectRef } from "./model-commands.js";
 
@@ -23,8 +23,9 @@ export async function setProjectEnvironments(
   transport: Transport,
   project: ProjectRef,
   environments: readonly string[],
+  options?: CallOptions,
 ): Promise<{ environments: string[] }> {
-  const res = await client(transport).setProjectEnvironments({ project, environments: [...environments] });
+  const res = await client(transport).setProjectEnvironments({ project, environments: [...environments] }, options);
   return { environments: res.environments };
 }
 
@@ -32,7 +33,8 @@ export async function setProjectEnvironments(
 export async function getProjectEnvironments(
   transport: Transport,
   project: ProjectRef,
+  options?: CallOptions,
 ): Promise<{ environments: string[]; declared: boolean }> {
-  const res = await client(transport).getProjectEnvironments({ project });
+  const res = await client(transport).getProjectEnvironments({ project }, options);
   return { environments: res.environments, declared: res.declared };
 }

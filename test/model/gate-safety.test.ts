@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OrgRole } from "../../src/auth/caller.js";
+import { mintToken } from "../../src/auth/token-verifier.js";
 import { SuiteCounters } from "../support/reliability-report.js";
-import { ManualClock, startTestServer, type TestServer, token } from "../support/server.js";
+import { ManualClock, startTestServer, TEST_JWT_SECRET, type TestServer } from "../support/server.js";
 import { type Expectation, GateModel } from "./gate-model.js";
-import { CALLERS, type Command, READ_ONLY, show } from "./model-commands.js";
+import { baseOrg, CALLERS, type Command, orgOf, READ_ONLY, show } from "./model-commands.js";
 import { compare, Divergence, type EvaluationAnswer } from "./model-compare.js";
 import { CommandGenerator, prng, sequenceProjects } from "./model-generator.js";
 import { Wire } from "./model-wire.js";
@@ -16,18 +18,30 @@ import { Wire } from "./model-wire.js";
 // holds back.
 //
 // MODEL_RUNS (sequences, default 300), MODEL_STEPS (commands per sequence,
-// default 20), MODEL_LANES (sequences run side by side, default 4) and
+// default 20), MODEL_LANES (sequences run side by side, default 6) and
 // MODEL_SEED (default: the time) reproduce or lengthen a run; a failure
 // prints them with the sequence, the step and its trace. MODEL_SURVEY=1
 // goes on after a disagreement (with the next sequence, or the next command
 // when the disagreement was on a read) and lists every kind of disagreement
-// at the end; the test still fails if there was one.
+// at the end; the test still fails if there was one. MODEL_TRACE=1 prints
+// every sequence's trace.
+//
+// Issue 12 (who may approve) adds approver groups with scoped, expiring
+// memberships, role grants on the ladder viewer < member < maintainer <
+// admin (scoped, expiring on the injected clock; unknown role strings are no
+// role), approval rules with and without distinct approvers (the model
+// decides them by brute force), eligibility at vote time and again at count
+// time, a bypass that needs a reason, and break-glass. Each sequence has
+// organisations of its own (the directory is organisation-wide), so every
+// call carries a token minted for them.
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 300);
 const STEPS = Number(process.env.MODEL_STEPS ?? 20);
 const SEED = Number(process.env.MODEL_SEED ?? Date.now() % 2 ** 31);
-const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 4));
+const LANES = Math.max(1, Number(process.env.MODEL_LANES ?? 6));
 const SURVEY = process.env.MODEL_SURVEY === "1";
+/** MODEL_TRACE=1 prints every sequence's trace when it ends (to see what the adversary reaches). */
+const TRACE = process.env.MODEL_TRACE === "1";
 
 const REPRODUCE = `MODEL_SEED=${SEED} MODEL_RUNS=${RUNS} MODEL_STEPS=${STEPS} MODEL_LANES=${LANES}`;
 /** Each sequence's own random stream. */
@@ -38,12 +52,24 @@ const clock = new ManualClock();
 let server: TestServer;
 let wire: Wire;
 
+/** The caller's token for one sequence's organisations (roles as CALLERS gives them, groups claim included). */
+async function tokenFor(caller: string, seq: number): Promise<string> {
+  const c = CALLERS[caller]!;
+  const orgRoles: Record<string, OrgRole> = {};
+  // A role string outside the ladder goes into the token as it is: the server must treat it as no role.
+  for (const [org, role] of Object.entries(c.roles)) orgRoles[`${org}-s${seq}`] = role as OrgRole;
+  return mintToken(TEST_JWT_SECRET, {
+    sub: c.sub,
+    orgRoles,
+    actorType: c.service ? "service" : "user",
+    ...(c.groups === undefined ? {} : { groups: c.groups }),
+  });
+}
+
 beforeAll(async () => {
   console.log(`gate-safety model: ${REPRODUCE}`);
   server = await startTestServer({ clock });
-  const tokens = new Map<string, string>();
-  for (const [name, c] of Object.entries(CALLERS)) tokens.set(name, await token({ sub: c.sub, orgs: { ...c.roles }, service: c.service }));
-  wire = new Wire((t) => server.grpc(t), tokens);
+  wire = new Wire(server.grpc());
 });
 afterAll(async () => {
   counters.write();
@@ -76,7 +102,7 @@ function tagCommand(cmd: Command, exp: Expectation, model: GateModel, now: numbe
   const refused = exp.codes[0] !== "ok";
   const rule = exp.message?.includes ?? "";
   if (rule.includes("is not a valid environment name")) tag("look-alike or malformed environment refused");
-  if (exp.codes.includes("FailedPrecondition")) tag(`${cmd.kind}: undeclared environment refused`);
+  if (exp.message?.prefixes?.some((x) => x.includes("is not declared for"))) tag(`${cmd.kind}: undeclared environment refused`);
   if (cmd.kind === "deploy") {
     const intent = model.intents.get(cmd.id);
     if (cmd.finishedAt !== undefined && cmd.finishedAt > now + 60_000) tag("deploy: finished_at in the future refused");
@@ -88,19 +114,43 @@ function tagCommand(cmd: Command, exp: Expectation, model: GateModel, now: numbe
     if (CALLERS[cmd.caller]!.service) tag("vote by a service");
     const intent = model.intents.get(cmd.id);
     if (intent !== undefined && intent.project !== `${cmd.project.organisation}/${cmd.project.project}`) tag("vote through the wrong project");
+    if (rule === "a bypass needs a reason") tag("vote: bypass without a reason refused");
+    const role = CALLERS[cmd.caller]!.roles[baseOrg(cmd.project.organisation)];
+    if (role === "viewer" && refused) tag("vote by a viewer refused");
+    if (role === "owner" && refused) tag("vote by an unknown role refused");
+    if (role === undefined && !refused && !CALLERS[cmd.caller]!.service) tag("vote by an outsider with a project grant");
+    const ruled = exp.codes.includes("PermissionDenied") && model.ruledGate(cmd.project, cmd.environment);
+    if (ruled && cmd.decision === "approved") tag("vote on a ruled gate refused");
+    if (!refused && model.ruledGate(cmd.project, cmd.environment)) tag("vote on a ruled gate accepted");
     if (rule.includes("four eyes cover the registrant")) tag("vote: registrant refused (four eyes)");
     if (!refused && (exp.value as { kind?: string }).kind === "admin_override") tag("vote: admin override");
   }
   if (cmd.kind === "register" && !refused) {
     const c = CALLERS[cmd.caller]!;
-    tag(`register by ${c.service ? "service" : c.roles[cmd.project.organisation]}${cmd.author !== "" && cmd.author !== c.sub ? " for another author" : ""}`);
+    tag(`register by ${c.service ? "service" : c.roles[baseOrg(cmd.project.organisation)]}${cmd.author !== "" && cmd.author !== c.sub ? " for another author" : ""}`);
   }
-  if (cmd.kind !== "advance" && exp.codes[0] === "PermissionDenied" && CALLERS[cmd.caller]!.roles[cmd.project.organisation] === undefined)
+  if (cmd.kind !== "advance" && exp.codes[0] === "PermissionDenied" && CALLERS[cmd.caller]!.roles[baseOrg(orgOf(cmd))] === undefined)
     tag("caller from another organisation refused");
+  if (cmd.kind === "deploy" && !refused && CALLERS[cmd.caller]!.roles[baseOrg(cmd.project.organisation)] === "maintainer") tag("deploy by a maintainer");
+  if (cmd.kind === "breakGlass") tag(refused ? "break-glass refused" : "break-glass");
+  if ((cmd.kind === "grantRole" || cmd.kind === "addMember") && rule.includes("must be in the future")) tag("expires_at in the past refused");
+  if ((cmd.kind === "grantRole" || cmd.kind === "addMember") && !refused && cmd.expiresAt !== undefined) tag(`${cmd.kind} expiring`);
+  if (cmd.kind === "grantRole" && !refused) tag(`grant ${cmd.role} for ${cmd.scope}`);
+  if (cmd.kind === "createPolicy" && cmd.config.kind === "approval" && (cmd.config.rules?.length ?? 0) > 0)
+    tag(refused ? "ruled policy refused" : exp.codes.length > 1 ? "ruled policy (open check)" : `ruled policy${cmd.config.distinct ? " with distinct approvers" : ""}`);
   if (cmd.kind === "evaluate" && !refused) {
-    const v = exp.value as { evaluations: { name: string; reason?: string }[] };
+    const v = exp.value as {
+      evaluations: { name: string; type: string; passed?: boolean; reason?: string; approvals?: { current?: number } }[];
+    };
     if (v.evaluations.some((e) => e.name === "declared-environments")) tag("evaluate: undeclared target");
     if (v.evaluations.some((e) => e.reason?.startsWith("request branch"))) tag("evaluate: request branch differs from the intent's");
+    if (v.evaluations.some((e) => e.reason?.startsWith("break-glass by"))) tag("evaluate: break-glass passes");
+    if (cmd.id !== undefined && model.ruledGate(cmd.project, cmd.environment)) {
+      const ruled = v.evaluations.filter((e) => e.type === "approval" && e.approvals !== undefined && e.approvals.current === undefined);
+      if (ruled.some((e) => e.passed === true && e.reason === undefined)) tag("evaluate: ruled policy passes");
+      if (ruled.some((e) => e.passed === false)) tag("evaluate: ruled policy holds");
+      if (ruled.some((e) => e.passed === undefined)) tag("evaluate: ruled policy open (override vote)");
+    }
   }
   if (cmd.kind === "setEnvs" && !refused) tag(cmd.environments.length === 0 ? "declaration cleared" : "environments declared");
 }
@@ -126,12 +176,15 @@ class SequenceRun {
 
   constructor(seq: number) {
     this.#seq = seq;
-    this.#generator = new CommandGenerator(prng(sequenceSeed(seq)), this.#model, sequenceProjects(seq));
+    this.#generator = new CommandGenerator(prng(sequenceSeed(seq)), this.#model, sequenceProjects(seq), seq);
   }
 
   /** Runs one command; answers the seconds to advance the clock by, or "done". */
   async step(now: number): Promise<number | "done"> {
-    if (this.#step >= STEPS) return "done";
+    if (this.#step >= STEPS) {
+      if (TRACE) console.log(`trace of sequence ${this.#seq}:\n${this.#trace.join("\n")}`);
+      return "done";
+    }
     const step = this.#step++;
     const trace = this.#trace;
     const cmd = this.#generator.next(now);
@@ -143,7 +196,7 @@ class SequenceRun {
     const exp = this.#model.apply(cmd, now);
     tagCommand(cmd, exp, this.#model, now);
     const sent = performance.now();
-    const got = await wire.send(cmd);
+    const got = await wire.send(cmd, await tokenFor(cmd.caller, this.#seq));
     const t = timing.get(cmd.kind) ?? { ms: 0, n: 0 };
     t.ms += performance.now() - sent;
     t.n++;
@@ -160,6 +213,8 @@ class SequenceRun {
       trace[trace.length - 1] += ` all_passed=${g.allPassed} ${g.evaluations.map((e) => `${e.name}:${e.passed}`).join(",")}`;
     }
     if (got.code !== "ok") stats.refusals++;
+    // A write the spec leaves open changes the model only as the service decided it.
+    if (exp.commit !== undefined && got.code === "ok") exp.commit();
     try {
       compare(cmd, exp, got);
     } catch (err) {
@@ -252,4 +307,22 @@ const TRICKS = [
   "createPolicy: undeclared environment refused",
   "vote: undeclared environment refused",
   "deploy: undeclared environment refused",
+  // Issue 12.
+  "vote: bypass without a reason refused",
+  "vote by a viewer refused",
+  "vote by an unknown role refused",
+  "vote on a ruled gate refused",
+  "vote on a ruled gate accepted",
+  "deploy by a maintainer",
+  "break-glass",
+  "break-glass refused",
+  "evaluate: break-glass passes",
+  "evaluate: ruled policy passes",
+  "evaluate: ruled policy holds",
+  "expires_at in the past refused",
+  "grantRole expiring",
+  "addMember expiring",
+  "ruled policy",
+  "ruled policy with distinct approvers",
+  "ruled policy refused",
 ];

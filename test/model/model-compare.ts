@@ -6,7 +6,7 @@
  */
 
 import type { Expectation } from "./gate-model.js";
-import { CALLERS, type Command } from "./model-commands.js";
+import { baseOrg, CALLERS, type Command, orgOf } from "./model-commands.js";
 import type { Answer } from "./model-wire.js";
 
 /** A disagreement between the service and the model. */
@@ -33,8 +33,8 @@ function matches(expected: unknown, actual: unknown): boolean {
 }
 
 export interface EvaluationAnswer {
-  evaluations: { name: string; type: string; passed: boolean; reason?: string }[];
-  allPassed: boolean;
+  evaluations: { name: string; type: string; passed: boolean | undefined; reason?: string }[];
+  allPassed: boolean | undefined;
 }
 
 /** Throws a Divergence when the service's answer is not one the model allows. */
@@ -43,12 +43,13 @@ export function compare(cmd: Exclude<Command, { kind: "advance" }>, exp: Expecta
   if (cmd.kind === "evaluate" && got.code === "ok") {
     const g = got.value as EvaluationAnswer;
     const want = exp.value as EvaluationAnswer | undefined;
-    // The safety property first, so that a failure says what matters most.
-    if (g.allPassed && (want === undefined || !want.allPassed))
+    // The safety property first, so that a failure says what matters most. A verdict the
+    // spec leaves open (undefined in the model) is never a pass the model forbids.
+    if (g.allPassed && (want === undefined || want.allPassed === false))
       throw new Divergence(`UNSAFE evaluate: all_passed where the model ${want === undefined ? `refuses (${exp.codes.join("|")})` : "holds"}`, true, detail);
     for (const e of g.evaluations) {
       const m = want?.evaluations.find((w) => w.name === e.name);
-      if (e.passed && m !== undefined && !m.passed)
+      if (e.passed && m !== undefined && m.passed === false)
         throw new Divergence(`UNSAFE evaluate: ${e.type} policy passed where the model holds`, true, detail);
     }
   }
@@ -69,7 +70,7 @@ export function compare(cmd: Exclude<Command, { kind: "advance" }>, exp: Expecta
 function refusalHint(cmd: Exclude<Command, { kind: "advance" }>, exp: Expectation): string {
   const caller = CALLERS[cmd.caller]!;
   if (exp.codes[0] === "PermissionDenied" && exp.message === undefined) {
-    if (caller.roles[cmd.project.organisation] === undefined) return " (caller has no role in the organisation)";
+    if (caller.roles[baseOrg(orgOf(cmd))] === undefined) return " (caller has no role in the organisation)";
     if (cmd.kind === "vote")
       return caller.service ? " (service voter)" : cmd.bypass ? " (force_bypass by a member)" : " (author approving)";
     if (cmd.kind === "deploy") return " (member recording a deployment)";

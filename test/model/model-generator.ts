@@ -5,11 +5,15 @@
  * that differ from the intent's, look-alike environment names, declared
  * environments, service voters and votes through the wrong project. Most
  * commands are plausible (the right admin, a known intent) so that sequences
- * reach states where the gate could open; the rest probe the edges.
+ * reach states where the gate could open; the rest probe the edges. Issue
+ * 12 adds the directory (groups, memberships and role grants, scoped and
+ * expiring, to viewers, outsiders and members), approval rules with and
+ * without distinct approvers, bypasses without a reason and break-glass; a
+ * quarter of the sequences ("rules") open with a group and a ruled policy.
  */
 import type { GateModel } from "./gate-model.js";
 import { PATTERNS } from "./gate-model.js";
-import { CALLERS, type Command, ORGS, type ProjectRef, type WireConfig } from "./model-commands.js";
+import { baseOrg, CALLERS, type Command, ORGS, type ProjectRef, type WireConfig, type WireRule, type WireScope } from "./model-commands.js";
 import { CANONICAL, OTHER_VALID } from "./model-environment.js";
 
 /** mulberry32: small, seedable, good enough to pick commands. */
@@ -29,7 +33,13 @@ const BRANCHES = ["main", "release/1.2", "feature/x", "hotfix", "mainline", ""];
 const TARGETS = ["prod", "staging"];
 const SOURCES = ["staging", "qa", "dev"];
 const AUTHORS = ["alice", "bob", "ada", "carol", "zed"];
-const ADMIN_OF: Readonly<Record<string, string>> = { acme: "ada", globex: "gus" };
+const ADMIN_BY_BASE: Readonly<Record<string, string>> = { acme: "ada", globex: "gus" };
+/** The admin of a sequence's organisation. */
+const ADMIN_OF = new Proxy({} as Record<string, string>, { get: (_, org: string) => ADMIN_BY_BASE[baseOrg(org)] });
+const GROUPS = ["sre", "sec", "ops"];
+const IDP = ["sec-idp", "oncall", ""];
+const USERS = ["alice", "bob", "carol", "dave", "max", "vic", "erin", "ada", "uma", "zed"];
+const COMMENTS = ["", "too short", "    short    ", "hotfix for incident 42", "          x", "release train blocked, author is admin"];
 const ALL_CALLERS = Object.keys(CALLERS);
 
 const FULL_WIDTH_OFFSET = 0xff41 - 0x61;
@@ -41,14 +51,17 @@ export class CommandGenerator {
   readonly #projects: readonly ProjectRef[];
 
   /** The policy kind this sequence's policies lean to, so that each kind gets sequences where it can pass. */
-  readonly #theme: WireConfig["kind"] | undefined;
+  readonly #theme: WireConfig["kind"] | "rules" | undefined;
+  #grants = 0;
+  readonly #seq: number;
 
   /** `projects`: this sequence's projects, acme's first (they get most commands). */
-  constructor(rand: () => number, model: GateModel, projects: readonly ProjectRef[]) {
+  constructor(rand: () => number, model: GateModel, projects: readonly ProjectRef[], seq = 0) {
     this.#rand = rand;
     this.#model = model;
     this.#projects = projects;
-    this.#theme = this.#pick(["soak", "approval", "branch", undefined] as const);
+    this.#seq = seq;
+    this.#theme = this.#pick(["soak", "approval", "branch", undefined, "rules", "rules"] as const);
   }
 
   #pick<T>(xs: readonly T[]): T {
@@ -106,11 +119,11 @@ export class CommandGenerator {
   }
 
   #membersOf(org: string): string[] {
-    return ALL_CALLERS.filter((c) => CALLERS[c]!.roles[org] !== undefined && !CALLERS[c]!.service);
+    return ALL_CALLERS.filter((c) => CALLERS[c]!.roles[baseOrg(org)] !== undefined && !CALLERS[c]!.service);
   }
 
   #servicesOf(org: string): string[] {
-    return ALL_CALLERS.filter((c) => CALLERS[c]!.roles[org] !== undefined && CALLERS[c]!.service);
+    return ALL_CALLERS.filter((c) => CALLERS[c]!.roles[baseOrg(org)] !== undefined && CALLERS[c]!.service);
   }
 
   /** An intent id and the project to name it through (usually its own, sometimes another: NOT_FOUND). */
@@ -134,14 +147,48 @@ export class CommandGenerator {
   /** A config; in `project`, when it declares environments, often naming one it does not. */
   #config(project?: ProjectRef): WireConfig {
     const target = project === undefined ? this.#pick(TARGETS) : this.#undeclaredOr(project, () => this.#pick(TARGETS));
-    const themed = { soak: 0.5, approval: 0.1, branch: 0.9 }[this.#theme ?? "approval"];
-    const r = this.#theme !== undefined && this.#chance(0.6) ? themed : this.#rand();
-    if (r < 0.35) return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * 2) };
+    const themed = { soak: 0.5, approval: 0.1, branch: 0.9, rules: 0.1 }[this.#theme ?? "approval"];
+    const r = this.#theme !== undefined && this.#chance(this.#theme === "rules" ? 0.8 : 0.6) ? themed : this.#rand();
+    if (r < 0.35) {
+      const ruled = this.#theme === "rules" ? this.#chance(0.85) : this.#chance(0.2);
+      if (!ruled) return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * 2) };
+      const rules = this.#rules(project);
+      // The policy's own total at most the largest rule's count: then the spec's two readings of
+      // "distinct current approvals" agree (the model leaves the total to the rules).
+      const most = Math.max(...rules.map((x) => (ruleValid(x) ? x.required : 1)));
+      return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * Math.min(2, most)), rules, distinct: this.#chance(0.5) };
+    }
     if (r < 0.7) {
       const source = this.#pick(SOURCES.filter((s) => s !== target));
       return { kind: "soak", target: this.#spell(target), source: this.#spell(source), seconds: this.#pick([1, 10, 30, 60, 60, 3600]) };
     }
     return { kind: "branch", target: this.#spell(target), pattern: this.#pick(Object.keys(PATTERNS)) };
+  }
+
+  /** One to three rules: groups of the organisation (existing or not) and minimum roles, now and then invalid. */
+  #rules(project?: ProjectRef): WireRule[] {
+    const org = (project ?? this.#projects[0]!).organisation;
+    // Mostly groups that have members, so that ruled policies pass the configuration check and can open.
+    const named = this.#model.groupNames(org);
+    const staffed = named.filter((g) => this.#model.members(org, g).length > 0);
+    const known = staffed.length > 0 && this.#chance(0.8) ? staffed : named;
+    const n = this.#chance(0.15) ? 3 : 1 + Math.floor(this.#rand() * 2);
+    const rules: WireRule[] = [];
+    const used = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const required = this.#chance(0.03) ? this.#pick([0, 101]) : this.#pick([1, 1, 1, 2]);
+      let rule: WireRule;
+      if (this.#chance(0.65)) {
+        const group = known.length > 0 && this.#chance(0.85) ? this.#pick(known) : this.#pick(GROUPS);
+        rule = { group, minRole: this.#chance(0.03) ? "member" : "", required };
+      } else rule = { group: "", required: this.#chance(0.03) ? 0 : 1, minRole: this.#chance(0.04) ? this.#pick(["viewer", "owner", ""]) : this.#pick(["member", "maintainer", "admin"]) };
+      const id = `${rule.group}|${rule.minRole}`;
+      // The spec says nothing of a rule given twice: the model never sends one.
+      if (used.has(id)) continue;
+      used.add(id);
+      rules.push(rule);
+    }
+    return rules;
   }
 
   /**
@@ -164,11 +211,33 @@ export class CommandGenerator {
 
   /** The next command; `now` (ms) places deployments' finish times around the server's clock. */
   next(now: number): Command {
+    this.#now = now;
     // Each sequence opens with a few policies and a release in its main project, so that its commands meet a gate.
     const step = this.#steps++;
+    if (this.#theme === "rules" && step < 6) {
+      // A group with members (one an identity-provider group), then a ruled policy and a release.
+      const main = this.#projects[0]!;
+      const org = main.organisation;
+      if (step === 0) return { kind: "createGroup", caller: ADMIN_OF[org]!, organisation: org, name: "sre", idp: this.#chance(0.3) ? "oncall" : "" };
+      if (step === 1 || step === 2)
+        return { kind: "addMember", caller: ADMIN_OF[org]!, organisation: org, group: "sre", user: this.#pick(["alice", "bob", "dave", "max", "carol"]), ...this.#scope(main, 0.8) };
+      if (step === 3)
+        return this.#chance(0.5)
+          ? { kind: "createGroup", caller: ADMIN_OF[org]!, organisation: org, name: "sec", idp: this.#chance(0.7) ? "sec-idp" : "" }
+          : { kind: "addMember", caller: ADMIN_OF[org]!, organisation: org, group: "sre", user: this.#pick(["alice", "bob", "dave", "max", "carol"]), ...this.#scope(main, 0.9) };
+      if (step === 4) return { kind: "createPolicy", caller: ADMIN_OF[org]!, project: main, name: this.#policyName(main), config: this.#config() };
+      return this.#register(main);
+    }
+    // Then two votes and an evaluation on the latest release, so that ruled gates get the chance to open.
+    if (this.#theme === "rules" && (step === 6 || step === 7)) return this.#vote();
+    if (this.#theme === "rules" && step === 8) return this.#evaluate();
     if (step < 3 && this.#chance(0.8))
       return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#policyName(this.#projects[0]!), config: this.#config() };
-    if (step === 3) return this.#register(this.#projects[0]);
+    if (step === 3 && this.#theme !== "rules") return this.#register(this.#projects[0]);
+    const d = this.#rand();
+    // Issue 12: the directory (more of it in rules sequences) and break-glass, then issue 11's mix.
+    if (d < (this.#theme === "rules" ? 0.2 : 0.1)) return this.#directoryCommand();
+    if (d < (this.#theme === "rules" ? 0.24 : 0.13)) return this.#breakGlass();
     const r = this.#rand();
     if (r < 0.05) return this.#setEnvs();
     if (r < 0.07) {
@@ -196,13 +265,32 @@ export class CommandGenerator {
       return { kind: "getIntent", caller: this.#caller(this.#membersOf(project.organisation)), project, id };
     }
     if (r < 0.48) return this.#deploy(now);
-    if (r < 0.63) {
+    if (r < 0.63) return this.#vote();
+    if (r < 0.66) {
+      const { id, project } = this.#intent();
+      const environment = this.#spell(this.#envFor(project, "approval", "target", TARGETS));
+      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment };
+    }
+    return this.#rest(r);
+  }
+
+  #vote(): Command {
+    {
       const { id, project } = this.#intent();
       const decision = this.#chance(0.75) ? "approved" : "rejected";
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
       const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
-      const caller = involved.length > 0 && this.#chance(0.3) ? involved[this.#chance(0.65) ? involved.length - 1 : 0]! : this.#caller(this.#membersOf(project.organisation), 0.85);
+      // On a ruled gate, often someone a rule names (a member of a group, or a maintainer or admin).
+      const named = this.#model.groupNames(project.organisation).flatMap((g) => this.#model.members(project.organisation, g));
+      const eligible = [...named, ADMIN_OF[project.organisation]!, "max"].filter((c) => CALLERS[c] !== undefined);
+      const caller =
+        involved.length > 0 && this.#chance(0.3)
+          ? involved[this.#chance(0.65) ? involved.length - 1 : 0]!
+          : this.#theme === "rules" && this.#chance(0.6)
+            ? this.#pick(eligible)
+            : this.#caller(this.#membersOf(project.organisation), 0.85);
+      const bypass = decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12);
       return {
         kind: "vote",
         caller,
@@ -211,14 +299,14 @@ export class CommandGenerator {
         environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
         decision,
         // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
-        bypass: decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12),
+        bypass,
+        // A bypass needs a reason of 10 characters (issue 12): mostly given, sometimes too short.
+        comment: bypass ? (this.#chance(0.7) ? "hotfix for incident 42" : this.#pick(COMMENTS)) : this.#chance(0.1) ? this.#pick(COMMENTS) : undefined,
       };
     }
-    if (r < 0.66) {
-      const { id, project } = this.#intent();
-      const environment = this.#spell(this.#envFor(project, "approval", "target", TARGETS));
-      return { kind: "state", caller: this.#caller(this.#servicesOf(project.organisation)), project, id, environment };
-    }
+  }
+
+  #rest(r: number): Command {
     if (r < 0.68) {
       const project = this.#project();
       const kind = this.#chance(0.7) ? "history" : "watch";
@@ -227,6 +315,84 @@ export class CommandGenerator {
     }
     if (r < 0.76) return { kind: "advance", seconds: this.#pick([1, 10, 29, 30, 59, 60, 61, 3600]) };
     return this.#evaluate();
+  }
+
+  /** A scope for a membership or grant in `p`: mostly valid, sometimes expiring, now and then malformed. */
+  #scope(p: ProjectRef, valid = 0.9): WireScope {
+    const expiresAt = this.#chance(0.35)
+      ? this.#pick([this.#now + 30_000, this.#now + 60_000, this.#now + 61_000, this.#now + 3_600_000, this.#now, this.#now - 1_000])
+      : undefined;
+    const at = expiresAt === undefined ? {} : { expiresAt };
+    if (this.#chance(valid)) {
+      const r = this.#rand();
+      if (r < 0.4) return { scope: "organisation", scopeId: "", ...at };
+      if (r < 0.75) return { scope: "project", scopeId: p.project, ...at };
+      return { scope: "environment", scopeId: `${p.project}/${this.#spell(this.#pick(TARGETS))}`, ...at };
+    }
+    return this.#pick<WireScope>([
+      { scope: "organisation", scopeId: p.project, ...at },
+      { scope: "project", scopeId: "", ...at },
+      { scope: "environment", scopeId: "", ...at },
+      { scope: "environment", scopeId: p.project, ...at },
+      { scope: "environment", scopeId: `${p.project}/prod `, ...at },
+      { scope: "team", scopeId: "", ...at },
+      { scope: "project", scopeId: this.#projects[1]!.project, ...at },
+    ]);
+  }
+
+  #now = 0;
+
+  /** A directory command in one of the sequence's organisations, mostly by its admin. */
+  #directoryCommand(): Command {
+    const project = this.#project();
+    const org = project.organisation;
+    const admin = ADMIN_OF[org]!;
+    const writer = this.#caller([admin], 0.85);
+    const groups = this.#model.groupNames(org);
+    const group = () => (groups.length > 0 && this.#chance(0.85) ? this.#pick(groups) : this.#chance(0.05) ? "Bad Name" : this.#pick(GROUPS));
+    const r = this.#rand();
+    if (r < 0.12) {
+      const idp = this.#chance(0.02) ? "x".repeat(201) : this.#pick(IDP);
+      return { kind: "createGroup", caller: writer, organisation: org, name: this.#chance(0.04) ? "-sre" : this.#pick(GROUPS), idp };
+    }
+    if (r < 0.16) return { kind: "deleteGroup", caller: writer, organisation: org, name: group() };
+    if (r < 0.23) return { kind: "listGroups", caller: this.#caller(this.#membersOf(org)), organisation: org };
+    if (r < 0.5) return { kind: "addMember", caller: writer, organisation: org, group: group(), user: this.#chance(0.03) ? "" : this.#pick(USERS), ...this.#scope(project) };
+    if (r < 0.6) {
+      const g = group();
+      const members = this.#model.members(org, g);
+      return { kind: "removeMember", caller: writer, organisation: org, group: g, user: members.length > 0 && this.#chance(0.8) ? this.#pick(members) : this.#pick(USERS) };
+    }
+    if (r < 0.82) {
+      const scope = this.#scope(project);
+      // An outsider (no role in the organisation) gets grants only for a project: that covers every request
+      // there, where an environment grant would leave reads without an environment in doubt.
+      const insiders = this.#membersOf(org).filter((u) => ["viewer", "member", "maintainer", "admin"].includes(CALLERS[u]!.roles[baseOrg(org)]!));
+      let user = this.#chance(0.8) ? this.#pick(insiders) : this.#pick(USERS);
+      if (!insiders.includes(user) && scope.scope !== "project") user = this.#pick(insiders);
+      // Admin only for the organisation or a project (an environment-only admin would leave policy writes in doubt).
+      const role = this.#chance(0.03) ? this.#pick(["owner", ""]) : this.#pick(scope.scope === "environment" ? ["viewer", "member", "maintainer"] : ["member", "maintainer", "maintainer", "admin"]);
+      return { kind: "grantRole", caller: writer, organisation: org, ref: `s${this.#seq}-g${this.#grants++}`, user, role, ...scope };
+    }
+    if (r < 0.9) {
+      const refs = this.#model.grantRefs(org);
+      return { kind: "revokeGrant", caller: writer, organisation: org, ref: refs.length > 0 && this.#chance(0.85) ? this.#pick(refs) : `s${this.#seq}-none` };
+    }
+    return { kind: "listGrants", caller: this.#caller(this.#membersOf(org)), organisation: org, user: this.#chance(0.5) ? "" : this.#pick(USERS) };
+  }
+
+  /** Break-glass on a known intent, mostly by the admin with a reason. */
+  #breakGlass(): Command {
+    const { id, project } = this.#intent();
+    const org = project.organisation;
+    return {
+      kind: "breakGlass",
+      caller: this.#caller([ADMIN_OF[org]!], 0.8),
+      project,
+      id,
+      environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
+      reason: this.#chance(0.8) ? "prod is down, incident 42" : this.#pick(COMMENTS),
+    };
   }
 
   /** Mostly a name the project does not use yet (ALREADY_EXISTS now and then). */
@@ -310,7 +476,7 @@ export class CommandGenerator {
     const org = project.organisation;
     return {
       kind: "deploy",
-      caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!], 0.85),
+      caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!, "max"], 0.85),
       project,
       id,
       environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "any", "source", SOURCES))),
@@ -342,7 +508,11 @@ export class CommandGenerator {
   }
 }
 
-/** This sequence's projects: both organisations, two projects each, names unique to the sequence. */
+/** This sequence's projects: both its organisations (named for it: the directory is organisation-wide), two projects each. */
 export function sequenceProjects(seq: number): ProjectRef[] {
-  return ORGS.flatMap((organisation) => ["web", "api"].map((p) => ({ organisation, project: `${p}-s${seq}` })));
+  return ORGS.flatMap((org) => ["web", "api"].map((project) => ({ organisation: `${org}-s${seq}`, project })));
+}
+
+function ruleValid(r: WireRule): boolean {
+  return (r.group === "") !== (r.minRole === "") && r.required >= 1 && r.required <= 100;
 }

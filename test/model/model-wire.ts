@@ -3,9 +3,11 @@
  * to what the reference model predicts: the code, the error message, and the
  * fields the rules fix.
  */
-import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { type CallOptions, type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
+import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { DeploymentStatus, ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 import { getProjectEnvironments, setProjectEnvironments } from "./environment-wire.js";
 import type { Command, WireConfig } from "./model-commands.js";
@@ -22,61 +24,65 @@ interface Clients {
   readonly policies: Client<typeof PolicyService>;
   readonly releases: Client<typeof ReleaseService>;
   readonly audit: Client<typeof ApprovalAuditService>;
+  readonly directory: Client<typeof ApproverService>;
+  readonly breakGlass: Client<typeof BreakGlassService>;
 }
 
-/** One HTTP/2 session per caller for the whole run (a new one per call costs more than the call). */
+/**
+ * One HTTP/2 session for the whole run (a new one per call costs more than
+ * the call); each call carries its caller's token in its own header, so that
+ * every sequence can have organisations of its own.
+ */
 export class Wire {
-  readonly #clients = new Map<string, Clients>();
-  readonly #transport: (token: string) => Transport;
-  readonly #tokens: ReadonlyMap<string, string>;
+  readonly #c: Clients;
+  /** The test's grant refs → the ids the server answered. */
+  readonly #grantIds = new Map<string, string>();
 
-  constructor(transport: (token: string) => Transport, tokens: ReadonlyMap<string, string>) {
-    this.#transport = transport;
-    this.#tokens = tokens;
+  constructor(transport: Transport) {
+    this.#c = {
+      transport,
+      policies: createClient(PolicyService, transport),
+      releases: createClient(ReleaseService, transport),
+      audit: createClient(ApprovalAuditService, transport),
+      directory: createClient(ApproverService, transport),
+      breakGlass: createClient(BreakGlassService, transport),
+    };
   }
 
-  #for(caller: string): Clients {
-    let c = this.#clients.get(caller);
-    if (c === undefined) {
-      const transport = this.#transport(this.#tokens.get(caller)!);
-      c = {
-        transport,
-        policies: createClient(PolicyService, transport),
-        releases: createClient(ReleaseService, transport),
-        audit: createClient(ApprovalAuditService, transport),
-      };
-      this.#clients.set(caller, c);
-    }
-    return c;
-  }
-
-  async send(cmd: Exclude<Command, { kind: "advance" }>): Promise<Answer> {
+  async send(cmd: Exclude<Command, { kind: "advance" }>, token: string): Promise<Answer> {
     try {
-      return { code: "ok", message: "", value: await this.#call(cmd, this.#for(cmd.caller)) };
+      return { code: "ok", message: "", value: await this.#call(cmd, this.#c, { headers: { authorization: `Bearer ${token}` } }) };
     } catch (err) {
       const e = ConnectError.from(err);
       return { code: Code[e.code] ?? String(e.code), message: e.rawMessage };
     }
   }
 
-  async #call(cmd: Exclude<Command, { kind: "advance" }>, c: Clients): Promise<unknown> {
+  async #call(cmd: Exclude<Command, { kind: "advance" }>, c: Clients, o: CallOptions): Promise<unknown> {
+    if ("organisation" in cmd) return this.#directoryCall(cmd, c, o);
     const project = cmd.project;
     switch (cmd.kind) {
       case "setEnvs":
-        return setProjectEnvironments(c.transport, project, cmd.environments);
+        return setProjectEnvironments(c.transport, project, cmd.environments, o);
       case "getEnvs":
-        return getProjectEnvironments(c.transport, project);
+        return getProjectEnvironments(c.transport, project, o);
       case "createPolicy": {
-        const res = await c.policies.createPolicy({ project, name: cmd.name, ...configToProto(cmd.config) });
+        const res = await c.policies.createPolicy({ project, name: cmd.name, ...configToProto(cmd.config) }, o);
         return configFromProto(res.policy?.config);
       }
       case "updatePolicy": {
         const config = cmd.config === undefined ? {} : { config: configToProto(cmd.config).config };
-        const res = await c.policies.updatePolicy({ project, name: cmd.name, enabled: cmd.enabled, ...config });
+        const res = await c.policies.updatePolicy({ project, name: cmd.name, enabled: cmd.enabled, ...config }, o);
         return configFromProto(res.policy?.config);
       }
       case "deletePolicy":
-        await c.policies.deletePolicy({ project, name: cmd.name });
+        await c.policies.deletePolicy({ project, name: cmd.name }, o);
+        return {};
+      case "breakGlass":
+        await c.breakGlass.breakGlass(
+          { project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment, reason: cmd.reason },
+          o,
+        );
         return {};
       case "register": {
         const res = await c.releases.registerReleaseIntent({
@@ -85,11 +91,11 @@ export class Wire {
           authorUserId: cmd.author,
           branch: cmd.branch,
           version: cmd.version,
-        });
+        }, o);
         return { created: res.created, author: res.releaseIntent?.authorUserId };
       }
       case "getIntent": {
-        const i = (await c.releases.getReleaseIntent({ project, releaseIntentId: cmd.id })).releaseIntent;
+        const i = (await c.releases.getReleaseIntent({ project, releaseIntentId: cmd.id }, o)).releaseIntent;
         // Issue 11's registrant fields (ReleaseIntent 8 and 9), read by name: absent from older generated code.
         return {
           author: i?.authorUserId,
@@ -106,7 +112,7 @@ export class Wire {
           releaseIntentId: cmd.id,
           status,
           finishedAt: cmd.finishedAt === undefined ? undefined : new Date(cmd.finishedAt).toISOString(),
-        });
+        }, o);
         // Deployment.recorded_at (field 7) is issue 11's: read by name.
         const recorded = res.deployment === undefined ? undefined : Reflect.get(res.deployment, "recordedAt");
         return {
@@ -115,17 +121,16 @@ export class Wire {
         };
       }
       case "vote": {
-        const req = { project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment };
+        const req = { project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment, comment: cmd.comment };
         const res =
           cmd.decision === "approved"
-            ? // A bypass needs a written reason (at least 10 characters).
-              await c.policies.approveRelease({ ...req, forceBypass: cmd.bypass, ...(cmd.bypass ? { comment: "model: bypass reason" } : {}) })
-            : await c.policies.rejectRelease(req);
+            ? await c.policies.approveRelease({ ...req, forceBypass: cmd.bypass }, o)
+            : await c.policies.rejectRelease(req, o);
         const mine = res.state?.decisions.find((d) => d.userId === cmd.caller);
         return { current: res.state?.currentApprovals, decision: mine?.decision, kind: mine?.decisionKind };
       }
       case "state": {
-        const res = await c.policies.getExternalApprovalState({ project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment });
+        const res = await c.policies.getExternalApprovalState({ project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment }, o);
         return { current: res.state?.currentApprovals };
       }
       case "evaluate": {
@@ -134,7 +139,7 @@ export class Wire {
           targetEnvironment: cmd.environment,
           branch: cmd.branch,
           releaseIntentId: cmd.id,
-        });
+        }, o);
         return {
           evaluations: res.evaluations.map((e) => ({
             name: e.policyName,
@@ -149,7 +154,7 @@ export class Wire {
         };
       }
       case "history": {
-        const res = await c.audit.listApprovalHistory({ project, targetEnvironment: cmd.environment, pageSize: 1000 });
+        const res = await c.audit.listApprovalHistory({ project, targetEnvironment: cmd.environment, pageSize: 1000 }, o);
         const entries = new Set(res.entries.map((e) => `${e.releaseIntentId}|${e.targetEnvironment}|${e.userId}`));
         // Issue 11's intent_author_user_id and intent_registered_by_user_id (entry fields 11 and 12), read by name.
         const intents = new Set(
@@ -162,12 +167,68 @@ export class Wire {
       case "watch": {
         const abort = new AbortController();
         try {
-          for await (const m of c.audit.watchApprovalEvents({ project, targetEnvironment: cmd.environment }, { signal: abort.signal }))
+          for await (const m of c.audit.watchApprovalEvents({ project, targetEnvironment: cmd.environment }, { ...o, signal: abort.signal }))
             return { subscribed: m.subscribed };
           return { subscribed: false };
         } finally {
           abort.abort();
         }
+      }
+    }
+  }
+
+  async #directoryCall(cmd: Extract<Command, { organisation: string }>, c: Clients, o: CallOptions): Promise<unknown> {
+    const organisation = cmd.organisation;
+    const expiresAt = (t: number | undefined) => (t === undefined ? "" : new Date(t).toISOString());
+    switch (cmd.kind) {
+      case "createGroup": {
+        const g = (await c.directory.createApproverGroup({ organisation, name: cmd.name, idpGroup: cmd.idp }, o)).group;
+        return { name: g?.name, idp: g?.idpGroup };
+      }
+      case "deleteGroup":
+        await c.directory.deleteApproverGroup({ organisation, name: cmd.name }, o);
+        return {};
+      case "listGroups": {
+        const res = await c.directory.listApproverGroups({ organisation }, o);
+        return {
+          groups: [...res.groups]
+            .sort((a, b) => (a.name < b.name ? -1 : 1))
+            .map((g) => ({
+              name: g.name,
+              idp: g.idpGroup,
+              members: g.members.map((m) => `${m.userId}|${m.scope}|${m.scopeId}|${m.active}`).sort(),
+            })),
+        };
+      }
+      case "addMember": {
+        const m = (
+          await c.directory.addGroupMember(
+            { organisation, group: cmd.group, userId: cmd.user, scope: cmd.scope, scopeId: cmd.scopeId, expiresAt: expiresAt(cmd.expiresAt) },
+            o,
+          )
+        ).member;
+        return { member: m === undefined ? undefined : `${m.userId}|${m.scope}|${m.scopeId}|${m.active}` };
+      }
+      case "removeMember":
+        await c.directory.removeGroupMember({ organisation, group: cmd.group, userId: cmd.user }, o);
+        return {};
+      case "grantRole": {
+        const g = (
+          await c.directory.grantRole(
+            { organisation, userId: cmd.user, role: cmd.role, scope: cmd.scope, scopeId: cmd.scopeId, expiresAt: expiresAt(cmd.expiresAt) },
+            o,
+          )
+        ).grant;
+        if (g !== undefined) this.#grantIds.set(cmd.ref, g.id);
+        return { grant: g === undefined ? undefined : `${g.userId}|${g.role}|${g.scope}|${g.scopeId}|${g.active}` };
+      }
+      case "revokeGrant":
+        // A ref the server never answered (the grant was refused): an id nobody has.
+        await c.directory.revokeRoleGrant({ organisation, id: this.#grantIds.get(cmd.ref) ?? "00000000-0000-4000-8000-000000000000" }, o);
+        return {};
+      case "listGrants": {
+        const res = await c.directory.listRoleGrants({ organisation, userId: cmd.user }, o);
+        return { grants: res.grants.map((g) => `${g.userId}|${g.role}|${g.scope}|${g.scopeId}|${g.active}`).sort() };
       }
     }
   }
@@ -198,7 +259,15 @@ function configToProto(c: WireConfig) {
     case "approval":
       return {
         policyType: PolicyType.EXTERNAL_APPROVAL,
-        config: { case: "externalApproval" as const, value: { targetEnvironment: c.target, requiredApprovals: c.required } },
+        config: {
+          case: "externalApproval" as const,
+          value: {
+            targetEnvironment: c.target,
+            requiredApprovals: c.required,
+            rules: (c.rules ?? []).map((r) => ({ group: r.group, minRole: r.minRole, requiredApprovals: r.required })),
+            distinctApprovers: c.distinct ?? false,
+          },
+        },
       };
   }
 }
