@@ -2,6 +2,7 @@ import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bu
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { EnvironmentService } from "../../src/gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
@@ -13,6 +14,7 @@ export const AUTHENTICATED_SERVICES: readonly DescService[] = [
   ApprovalAuditService,
   ApproverService,
   EnvironmentService,
+  ApprovalQueryService,
 ];
 
 /** Every method of every authenticated service, with its service. */
