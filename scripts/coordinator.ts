@@ -93,7 +93,7 @@ for await (const m of messages) {
   const event = parseApprovalEvent(m.string());
   if (event === undefined) {
     // Not ours (another publisher on the subjects): never redeliver it.
-    console.error(`skipping message ${m.seq} on ${m.subject}: not an approval.decided event`);
+    console.error(`skipping message ${m.seq} on ${m.subject}: not an approval event`);
     m.term();
     continue;
   }

@@ -109,7 +109,7 @@ ${lines.join("\n")}
 ${SUITES.map((s) => `- \`${s.suite}\` (\`${s.file}\`): ${s.about}.`).join("\n")}
 
 Longer runs: \`FUZZ_RUNS\` (cases per RPC and protocol, default 30), \`FUZZ_SEED\`,
-\`MODEL_RUNS\` / \`MODEL_STEPS\` / \`MODEL_SEED\` (default 100 sequences × 30
+\`MODEL_RUNS\` / \`MODEL_STEPS\` / \`MODEL_SEED\` (default 300 sequences × 20
 commands; a failure prints its seed and the steps), \`BURST_CLIENTS\` /
 \`BURST_OPS\` (default 60 × 6).
 

@@ -17,6 +17,7 @@ import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflecti
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
+import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
 import { ServerHealth } from "./health/health.js";
@@ -30,6 +31,7 @@ import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/ap
 import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
+import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
 import { createEnvironmentHandlers } from "./rpc/environment-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
@@ -70,6 +72,7 @@ const SERVED: readonly DescService[] = [
   PolicyService,
   ReleaseService,
   ApprovalAuditService,
+  BreakGlassService,
   ApproverService,
   EnvironmentService,
   ApprovalQueryService,
@@ -329,6 +332,18 @@ export class App {
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
+      router.service(
+        BreakGlassService,
+        createBreakGlassHandlers({
+          db: database.db,
+          clock: this.#clock,
+          subjectPrefix: config.natsSubjectPrefix,
+          loadProject: policyCache.get,
+          onOutboxCommitted: () => relay.wake(),
+          onBrokenGlass: (project, environment) =>
+            metrics.breakGlass.inc({ organisation: project.organisation, project: project.project, environment }),
+        }),
+      );
       router.service(
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),

@@ -33,6 +33,8 @@ export interface Metrics {
   readonly watchReplayed: Counter;
   /** `watch_feed_interruptions_total`: times the event feed's LISTEN session was re-established (open Watch streams ended). */
   readonly watchFeedInterruptions: Counter;
+  /** `break_glass_total{organisation, project, environment}`: approval gates opened by an admin's break-glass. */
+  readonly breakGlass: Counter<"organisation" | "project" | "environment">;
 }
 
 /** Metric name prefix. */
@@ -97,6 +99,12 @@ export function createMetrics(): Metrics {
     watchFeedInterruptions: new Counter({
       name: `${METRICS_PREFIX}watch_feed_interruptions_total`,
       help: "Times this replica's approval event feed (its outbox LISTEN session) was re-established; open Watch streams ended UNAVAILABLE",
+      registers,
+    }),
+    breakGlass: new Counter({
+      name: `${METRICS_PREFIX}break_glass_total`,
+      help: "Approval gates opened by an organisation admin's break-glass (BreakGlassService), by organisation, project and environment; every one deserves a look",
+      labelNames: ["organisation", "project", "environment"],
       registers,
     }),
   };

@@ -26,6 +26,8 @@ afterAll(() => server?.stop());
 
 const policy = (tok: string) => server.client(PolicyService, tok);
 const target = (id: string) => ({ project, releaseIntentId: id, targetEnvironment: "prod" });
+/** A bypass needs a written reason of at least 10 characters. */
+const REASON = "incident 42: hotfix cannot wait";
 
 describe("approve, reject, state", () => {
   it("counts approvals of different members and shows them in the order first cast", async () => {
@@ -121,33 +123,56 @@ describe("four-eyes rule and bypass", () => {
   it("records an admin author's force_bypass approval as admin_override, in the history too", async () => {
     const id = await registerIntent(server, t.pipeline, project, "ada");
     await expectCode(policy(t.ada).externalApproveRelease(target(id)), Code.PermissionDenied, /author/);
-    const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment: "hotfix" });
-    expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "admin_override", comment: "hotfix" }]);
+    const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment: "hotfix for the outage" });
+    expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "admin_override", comment: "hotfix for the outage" }]);
     const history = await server
       .client(ApprovalAuditService, t.bob)
       .listApprovalHistory({ project, releaseIntentId: id });
     expect(history.entries).toMatchObject([
-      { userId: "ada", decision: "approved", decisionKind: "admin_override", previousDecision: "", comment: "hotfix" },
+      { userId: "ada", decision: "approved", decisionKind: "admin_override", previousDecision: "", comment: "hotfix for the outage" },
     ]);
   });
 
   it("denies force_bypass from a non-admin, author or not", async () => {
     const id = await registerIntent(server, t.pipeline, project);
     await expectCode(
-      policy(t.alice).externalApproveRelease({ ...target(id), forceBypass: true }),
+      policy(t.alice).externalApproveRelease({ ...target(id), forceBypass: true, comment: REASON }),
       Code.PermissionDenied,
       /^force_bypass: only an organisation admin/,
     );
     await expectCode(
-      policy(t.bob).externalApproveRelease({ ...target(id), forceBypass: true }),
+      policy(t.bob).externalApproveRelease({ ...target(id), forceBypass: true, comment: REASON }),
       Code.PermissionDenied,
       /^force_bypass:/,
     );
   });
 
+  it("refuses force_bypass without a reason of at least 10 characters, before authorisation", async () => {
+    const id = await registerIntent(server, t.pipeline, project, "ada");
+    const refusal = "comment: a bypass needs a reason (at least 10 characters)";
+    for (const comment of [undefined, "", "hotfix", "  123456789  ", "\t\n         \n"])
+      await expectCode(
+        policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment }),
+        Code.InvalidArgument,
+        refusal,
+      );
+    // A shape check: a member (who may not bypass at all) hears about the reason first.
+    await expectCode(
+      policy(t.bob).externalApproveRelease({ ...target(id), forceBypass: true, comment: "short" }),
+      Code.InvalidArgument,
+      refusal,
+    );
+    // Nothing was written by the refused requests.
+    const state = await policy(t.bob).getExternalApprovalState(target(id));
+    expect(state.state?.decisions).toEqual([]);
+    // Exactly ten characters after trimming is enough.
+    const ok = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment: "  1234567890  " });
+    expect(ok.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "admin_override", comment: "  1234567890  " }]);
+  });
+
   it("treats force_bypass from an admin who is not the author as a peer vote", async () => {
     const id = await registerIntent(server, t.pipeline, project);
-    const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true });
+    const res = await policy(t.ada).externalApproveRelease({ ...target(id), forceBypass: true, comment: REASON });
     expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "peer" }]);
   });
 
@@ -250,7 +275,7 @@ describe("history", () => {
     await policy(t.bob).externalApproveRelease(vote);
     await policy(t.bob).externalRejectRelease({ ...vote, comment: "wait" });
     await policy(t.bob).externalApproveRelease(vote);
-    await policy(t.ada).externalApproveRelease({ ...vote, forceBypass: true });
+    await policy(t.ada).externalApproveRelease({ ...vote, forceBypass: true, comment: REASON });
     await policy(t.carol).externalRejectRelease(vote);
 
     const audit = server.client(ApprovalAuditService, t.alice);

@@ -66,7 +66,7 @@ describe("the ladder from the token's role", () => {
     await expectRpcError(
       policies(viewer).externalApproveRelease({ project: web, releaseIntentId: id, targetEnvironment: "prod" }),
       Code.PermissionDenied,
-      "viewer vera may not approval.vote in organisation acme (project web, environment prod)",
+      "viewer vera may not approval.vote in organisation acme",
     );
     await expectRpcError(
       policies(viewer).externalRejectRelease({ project: web, releaseIntentId: id, targetEnvironment: "prod" }),
@@ -76,7 +76,7 @@ describe("the ladder from the token's role", () => {
     await expectRpcError(
       releases(viewer).registerReleaseIntent({ project: web, branch: "main" }),
       Code.PermissionDenied,
-      "viewer vera may not intent.register in organisation acme (project web)",
+      "viewer vera may not intent.register in organisation acme",
     );
   });
 
@@ -90,12 +90,12 @@ describe("the ladder from the token's role", () => {
     await expectRpcError(
       releases(member).recordDeployment(deploy),
       Code.PermissionDenied,
-      "member mia may not deployment.record in organisation acme (project web, environment staging)",
+      "member mia may not deployment.record in organisation acme",
     );
     await expectRpcError(
       policies(maintainer).createPolicy({ project: web, name: policyName(), policyType: PolicyType.SOAK_TIME, config: soak() }),
       Code.PermissionDenied,
-      "maintainer max may not policy.write in organisation acme (project web)",
+      "maintainer max may not policy.write in organisation acme",
     );
     // A maintainer is a member too: it may vote.
     const state = await policies(maintainer).externalApproveRelease({
@@ -114,7 +114,7 @@ describe("the ladder from the token's role", () => {
       await expectRpcError(
         releases(odd).registerReleaseIntent({ project: web }),
         Code.PermissionDenied,
-        "caller otto has no role in organisation acme (project web)",
+        "caller otto has no role in organisation acme",
       );
     },
   );
@@ -135,7 +135,7 @@ describe("role grants", () => {
     await expectRpcError(
       policies(bob).createPolicy({ project: api, name: policyName(), policyType: PolicyType.SOAK_TIME, config: soak() }),
       Code.PermissionDenied,
-      "member bob may not policy.write in organisation acme (project api)",
+      "member bob may not policy.write in organisation acme",
     );
   });
 
@@ -152,7 +152,7 @@ describe("role grants", () => {
     await expectRpcError(
       releases(carl).recordDeployment({ project: web, environment: "prod", releaseIntentId: id, status: DeploymentStatus.SUCCEEDED }),
       Code.PermissionDenied,
-      "member carl may not deployment.record in organisation acme (project web, environment prod)",
+      "member carl may not deployment.record in organisation acme",
     );
     const apiIntent = await intentIn(api);
     await expectRpcError(
@@ -174,7 +174,7 @@ describe("role grants", () => {
     await expectRpcError(
       policies(nora).listPolicies({ project: api }),
       Code.PermissionDenied,
-      "caller nora has no role in organisation acme (project api)",
+      "caller nora has no role in organisation acme",
     );
   });
 
@@ -186,7 +186,7 @@ describe("role grants", () => {
     await expectRpcError(
       policies(gus).createPolicy({ project: web, name: policyName(), policyType: PolicyType.SOAK_TIME, config: soak() }),
       Code.PermissionDenied,
-      "member gus may not policy.write in organisation acme (project web)",
+      "member gus may not policy.write in organisation acme",
     );
   });
 
@@ -200,7 +200,7 @@ describe("role grants", () => {
     clock.set(new Date(expiresAt.getTime() - 1));
     await create();
     clock.set(expiresAt);
-    await expectRpcError(create(), Code.PermissionDenied, "member eve may not policy.write in organisation acme (project web)");
+    await expectRpcError(create(), Code.PermissionDenied, "member eve may not policy.write in organisation acme");
     const listed = await directory().listRoleGrants({ organisation: ORG, userId: "eve" });
     expect(listed.grants).toMatchObject([{ id, role: "admin", expiresAt: expiresAt.toISOString(), active: false }]);
     clock.set(start);
@@ -214,7 +214,7 @@ describe("role grants", () => {
     await expectRpcError(
       releases(rita).registerReleaseIntent({ project: web, branch: "main" }),
       Code.PermissionDenied,
-      "viewer rita may not intent.register in organisation acme (project web)",
+      "viewer rita may not intent.register in organisation acme",
     );
     expect((await directory().listRoleGrants({ organisation: ORG, userId: "rita" })).grants).toEqual([]);
   });

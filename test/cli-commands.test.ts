@@ -207,10 +207,10 @@ describe("releasegate groups and grants", () => {
       (g) => g.name === "cli-sre",
     );
     expect(group?.members).toMatchObject([
-      { userId: "u-dana", scope: "environment", scopeId: "web/prod", expiresAt: "2099-01-01T00:00:00Z", active: true },
+      { userId: "u-dana", scope: "environment", scopeId: "web/prod", expiresAt: "2099-01-01T00:00:00.000Z", active: true },
     ]);
     const table = await runCli(["groups", "list", ...O], env);
-    expect(table.stdout).toMatch(/cli-sre\s+okta-sre\s+u-dana\s+environment web\/prod\s+2099-01-01T00:00:00Z/);
+    expect(table.stdout).toMatch(/cli-sre\s+okta-sre\s+u-dana\s+environment web\/prod\s+2099-01-01T00:00:00\.000Z/);
     const removed = await runCli(["groups", "remove-member", "cli-sre", "u-dana", ...O], env);
     expect(removed).toMatchObject({ code: 0, stdout: "removed u-dana from cli-sre\n" });
     const deleted = await runCli(["groups", "delete", "cli-sre", ...O], env);
@@ -240,6 +240,29 @@ describe("releasegate groups and grants", () => {
     const bad = await runCli(["grants", "add", "u-x", "owner", ...O], env);
     expect(bad.code).toBe(3);
     expect(bad.stderr).toMatch(/^error: INVALID_ARGUMENT: role: "owner" is not a role: use one of viewer, member, maintainer, admin/);
+  });
+});
+
+describe("releasegate break-glass", () => {
+  const B = ["--project", "acme/cli-glass"];
+
+  it("opens the approval gate of the intent with the reason; a member exits 3 PERMISSION_DENIED; a short reason exits 3", async () => {
+    await runCli(["policy", "create", "gate", ...B, "--type", "approval", "--target", "prod", "--required", "2"], env);
+    const intent = (await runCli(["intent", "register", ...B, "--branch", "main", "--version", "1"], env)).stdout.trim();
+    const reason = "incident 7: checkout is down";
+    const denied = await runCli(["break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", reason], bobEnv);
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toMatch(/^error: PERMISSION_DENIED: member bob may not approval.break_glass/);
+    const short = await runCli(["break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", "now"], env);
+    expect(short.code).toBe(3);
+    expect(short.stderr).toMatch(/^error: INVALID_ARGUMENT: reason: a break-glass needs a reason/);
+    const broke = await runCli(["-o", "json", "break-glass", ...B, "--intent", intent, "--env", "prod", "--reason", reason], env);
+    expect(broke.stderr).toBe("");
+    expect(broke.code).toBe(0);
+    expect(JSON.parse(broke.stdout)).toMatchObject({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    const evaluated = await runCli(["policy", "evaluate", ...B, "--env", "prod", "--intent", intent], env);
+    expect(evaluated.code).toBe(0);
+    expect(evaluated.stdout).toMatch(/gate\s+external_approval\s+pass\s+break-glass by ada at \S+: incident 7: checkout is down/);
   });
 });
 

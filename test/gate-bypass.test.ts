@@ -34,11 +34,25 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
   const audit = (tok = admin) => server.client(ApprovalAuditService, tok, protocol);
   const freshProject = () => ({ organisation: "acme", project: `bypass-${protocol}-${++seq}` });
 
+  /** A fresh project with one policy and one intent registered by `registrant` (default: the pipeline). */
+  async function gated(
+    policy: { name: string; policyType: PolicyType; config: Parameters<ReturnType<typeof policies>["createPolicy"]>[0]["config"] },
+    intent: { branch?: string; authorUserId?: string; registrant?: string } = {},
+  ) {
+    const project = freshProject();
+    await policies().createPolicy({ project, ...policy });
+    const { releaseIntent } = await releases(intent.registrant).registerReleaseIntent({
+      project,
+      branch: intent.branch ?? "main",
+      version: "1",
+      ...(intent.authorUserId !== undefined ? { authorUserId: intent.authorUserId } : {}),
+    });
+    return { project, intentId: releaseIntent!.releaseIntentId, intent: releaseIntent! };
+  }
+
   describe("soak time counts from when releasegate recorded the deploy", () => {
-    async function soakProject() {
-      const project = freshProject();
-      await policies().createPolicy({
-        project,
+    const soakProject = () =>
+      gated({
         name: "soak-staging",
         policyType: PolicyType.SOAK_TIME,
         config: {
@@ -46,9 +60,6 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
           value: { sourceEnvironment: "staging", targetEnvironment: "prod", durationSeconds: BigInt(DAY_S) },
         },
       });
-      const { releaseIntent } = await releases().registerReleaseIntent({ project, branch: "main", version: "1" });
-      return { project, intentId: releaseIntent!.releaseIntentId };
-    }
 
     it("refuses a deploy reported as finished before the intent was registered, naming finished_at", async () => {
       const { project, intentId } = await soakProject();
@@ -127,17 +138,15 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
   });
 
   describe("the intent's branch is authoritative", () => {
-    async function branchProject(intentBranch: string) {
-      const project = freshProject();
-      await policies().createPolicy({
-        project,
-        name: "main-only",
-        policyType: PolicyType.BRANCH_RESTRICTION,
-        config: { case: "branchRestriction", value: { targetEnvironment: "prod", branchPattern: "^main$" } },
-      });
-      const { releaseIntent } = await releases().registerReleaseIntent({ project, branch: intentBranch, version: "1" });
-      return { project, intentId: releaseIntent!.releaseIntentId };
-    }
+    const branchProject = (branch: string) =>
+      gated(
+        {
+          name: "main-only",
+          policyType: PolicyType.BRANCH_RESTRICTION,
+          config: { case: "branchRestriction", value: { targetEnvironment: "prod", branchPattern: "^main$" } },
+        },
+        { branch },
+      );
 
     it("does not pass an intent on feature/x when the request claims main, naming both branches", async () => {
       const { project, intentId } = await branchProject("feature/x");
@@ -199,22 +208,15 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
   });
 
   describe("four eyes cover the registrant", () => {
-    async function proxiedIntent(registrant: string) {
-      const project = freshProject();
-      await policies().createPolicy({
-        project,
-        name: "one-approval",
-        policyType: PolicyType.EXTERNAL_APPROVAL,
-        config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
-      });
-      const { releaseIntent } = await releases(registrant).registerReleaseIntent({
-        project,
-        authorUserId: "alice",
-        branch: "main",
-        version: "1",
-      });
-      return { project, intentId: releaseIntent!.releaseIntentId, intent: releaseIntent! };
-    }
+    const proxiedIntent = (registrant: string) =>
+      gated(
+        {
+          name: "one-approval",
+          policyType: PolicyType.EXTERNAL_APPROVAL,
+          config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1 } },
+        },
+        { authorUserId: "alice", registrant },
+      );
 
     it("records who registered an intent, and GetReleaseIntent shows it", async () => {
       const { project, intentId, intent } = await proxiedIntent(admin);

@@ -51,6 +51,7 @@ describe.each(["v1", "v1alpha"])("grpc.reflection.%s over a grpc-js client", (ve
       "releasegate.v1.ApprovalAuditService",
       "releasegate.v1.ApprovalQueryService",
       "releasegate.v1.ApproverService",
+      "releasegate.v1.BreakGlassService",
       "releasegate.v1.EnvironmentService",
       "releasegate.v1.ReleaseService",
     ]);

@@ -75,6 +75,31 @@ describe("round trips on the hot paths", () => {
     expect(rows.votes[0]?.decidedAt).toEqual(finished);
   });
 
+  it("reads the newest break-glass in the same one statement", async () => {
+    const base = { release_intent_id: intentId, environment: "canary", ...project };
+    for (const [reason, at] of [
+      ["first emergency", "2026-01-02T10:00:00Z"],
+      ["second emergency", "2026-01-02T11:00:00Z"],
+    ] as const)
+      await db.database.db
+        .insertInto("break_glass")
+        .values({ ...base, user_id: "ada", username: "Ada", reason, recorded_at: new Date(at), event_id: randomUUID() })
+        .execute();
+    const counter = new StatementCounter();
+    const rows = await readEvaluationRows(db.database.db.withPlugin(counter), project, {
+      releaseIntentId: intentId,
+      sourceEnvironments: ["staging"],
+      votesEnvironment: "canary",
+    });
+    expect(counter.count).toBe(1);
+    expect(rows.breakGlass).toEqual({
+      userId: "ada",
+      username: "Ada",
+      reason: "second emergency",
+      recordedAt: new Date("2026-01-02T11:00:00Z"),
+    });
+  });
+
   it("reports an intent of another project as absent, in the same one statement", async () => {
     const counter = new StatementCounter();
     const rows = await readEvaluationRows(db.database.db.withPlugin(counter), { organisation: "acme", project: "other" }, {

@@ -19,6 +19,8 @@ type Role = "admin" | "member" | "service" | "outsider";
 const ROLES: readonly Role[] = ["admin", "member", "service", "outsider"];
 const project = { organisation: "acme", project: "authz" };
 const counters = new SuiteCounters("security-authz");
+/** A bypass needs a written reason (at least 10 characters). */
+const BYPASS_REASON = "incident 42: the hotfix cannot wait";
 
 const EVERYONE_IN_ORG: readonly Role[] = ["admin", "member", "service"];
 /** Who may call each method; anyone else gets PERMISSION_DENIED. */
@@ -50,6 +52,8 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.ApproverService/GrantRole": ["admin"],
   "releasegate.v1.ApproverService/RevokeRoleGrant": ["admin"],
   "releasegate.v1.ApproverService/ListRoleGrants": EVERYONE_IN_ORG,
+  // Opening an approval gate is an admin's (a person's) call.
+  "releasegate.v1.BreakGlassService/BreakGlass": ["admin"],
   // Declaring a project's environments is an admin's (a person's) decision.
   "releasegate.v1.EnvironmentService/SetProjectEnvironments": ["admin"],
   "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
@@ -128,6 +132,8 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
       return { project, branch: "main", version: "2" };
     case "releasegate.v1.ReleaseService/GetReleaseIntent":
       return { project, releaseIntentId: intentId };
+    case "releasegate.v1.BreakGlassService/BreakGlass":
+      return { ...vote, reason: BYPASS_REASON };
     case "releasegate.v1.ReleaseService/RecordDeployment":
       return { project, environment: "staging", releaseIntentId: intentId, status: DeploymentStatus.SUCCEEDED };
     case "releasegate.v1.ApproverService/CreateApproverGroup":
@@ -213,21 +219,21 @@ describe("four-eyes rules on votes", () => {
 
   it("rejects force_bypass from a member author", async () => {
     const id = await registerIntent("alice");
-    const outcome = await approve(tokens.author, id, { forceBypass: true });
+    const outcome = await approve(tokens.author, id, { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
     record("PERMISSION_DENIED");
   });
 
   it("rejects force_bypass from a member who is not the author", async () => {
-    const outcome = await approve(tokens.member, await registerIntent("alice"), { forceBypass: true });
+    const outcome = await approve(tokens.member, await registerIntent("alice"), { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     expect(outcome.message).toMatch(/force_bypass: only an organisation admin/);
     record("PERMISSION_DENIED");
   });
 
   it("rejects force_bypass from a service account", async () => {
-    const outcome = await approve(tokens.service, await registerIntent("alice"), { forceBypass: true });
+    const outcome = await approve(tokens.service, await registerIntent("alice"), { forceBypass: true, comment: BYPASS_REASON });
     expect(codeName(outcome.code)).toBe("PermissionDenied");
     record("PERMISSION_DENIED");
   });
@@ -259,7 +265,7 @@ describe("four-eyes rules on votes", () => {
 
   it("records an admin author's force_bypass approval as admin_override, in state and history", async () => {
     const id = await registerIntent("root");
-    const res = await server.client(PolicyService, tokens.adminAuthor).externalApproveRelease(vote(id, { forceBypass: true }));
+    const res = await server.client(PolicyService, tokens.adminAuthor).externalApproveRelease(vote(id, { forceBypass: true, comment: BYPASS_REASON }));
     expect(res.state?.decisions).toMatchObject([{ userId: "root", decision: "approved", decisionKind: "admin_override" }]);
     const history = await server
       .client(ApprovalAuditService, tokens.member)
@@ -270,7 +276,7 @@ describe("four-eyes rules on votes", () => {
 
   it("treats force_bypass from an admin who is not the author as a peer vote", async () => {
     const id = await registerIntent("alice");
-    const res = await server.client(PolicyService, tokens.admin).externalApproveRelease(vote(id, { forceBypass: true }));
+    const res = await server.client(PolicyService, tokens.admin).externalApproveRelease(vote(id, { forceBypass: true, comment: BYPASS_REASON }));
     expect(res.state?.decisions).toMatchObject([{ userId: "ada", decisionKind: "peer" }]);
     record("peer");
   });
@@ -296,7 +302,7 @@ describe("four-eyes rules on votes", () => {
   });
 
   it("denies a user of another organisation even with admin there", async () => {
-    const outcome = await approve(tokens.outsider, intentId, { forceBypass: true });
+    const outcome = await approve(tokens.outsider, intentId, { forceBypass: true, comment: BYPASS_REASON });
     expect(outcome.code).toBe(Code.PermissionDenied);
     expect(outcome.message).toMatch(/has no role in organisation acme/);
     record("PERMISSION_DENIED");

@@ -98,7 +98,13 @@ describe("publishing approval decisions", () => {
     const id = await registerIntent(server, t.ada, project, "ada");
     await server
       .client(PolicyService, t.ada)
-      .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: environment, forceBypass: true });
+      .externalApproveRelease({
+        project,
+        releaseIntentId: id,
+        targetEnvironment: environment,
+        forceBypass: true,
+        comment: "incident 42: hotfix",
+      });
     const [event] = await waitFor(async () => {
       const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
       return all.length === 1 ? all : undefined;

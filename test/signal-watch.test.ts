@@ -59,10 +59,10 @@ describe("WatchApprovalEvents", () => {
   it("streams the decisions of the project and environment asked for, as they commit", async () => {
     const prod = await watch(t.pipeline, "prod");
     const all = await watch(t.alice);
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const other = { organisation: "acme", project: "elsewhere" };
     await createApprovalPolicy(server, t.ada, other, "gate", "prod", 1);
-    const otherId = await registerIntent(server, t.ada, other);
+    const otherId = await registerIntent(server, t.pipeline, other);
 
     await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "staging" });
@@ -93,7 +93,7 @@ describe("WatchApprovalEvents", () => {
 
   it("streams over the Connect protocol on HTTP/1.1 too", async () => {
     const watcher = await watch(t.bob, "prod", "connect");
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     await server.client(PolicyService, t.carol).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     const event = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "event over Connect");
     await watcher.stop();
@@ -102,7 +102,7 @@ describe("WatchApprovalEvents", () => {
 
   it("delivers an event too large for a NOTIFY payload (a 10 000-character username from the token)", async () => {
     const watcher = await watch(t.alice, "prod");
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const longName = "n".repeat(10_000);
     const voter = await token({ sub: "verbose", name: longName, orgs: { acme: "member" } });
     const res = await server
@@ -129,7 +129,7 @@ describe("resuming after a reconnect (resume_after_event_id)", () => {
     events.filter((e) => e.releaseIntentId === id).map((e) => `${e.voterUserId}:${e.decision}:${e.targetEnvironment}`);
 
   it("replays what was committed while the client was away, then goes on live, each event once", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const first = await watch(t.pipeline, "prod");
     await approve(t.bob, id);
     const seen = await waitFor(() => first.events.find((e) => e.releaseIntentId === id), 10_000, "bob's vote");
@@ -153,10 +153,10 @@ describe("resuming after a reconnect (resume_after_event_id)", () => {
   });
 
   it("answers OUT_OF_RANGE for an event it does not keep for this project, INVALID_ARGUMENT for a malformed id", async () => {
-    const id = await registerIntent(server, t.ada, project);
+    const id = await registerIntent(server, t.pipeline, project);
     const other = { organisation: "acme", project: "resume-elsewhere" };
     await createApprovalPolicy(server, t.ada, other, "gate", "prod", 1);
-    const otherId = await registerIntent(server, t.ada, other);
+    const otherId = await registerIntent(server, t.pipeline, other);
     const watcher = await watch(t.ada, "", "grpc");
     await server.client(PolicyService, t.bob).externalApproveRelease({ project: other, releaseIntentId: otherId, targetEnvironment: "prod" });
     await approve(t.bob, id);

@@ -1,22 +1,21 @@
-import { randomUUID } from "node:crypto";
-import { type CompiledQuery, Kysely, PostgresDialect, type Transaction } from "kysely";
+import { createClient } from "@connectrpc/connect";
 import pg from "pg";
-import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "../../src/approval/event.js";
-import { readVoteBasis, writeVote } from "../../src/db/approval.repository.js";
-import { listGrantsOfUser, listMembershipsOfUsers } from "../../src/db/approver.repository.js";
-import { readEvaluationRows } from "../../src/db/evaluation.repository.js";
-import { claimUnpublished, outboxInsertFor, outboxReplay } from "../../src/db/outbox.repository.js";
-import type { DB } from "../../src/db/schema.js";
-import { evaluateSeeded, loadCaller, type SeededProject } from "./fixtures.js";
-import { alternatingMedians, type LoadResult, runLoad } from "./load.js";
-import type { ServerProcess } from "./server-process.js";
-import type { BenchSettings } from "./settings.js";
+import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
+import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
+import { approveSeeded, createBenchDatabase, evaluateSeeded, grpcTransport, loadCaller, type SeededProject, seedProject, serverEnv, userToken } from "./fixtures.js";
+import { alternatingMedians, type BenchSettings, type LoadResult, runLoad, waitFor } from "./load.js";
+import { startServerProcess } from "./server-process.js";
+import { deleteStream } from "./signal.js";
+import { type RecordedStatement, startStatementRecorder } from "./statement-recorder.js";
 
-/** Rows inserted per statement while bulk-loading. */
-const CHUNK = 200_000;
+/** The tables grown to the large size: a sequential scan on one of them is what this section looks for. */
+export const GROWN_TABLES = ["release_intents", "deployments", "approval_votes", "approval_history", "outbox", "approver_groups", "approver_group_members", "role_grants"] as const;
+/** How long the relay may take to publish the hot phase's events, milliseconds. */
+const RELAY_TIMEOUT_MS = 15_000;
 
+/** EvaluatePolicies at one caller with `rows` rows in each grown table (loaded in `loadSeconds`). */
 export interface ScalePoint {
-  /** Rows in each of release_intents, deployments, approval_votes, approval_history, outbox, role_grants and approver_group_members. */
   readonly rows: number;
   readonly loadSeconds: number;
   readonly evaluate: LoadResult;
@@ -25,120 +24,65 @@ export interface ScalePoint {
 export interface ScaleResult {
   readonly small: ScalePoint;
   readonly large: ScalePoint;
-  /** EXPLAIN ANALYZE at the large size, per hot statement. */
-  readonly plans: Readonly<Record<string, string>>;
+  /** EXPLAIN ANALYZE at the large size of every statement the server ran in the hot phase, by SQL. */
+  readonly plans: readonly { readonly sql: string; readonly plan: string }[];
+  /** Plan lines with a sequential scan of a grown table. */
   readonly seqScans: readonly string[];
+  /** Peak RSS of this server at the large size, bytes. */
+  readonly peakRssBytes: number;
 }
+
+/** Rows inserted per statement while bulk-loading. */
+const CHUNK = 200_000;
 
 /**
- * Grows release_intents, deployments, approval_votes, approval_history, role_grants,
- * approver_group_members and
- * (published) outbox to `total` rows each with one statement per chunk (generate_series); 1 in 100
- * rows belongs to the benchmark project, the rest spread over 5,000 others.
+ * Grows each of GROWN_TABLES (outbox rows published) to `total` rows with one
+ * statement per chunk (generate_series); 1 in 100 rows belongs to the
+ * benchmark project (its organisation, for the directory), the rest spread
+ * over 5,000 others. Each intent's author gets a group of their own with
+ * them in it and a project grant, expiring a day after the intent (most
+ * have expired: expired rows are kept).
  */
 async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
-  for (let lo = from + 1; lo <= total; lo += CHUNK) {
-    const hi = Math.min(total, lo + CHUNK - 1);
+  for (let lo = from + 1; lo <= total; lo += CHUNK)
     await pool.query(
       `with new as (
-         insert into release_intents (id, organisation, project, author_user_id, author_username, branch, version, created_at)
-         select gen_random_uuid(),
-                case when g % 100 = 0 then $3 else 'org-' || (g % 500) end,
-                case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
-                'author-' || (g % 1000), 'author', 'main', 'v' || g, now() - make_interval(secs => g)
-         from generate_series($1::int, $2::int) g
-         returning id, organisation, project, created_at),
-       d as (
-         insert into deployments (organisation, project, environment, release_intent_id, status, finished_at)
-         select organisation, project, 'staging', id, 'succeeded', created_at from new),
-       v as (
-         insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
-         select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
-       h as (
-         insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
-         select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
-       o as (
-         insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
-         -- Recent, so the relay's retention sweep (7 days) leaves them be; the
-         -- payload keys a Watch resume looks events up by (its index).
-         select gen_random_uuid(), id, 'bench.approvals',
-                jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
-                now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now()
-         from new)
+         insert into release_intents (id, organisation, project, author_user_id, author_username, registered_by_user_id, registered_by_actor_type, branch, version, created_at)
+         select gen_random_uuid(), case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
+                'author-' || (g % 1000), 'author', 'author-' || (g % 1000), 'user', 'main', 'v' || g, now() - make_interval(secs => g)
+         from generate_series($1::int, $2::int) g returning id, organisation, project, author_user_id, created_at),
+       d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at, recorded_at)
+             select organisation, project, 'staging', id, 'succeeded', created_at, created_at from new),
+       v as (insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
+             select id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at, created_at from new),
+       h as (insert into approval_history (organisation, project, release_intent_id, environment, user_id, username, decision, decision_kind, decided_at)
+             select organisation, project, id, 'prod', 'voter', 'voter', 'approved', 'peer', created_at from new),
+       -- Published within the last hour (the relay's 7-day retention sweep leaves them be), with the payload keys a Watch resume looks up.
+       o as (insert into outbox (event_id, release_intent_id, subject, payload, created_at, published_at)
+             select gen_random_uuid(), id, 'bench.approvals', jsonb_build_object('organisation', organisation, 'project', project, 'environment', 'prod'),
+                    now() - make_interval(secs => extract(epoch from now() - created_at)::int % 3600), now() from new),
+       ag as (insert into approver_groups (organisation, name, created_at, created_by)
+              select organisation, 'grown-' || id, created_at, 'bench' from new returning organisation, name, created_at),
+       m as (insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, expires_at, added_at, added_by)
+             select ag.organisation, ag.name, new.author_user_id, 'author', 'organisation', '', new.created_at + interval '1 day', new.created_at, 'bench'
+             from ag join new on ag.name = 'grown-' || new.id),
+       r as (insert into role_grants (id, organisation, user_id, role, scope, scope_id, expires_at, granted_at, granted_by)
+             select gen_random_uuid(), organisation, author_user_id, 'maintainer', 'project', project, created_at + interval '1 day', created_at, 'bench' from new)
        select count(*) from new`,
-      [lo, hi, seeded.project.organisation, seeded.project.project],
+      [lo, Math.min(total, lo + CHUNK - 1), seeded.project.organisation, seeded.project.project],
     );
-    // The approver directory grows with the rest: one role grant and one
-    // group membership per row, spread over the same organisations.
-    await pool.query(
-      `insert into role_grants (id, organisation, user_id, role, scope, scope_id, granted_at, granted_by)
-       select gen_random_uuid(),
-              case when g % 100 = 0 then $3 else 'org-' || (g % 500) end,
-              'user-' || (g % 20000), 'maintainer', 'project', 'proj-' || (g % 5000), now(), 'bench'
-       from generate_series($1::int, $2::int) g`,
-      [lo, hi, seeded.project.organisation],
-    );
-    await pool.query(
-      `insert into approver_groups (organisation, name, created_at, created_by)
-       select distinct case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, 'bench-' || (g % 20), now(), 'bench'
-       from generate_series($1::int, least($2::int, $1::int + 10000)) g
-       on conflict do nothing`,
-      [lo, hi, seeded.project.organisation],
-    );
-    await pool.query(
-      `insert into approver_group_members (organisation, group_name, user_id, display_name, scope, scope_id, added_at, added_by)
-       select case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, 'bench-' || (g % 20),
-              'member-' || g, 'member', 'organisation', '', now(), 'bench'
-       from generate_series($1::int, $2::int) g
-       on conflict do nothing`,
-      [lo, hi, seeded.project.organisation],
-    );
-  }
-  for (const table of [
-    "release_intents",
-    "deployments",
-    "approval_votes",
-    "approval_history",
-    "outbox",
-    "role_grants",
-    "approver_group_members",
-  ])
-    await pool.query(`vacuum analyze ${table}`);
+  for (const table of GROWN_TABLES) await pool.query(`vacuum analyze ${table}`);
 }
 
-/** Runs `work` through a logging Kysely in a transaction that is rolled back; returns the SQL it issued. */
-async function capture(pool: pg.Pool, work: (trx: Transaction<DB>) => Promise<unknown>): Promise<CompiledQuery[]> {
-  const captured: CompiledQuery[] = [];
-  const db = new Kysely<DB>({
-    dialect: new PostgresDialect({ pool }),
-    log: (event) => {
-      // Kysely logs the transaction's own begin/commit/rollback too.
-      if (event.level === "query" && !/^(begin|commit|rollback)\b/i.test(event.query.sql)) captured.push(event.query);
-    },
-  });
-  const rollback = new Error("rollback");
-  await db
-    .transaction()
-    .execute(async (trx) => {
-      await work(trx);
-      throw rollback;
-    })
-    .catch((err: unknown) => {
-      if (err !== rollback) throw err;
-    });
-  return captured;
-}
-
-/** EXPLAIN ANALYZE of `query` inside a transaction that is rolled back (it may write). */
-async function explain(pool: pg.Pool, query: CompiledQuery): Promise<string> {
+/** EXPLAIN ANALYZE of `statement` with its recorded parameters, in a transaction that is rolled back (it may write). */
+async function explain(pool: pg.Pool, statement: RecordedStatement): Promise<string> {
   const client = await pool.connect();
   try {
     await client.query("begin");
-    const { rows } = await client.query<{ "QUERY PLAN": string }>(
-      `explain (analyze, costs off, timing off, summary off) ${query.sql}`,
-      query.parameters as unknown[],
-    );
+    const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain (analyze, costs off, timing off, summary off) ${statement.sql}`, [...statement.parameters]);
     return rows.map((r) => r["QUERY PLAN"]).join("\n");
+  } catch (err) {
+    return `EXPLAIN failed: ${err instanceof Error ? err.message : String(err)}`;
   } finally {
     await client.query("rollback").catch(() => undefined);
     client.release();
@@ -146,113 +90,79 @@ async function explain(pool: pg.Pool, query: CompiledQuery): Promise<string> {
 }
 
 /**
- * The statements behind EvaluatePolicies, ApproveRelease and the outbox
- * relay, exactly as the server issues them (captured from Kysely).
+ * What the server runs per request and per event, issued over the wire:
+ * EvaluatePolicies, votes from a group member and a grantee (with the relay
+ * claiming, publishing and marking their events), who may still approve, the
+ * audit history and a Watch resumed after an event.
  */
-async function explainHotPaths(pool: pg.Pool, seeded: SeededProject): Promise<Record<string, string>> {
-  const [evaluation] = await capture(pool, (trx) =>
-    readEvaluationRows(trx, seeded.project, {
-      releaseIntentId: seeded.intentId,
-      sourceEnvironments: ["staging", "qa"],
-      votesEnvironment: "prod",
-    }),
-  );
-  const approve = await capture(pool, async (trx) => {
-    const basis = await readVoteBasis(trx, seeded.project, seeded.intentId, "prod");
-    if (basis === undefined) throw new Error("the seeded intent is missing");
-    const event: ApprovalDecidedEvent = {
-      event_id: randomUUID(),
-      kind: APPROVAL_DECIDED,
-      organisation: seeded.project.organisation,
-      project: seeded.project.project,
-      environment: "prod",
-      release_intent_id: seeded.intentId,
-      voter_user_id: "explain",
-      voter_username: "explain",
-      decision: "approved",
-      decision_kind: "peer",
-      current_approvals: basis.votes.length + 1,
-      required_approvals: 3,
-      passed: true,
-      decided_at: new Date().toISOString(),
-    };
-    await writeVote(trx, {
-      project: seeded.project,
-      releaseIntentId: seeded.intentId,
-      environment: "prod",
-      vote: { userId: "explain", username: "explain", decision: "approved", decisionKind: "peer", decidedAt: new Date() },
-      basisVersion: basis.version,
-      outbox: outboxInsertFor(event, "bench.approvals"),
-    });
-  });
-  const [claim] = await capture(pool, (trx) => claimUnpublished(trx, { limit: 100, leaseMs: 10_000, token: randomUUID() }));
-  const { rows: recent } = await pool.query<{ event_id: string }>(
-    `select event_id from outbox where payload->>'organisation' = $1 and payload->>'project' = $2
-     order by created_at desc offset 10 limit 1`,
-    [seeded.project.organisation, seeded.project.project],
-  );
-  const afterEventId = recent[0]?.event_id;
-  if (afterEventId === undefined) throw new Error("no outbox event of the seeded project to resume after");
-  const resume = await capture(pool, (trx) =>
-    outboxReplay(trx, { project: seeded.project, environment: "prod", afterEventId, overlapMs: 60_000, limit: 1_001 }),
-  );
-  const [grants] = await capture(pool, (trx) => listGrantsOfUser(trx, seeded.project.organisation, "user-100"));
-  const [memberships] = await capture(pool, (trx) =>
-    listMembershipsOfUsers(trx, seeded.project.organisation, ["member-100", "member-200"]),
-  );
-  const plans: Record<string, string> = {};
-  const named: [string, CompiledQuery | undefined][] = [
-    ["Authorisation: the caller's role grants in the organisation (once per request that needs them)", grants],
-    ["Eligibility: the voters' group memberships in the organisation", memberships],
-    ["EvaluatePolicies: intent, latest deploys and votes", evaluation],
-    ["ApproveRelease: read the intent, its vote version and votes", approve.find((q) => !/^\s*with/.test(q.sql))],
-    [
-      "ApproveRelease: write the vote if the version held (bump, upsert, history, outbox, NOTIFY)",
-      approve.find((q) => /^\s*with/.test(q.sql)),
-    ],
-    ["Outbox relay: claim unpublished events", claim],
-    ["WatchApprovalEvents resume: the project's events from a minute before the last one seen", resume[1]],
-  ];
-  for (const [name, query] of named) {
-    if (query === undefined) throw new Error(`no statement captured for ${name}`);
-    plans[name] = await explain(pool, query);
+async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, startRecording: () => void): Promise<void> {
+  const transport = grpcTransport(baseUrl, await userToken("bench-admin", "admin"));
+  const [organisation, audit, directory] = [seeded.project.organisation, createClient(ApprovalAuditService, transport), createClient(ApproverService, transport)];
+  await directory.addGroupMember({ organisation, group: "sre", userId: "scale-voter-0", displayName: "voter 0", scope: "organisation" });
+  await directory.grantRole({ organisation, userId: "scale-voter-1", role: "maintainer", scope: "project", scopeId: seeded.project.project });
+  startRecording(); // after enrolling the voters: a write of set-up, not of the hot phase
+  const pipeline = await loadCaller(baseUrl, "bench-pipeline");
+  const evaluate = evaluateSeeded(pipeline, seeded);
+  for (let i = 0; i < 20; i++) await evaluate();
+  pipeline.close();
+  const watch = { project: seeded.project, targetEnvironment: "prod" };
+  const voters = await Promise.all([0, 1].map((i) => loadCaller(baseUrl, `scale-voter-${i}`)));
+  const events: string[] = [];
+  for await (const m of audit.watchApprovalEvents(watch)) {
+    if (m.subscribed) for (const voter of voters) await approveSeeded(voter, seeded, seeded.intentId);
+    if (m.event !== undefined && events.push(m.event.eventId) === voters.length) break;
   }
-  return plans;
+  for (const voter of voters) voter.close();
+  for await (const m of audit.watchApprovalEvents({ ...watch, resumeAfterEventId: events[0] ?? "" }))
+    if (m.event !== undefined) break;
+  await createClient(ApprovalQueryService, transport).listEligibleApprovers({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod" });
+  await audit.listApprovalHistory({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod", pageSize: 10 });
+  await waitFor("the relay publishing every event", RELAY_TIMEOUT_MS, async () => (await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount === 0);
 }
 
-/** Item 4: EvaluatePolicies p50 with few vs many rows of decisions, deployments and intents. */
-export async function benchScale(
-  settings: BenchSettings,
-  server: ServerProcess,
-  seeded: SeededProject,
-  databaseUrl: string,
-): Promise<ScaleResult> {
-  const smallRows = 1_000;
-  const largeRows = settings.quick ? 5_000 : 1_000_000;
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-  const caller = await loadCaller(server.baseUrl, "bench-pipeline");
-  const evaluate = evaluateSeeded(caller, seeded);
-  const measure = async (rows: number, from: number): Promise<ScalePoint> => {
-    const started = process.hrtime.bigint();
-    await growTo(pool, seeded, from, rows);
-    const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 50 * settings.warmupPerCaller };
-    const [medians] = await alternatingMedians(settings.runs, [() => runLoad(options, evaluate)]);
-    return { rows, loadSeconds, evaluate: medians };
-  };
+/**
+ * EvaluatePolicies p50 with few vs many rows, on a server of its own whose
+ * database connection runs through a StatementRecorder; then every statement
+ * it ran for the hot phase, EXPLAINed at the large size.
+ */
+export async function benchScale(settings: BenchSettings, natsUrl: string, dataDir: string): Promise<ScaleResult> {
+  const database = await createBenchDatabase();
+  const recorder = await startStatementRecorder(database.url);
+  const { env, stream } = serverEnv(recorder.url, dataDir, natsUrl);
+  const pool = new pg.Pool({ connectionString: database.url, max: 2 });
   try {
-    const small = await measure(smallRows, 0);
-    const large = await measure(largeRows, smallRows);
-    const plans = await explainHotPaths(pool, seeded);
-    const seqScans = Object.entries(plans).flatMap(([name, plan]) =>
-      plan
-        .split("\n")
-        .filter((line) => /Seq Scan/.test(line))
-        .map((line) => `${name}: ${line.trim()}`),
-    );
-    return { small, large, plans, seqScans };
+    const server = await startServerProcess(env);
+    try {
+      const seeded = await seedProject(server.baseUrl, "scale", true);
+      const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+      const measure = async (rows: number, from: number): Promise<ScalePoint> => {
+        const started = process.hrtime.bigint();
+        await growTo(pool, seeded, from, rows);
+        const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 100 };
+        const [medians] = await alternatingMedians(settings.runs, [() => runLoad(options, evaluateSeeded(caller, seeded))]);
+        return { rows, loadSeconds, evaluate: medians };
+      };
+      const small = await measure(1_000, 0);
+      const large = await measure(settings.quick ? 5_000 : 1_000_000, 1_000);
+      caller.close();
+      await hotPhase(server.baseUrl, seeded, pool, recorder.clear);
+      const plans: { sql: string; plan: string }[] = [];
+      for (const statement of recorder.statements())
+        if (/^\s*(select|insert|update|delete|with)\b/i.test(statement.sql))
+          plans.push({ sql: statement.sql.replace(/\s+/g, " ").trim(), plan: await explain(pool, statement) });
+      const grown = new RegExp(`Seq Scan on (${GROWN_TABLES.join("|")})\\b`);
+      const seqScans = plans.flatMap(({ sql, plan }) =>
+        plan.split("\n").filter((line) => grown.test(line) || line.startsWith("EXPLAIN failed")).map((line) => `${line.trim()} (in \`${sql.slice(0, 60)}…\`)`),
+      );
+      return { small, large, plans, seqScans, peakRssBytes: server.peakRssBytes() };
+    } finally {
+      await server.stop();
+    }
   } finally {
     await pool.end();
-    caller.close();
+    await recorder.stop();
+    await database.drop();
+    await deleteStream(natsUrl, stream).catch(() => undefined);
   }
 }

@@ -110,7 +110,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
               ...(basis.registeredByActorType !== "service" ? { registrantId: basis.registeredByUserId } : {}),
             },
           };
-    const state = gateState(gate, withVote(basis.votes, cast), rulesContext);
+    const state = gateState(gate, withVote(basis.votes, cast), rulesContext, basis.breakGlass);
     const event: ApprovalDecidedEvent = {
       event_id: randomUUID(),
       kind: APPROVAL_DECIDED,

@@ -1,16 +1,22 @@
 import type { Decision, DecisionKind } from "./vote.js";
 
-/** Kind of every event the approval gate emits. */
+/** Kind of the event of a vote. */
 export const APPROVAL_DECIDED = "approval.decided";
+/** Kind of the event of a break-glass (src/approval/break-glass.ts). */
+export const APPROVAL_BREAK_GLASS = "approval.break_glass";
+
+/** The kinds of event the approval gate emits. */
+export type ApprovalEventKind = typeof APPROVAL_DECIDED | typeof APPROVAL_BREAK_GLASS;
 
 /**
  * The structured event published to JetStream and streamed by
- * WatchApprovalEvents, one per vote (first vote, change or bypass).
+ * WatchApprovalEvents, one per vote (first vote, change or bypass) and one
+ * per break-glass (kind `approval.break_glass`, with its `reason`).
  * Snake-case JSON, stable: consumers in other languages read it.
  */
 export interface ApprovalDecidedEvent {
   readonly event_id: string;
-  readonly kind: typeof APPROVAL_DECIDED;
+  readonly kind: ApprovalEventKind;
   readonly organisation: string;
   readonly project: string;
   readonly environment: string;
@@ -25,13 +31,17 @@ export interface ApprovalDecidedEvent {
   readonly passed: boolean;
   /** RFC 3339. */
   readonly decided_at: string;
+  /** A break-glass's written reason (absent on votes). */
+  readonly reason?: string;
 }
 
 /** Parses an event from JSON we wrote ourselves; undefined when it is not one. */
 export function parseApprovalEvent(json: string): ApprovalDecidedEvent | undefined {
   try {
     const v = JSON.parse(json) as Partial<ApprovalDecidedEvent>;
-    return v.kind === APPROVAL_DECIDED && typeof v.event_id === "string" ? (v as ApprovalDecidedEvent) : undefined;
+    return (v.kind === APPROVAL_DECIDED || v.kind === APPROVAL_BREAK_GLASS) && typeof v.event_id === "string"
+      ? (v as ApprovalDecidedEvent)
+      : undefined;
   } catch {
     return undefined;
   }

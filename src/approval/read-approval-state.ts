@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../clock.js";
 import { listCurrentVotes } from "../db/approval.repository.js";
+import { findBreakGlass } from "../db/break-glass.repository.js";
 import { findIntent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
 import { requireDeclared } from "../environment/declared-environments.js";
@@ -32,8 +33,9 @@ export interface ApprovalStateQuery {
 }
 
 /**
- * The votes on an intent for an environment against its approval policies
- * (FAILED_PRECONDITION: undeclared environment; NOT_FOUND: unknown intent, or no gate).
+ * The votes on an intent for an environment against its approval policies,
+ * opened by its newest break-glass if any (FAILED_PRECONDITION: undeclared
+ * environment; NOT_FOUND: unknown intent, or no gate).
  */
 export function createReadApprovalState(deps: ReadApprovalStateDeps): (q: ApprovalStateQuery) => Promise<GateState> {
   return async ({ project, intentId, environment }) => {
@@ -42,10 +44,11 @@ export function createReadApprovalState(deps: ReadApprovalStateDeps): (q: Approv
     const intent = await findIntent(deps.db, project, intentId);
     if (intent === undefined) throw intentNotFound(project, intentId);
     const gate = gatePolicies(policies, project, environment);
-    const [votes, directory] = await Promise.all([
+    const [votes, directory, breakGlass] = await Promise.all([
       listCurrentVotes(deps.db, intentId, environment),
       loadRuleDirectory(deps.db, project, environment, gate, deps.clock.now()),
+      findBreakGlass(deps.db, intentId, environment),
     ]);
-    return gateState(gate, votes, directory === undefined ? undefined : { directory, parties: partiesOf(intent) });
+    return gateState(gate, votes, directory === undefined ? undefined : { directory, parties: partiesOf(intent) }, breakGlass);
   };
 }

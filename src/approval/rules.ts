@@ -1,11 +1,24 @@
 import { NotFoundError, PermissionDeniedError } from "../errors.js";
 import type { ExternalApprovalConfig, Policy, ProjectRef } from "../policy/policy.js";
+import type { BreakGlassMark } from "./break-glass-mark.js";
 import type { RuleDirectory } from "./eligibility.js";
 import { describeJudgement, type IntentParties, judgeRules } from "./judge-rules.js";
 import { type ApprovalState, approvalState, type Decision, type DecisionKind, type Vote } from "./vote.js";
 
 /** Longest comment a vote may carry, in characters. */
 export const COMMENT_MAX = 2000;
+
+/**
+ * `force_bypass` is an admin's act: refused for anyone else (fail closed,
+ * author or not). Part of authorisation, so it is checked before the vote's
+ * use case looks anything up.
+ */
+export function authorizeBypass(v: { readonly forceBypass: boolean; readonly voterId: string; readonly voterIsAdmin: boolean }): void {
+  if (v.forceBypass && !v.voterIsAdmin)
+    throw new PermissionDeniedError(
+      `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
+    );
+}
 
 export interface VoteRequest {
   readonly decision: Decision;
@@ -32,10 +45,7 @@ export interface VoteRequest {
  * - `force_bypass` from anyone else, and any rejection, is a `peer` vote.
  */
 export function decisionKindFor(v: VoteRequest): DecisionKind {
-  if (v.forceBypass && !v.voterIsAdmin)
-    throw new PermissionDeniedError(
-      `force_bypass: only an organisation admin may bypass the four-eyes rule (${v.voterId} is not an admin)`,
-    );
+  authorizeBypass(v);
   if (v.decision !== "approved") return "peer";
   if (v.voterId === v.authorId) {
     if (!v.forceBypass)
@@ -94,15 +104,16 @@ export function judgeApprovalPolicy(
   config: ExternalApprovalConfig,
   votes: readonly Vote[],
   rules: RulesContext | undefined,
+  breakGlass?: BreakGlassMark,
 ): PolicyApproval {
   if (config.rules === undefined || config.rules.length === 0) {
-    const state = approvalState(config.requiredApprovals, votes);
-    return { state, passed: state.currentApprovals >= config.requiredApprovals };
+    const state = approvalState(config.requiredApprovals, votes, breakGlass);
+    return { state, passed: breakGlass !== undefined || state.currentApprovals >= config.requiredApprovals };
   }
   if (rules === undefined)
     return {
-      state: approvalState(config.requiredApprovals, []),
-      passed: false,
+      state: approvalState(config.requiredApprovals, [], breakGlass),
+      passed: breakGlass !== undefined,
       rulesSummary: "approval rules could not be judged",
     };
   const j = judgeRules(config, votes, rules.directory, rules.parties);
@@ -112,8 +123,9 @@ export function judgeApprovalPolicy(
       currentApprovals: j.countedApprovals,
       decisions: votes,
       ruleProgress: j.progress,
+      breakGlass,
     },
-    passed: j.passed,
+    passed: breakGlass !== undefined || j.passed,
     rulesSummary: describeJudgement(j),
   };
 }
@@ -128,22 +140,23 @@ export interface GateState {
 /**
  * Evaluates every approval policy against the same votes. Responses show the
  * strictest policy (highest threshold; the first on a tie);
- * the gate passes only when every policy does.
+ * the gate passes only when every policy does. A break-glass opens all of them.
  */
 export function gateState(
   approvalPolicies: readonly Policy[],
   votes: readonly Vote[],
   rules?: RulesContext,
+  breakGlass?: BreakGlassMark,
 ): GateState {
   let strictest: ApprovalState | undefined;
   let passed = true;
   for (const p of approvalPolicies) {
     if (p.config.kind !== "external_approval") continue;
-    const judged = judgeApprovalPolicy(p.config, votes, rules);
+    const judged = judgeApprovalPolicy(p.config, votes, rules, breakGlass);
     if (!judged.passed) passed = false;
     if (strictest === undefined || judged.state.requiredApprovals > strictest.requiredApprovals) strictest = judged.state;
   }
-  return { strictest: strictest ?? approvalState(0, votes), passed };
+  return { strictest: strictest ?? approvalState(0, votes, breakGlass), passed };
 }
 
 /** True when some policy of the gate has approval rules (the directory must be read). */

@@ -1,10 +1,15 @@
 import type { Role } from "../auth/roles.js";
+import type { BreakGlassMark } from "./break-glass-mark.js";
 import type { RuleProgress } from "./judge-rules.js";
 
 /** A user's current vote on one release intent for one target environment. */
 export type Decision = "approved" | "rejected";
-/** `peer`: a normal vote. `admin_override`: an admin author approving their own release. */
-export type DecisionKind = "peer" | "admin_override";
+/**
+ * `peer`: a normal vote. `admin_override`: an admin author approving their
+ * own release. `break_glass`: an admin opening the whole approval gate
+ * (history and events only; never a current vote).
+ */
+export type DecisionKind = "peer" | "admin_override" | "break_glass";
 
 export interface Vote {
   readonly userId: string;
@@ -27,12 +32,23 @@ export interface ApprovalState {
   readonly decisions: readonly Vote[];
   /** Per-rule progress (releasegate approval rules); absent for a policy without rules. */
   readonly ruleProgress?: readonly RuleProgress[];
+  /** Set when an admin broke the glass: the policy passes whatever the counts. */
+  readonly breakGlass?: BreakGlassMark | undefined;
 }
 
-export function approvalState(requiredApprovals: number, votes: readonly Vote[]): ApprovalState {
+export function approvalState(
+  requiredApprovals: number,
+  votes: readonly Vote[],
+  breakGlass?: BreakGlassMark,
+): ApprovalState {
   let current = 0;
   for (const v of votes) if (v.decision === "approved") current++;
-  return { requiredApprovals, currentApprovals: current, decisions: votes };
+  return { requiredApprovals, currentApprovals: current, decisions: votes, breakGlass };
+}
+
+/** True when the policy behind `state` passes: enough approvals, or a break-glass. */
+export function approvalPassed(state: ApprovalState): boolean {
+  return state.breakGlass !== undefined || state.currentApprovals >= state.requiredApprovals;
 }
 
 /**

@@ -14,6 +14,7 @@ export type Action =
   | "deployment.record"
   | "approval.vote"
   | "approval.read"
+  | "approval.break_glass"
   | "environment.read"
   | "environment.write"
   | "directory.read"
@@ -26,7 +27,8 @@ type Never = "never";
  * The least effective role each action needs, for people and for services.
  * People climb the ladder (src/auth/roles.ts): viewers read, members also
  * register intents and vote, maintainers also record deployments, admins
- * also manage policies, declared environments and the directory. Services (pipelines) keep the rules
+ * also manage policies, declared environments and the directory, and
+ * only organisation admins break the glass of an approval gate. Services (pipelines) keep the rules
  * they always had whatever their role: any role reads, evaluates, registers
  * intents and records deployments; admin-only stays admin-only; never vote
  * and never declare environments (a person's decision).
@@ -40,21 +42,17 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
   "deployment.record": { user: "maintainer", service: "viewer" },
   "approval.vote": { user: "member", service: "never" },
   "approval.read": { user: "viewer", service: "viewer" },
+  "approval.break_glass": { user: "admin", service: "never" },
   "environment.read": { user: "viewer", service: "viewer" },
   "environment.write": { user: "admin", service: "never" },
   "directory.read": { user: "viewer", service: "viewer" },
   "directory.write": { user: "admin", service: "admin" },
 };
 
-function where(organisation: string, at: Location): string {
-  if (at.project === undefined) return `organisation ${organisation}`;
-  if (at.environment === undefined) return `organisation ${organisation} (project ${at.project})`;
-  return `organisation ${organisation} (project ${at.project}, environment ${at.environment})`;
-}
 
-function denied(caller: Caller, role: Role, action: Action, organisation: string, at: Location): PermissionDeniedError {
+function denied(caller: Caller, role: Role, action: Action, organisation: string): PermissionDeniedError {
   const who = caller.actorType === "service" ? `service account ${caller.userId}` : `${role} ${caller.userId}`;
-  return new PermissionDeniedError(`${who} may not ${action} in ${where(organisation, at)}`);
+  return new PermissionDeniedError(`${who} may not ${action} in organisation ${organisation}`);
 }
 
 /**
@@ -71,8 +69,8 @@ export async function authorize(access: Access, organisation: string, action: Ac
   if (required !== "never" && roleAtLeast(base, required)) return;
   const role = required === "never" && base !== undefined ? base : await effectiveRoleOf(access, organisation, at);
   if (role === undefined)
-    throw new PermissionDeniedError(`caller ${caller.userId} has no role in ${where(organisation, at)}`);
-  if (required === "never" || !roleAtLeast(role, required)) throw denied(caller, role, action, organisation, at);
+    throw new PermissionDeniedError(`caller ${caller.userId} has no role in organisation ${organisation}`);
+  if (required === "never" || !roleAtLeast(role, required)) throw denied(caller, role, action, organisation);
 }
 
 /** True when the caller's role in `organisation`, as `caller` carries it, is admin (see callerAt for grants). */

@@ -40,7 +40,7 @@ const stateRows = (s: ExternalApprovalState | undefined) => [
 export function voteCommands(): Command[] {
   const approve = target(new Command("approve").description("approve a release intent for an environment"))
     .option("-m, --comment <text>", "why (kept in the history, never logged)")
-    .option("--force-bypass", "organisation admins: approve your own release (recorded as admin_override)")
+    .option("--force-bypass", "organisation admins: approve your own release (recorded as admin_override; needs -m with a reason of at least 10 characters)")
     .action(
       rpcAction(async (ctx, o: VoteOptions) => {
         const res = await ctx.client(PolicyService).externalApproveRelease({

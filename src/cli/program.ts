@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { approversCommand, historyCommand, voteCommands, watchCommand } from "./approval.js";
+import { breakGlassCommand } from "./break-glass.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
 import { grantsCommand, groupsCommand } from "./directory.js";
 import { environmentsCommand } from "./environments.js";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     deployCommand(),
     ...voteCommands(),
     approversCommand(),
+    breakGlassCommand(),
     historyCommand(),
     watchCommand(),
   ])

@@ -1,7 +1,9 @@
 import { type Kysely, sql, type Transaction } from "kysely";
+import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "../approval/break-glass-mark.js";
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
 import { parseRole } from "../auth/roles.js";
 import type { ProjectRef } from "../policy/policy.js";
+import { findBreakGlass } from "./break-glass.repository.js";
 import type { OutboxInsert } from "./outbox.repository.js";
 import type { DB } from "./schema.js";
 
@@ -85,6 +87,8 @@ export interface VoteBasis {
   readonly version: string;
   /** Current votes in the environment, in the order first cast. */
   readonly votes: Vote[];
+  /** The newest break-glass on the intent in the environment, if any. */
+  readonly breakGlass?: BreakGlassMark;
 }
 
 /**
@@ -111,6 +115,12 @@ export async function readVoteBasis(
                  order by v.first_cast_seq)
         from approval_votes v
         where v.release_intent_id = i.id and v.environment = ${environment})`.as("votes"),
+      sql<BreakGlassJson | null>`(
+        select json_build_array(b.user_id, b.username, b.reason, b.recorded_at)
+        from break_glass b
+        where b.release_intent_id = i.id and b.environment = ${environment}
+        order by b.seq desc
+        limit 1)`.as("break_glass"),
     ])
     .where("i.id", "=", releaseIntentId)
     .where("i.organisation", "=", project.organisation)
@@ -124,13 +134,15 @@ export async function readVoteBasis(
         registeredByActorType: row.registered_by_actor_type,
         version: row.version,
         votes: votesFromJson(row.votes),
+        breakGlass: breakGlassFromJson(row.break_glass),
       };
 }
 
 /**
  * The vote basis under the intent row lock, held until the transaction ends:
  * every vote on the intent either committed before (and is in `votes`) or
- * waits for this one. Two statements on purpose: the votes are read after the
+ * waits for this one (and every break-glass, which bumps the version too).
+ * Statements after the lock on purpose: the votes are read after the
  * lock is granted, so they are not from a snapshot older than the lock.
  * `FOR NO KEY UPDATE` does not block the foreign-key checks of deployments
  * and history rows that reference the intent.
@@ -161,6 +173,7 @@ export async function lockVoteBasis(
     registeredByActorType: row.registered_by_actor_type,
     version: row.version,
     votes: await listCurrentVotes(trx, releaseIntentId, environment),
+    breakGlass: await findBreakGlass(trx, releaseIntentId, environment),
   };
 }
 

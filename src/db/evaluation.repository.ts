@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction } from "kysely";
+import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "../approval/break-glass-mark.js";
 import type { Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
 import { VOTE_JSON_COLUMNS, type VoteJson, votesFromJson } from "./approval.repository.js";
@@ -22,12 +23,15 @@ export interface EvaluationRows {
   readonly lastSuccessfulDeploy: Map<string, Date>;
   /** Current votes for the intent in `votesEnvironment`, in the order first cast. */
   readonly votes: Vote[];
+  /** The newest break-glass on the intent in `votesEnvironment`, if any. */
+  readonly breakGlass?: BreakGlassMark;
 }
 
 /**
  * Everything EvaluatePolicies reads besides the policies, in one round trip:
  * the intent, the latest successful deploy per source environment (one index
- * probe each, LATERAL) and the current votes. Parts not asked for are not
+ * probe each, LATERAL), the current votes and the newest break-glass (one
+ * index probe). Parts not asked for are not
  * queried. JSON aggregation keeps it one row; its timestamps are ISO strings.
  */
 export async function readEvaluationRows(db: Db, project: ProjectRef, reads: EvaluationReads): Promise<EvaluationRows> {
@@ -63,13 +67,27 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
                              order by v.first_cast_seq)
              from approval_votes v
              where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment})`;
+  const breakGlassPart = !wantsVotes
+    ? sql`null::json`
+    : sql`(select json_build_array(b.user_id, b.username, b.reason, b.recorded_at) from break_glass b
+           where b.release_intent_id = ${intentId}::uuid and b.environment = ${reads.votesEnvironment}
+           order by b.seq desc
+           limit 1)`;
   const { rows } = await sql<{
     intent: { branch: string; author: string; registrant: string; registrantIsUser: boolean } | null;
     deploys: [string, string][] | null;
     votes: VoteJson[] | null;
-  }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes`.execute(db);
+    break_glass: BreakGlassJson | null;
+  }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes,
+            ${breakGlassPart} as break_glass`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
   for (const [env, recordedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(recordedAt));
-  return { intent: row?.intent ?? undefined, lastSuccessfulDeploy, votes: votesFromJson(row?.votes) };
+  const breakGlass = breakGlassFromJson(row?.break_glass);
+  return {
+    intent: row?.intent ?? undefined,
+    lastSuccessfulDeploy,
+    votes: votesFromJson(row?.votes),
+    ...(breakGlass !== undefined ? { breakGlass } : {}),
+  };
 }

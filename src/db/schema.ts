@@ -87,6 +87,30 @@ export interface OutboxTable {
   published_at: ColumnType<Date | null, never, Date>;
 }
 
+/** One use of break-glass (append-only); the newest per intent+environment counts. */
+export interface BreakGlassTable {
+  seq: Generated<string>;
+  release_intent_id: string;
+  environment: string;
+  organisation: string;
+  project: string;
+  user_id: string;
+  username: string;
+  reason: string;
+  recorded_at: ColumnType<Date, Date, never>;
+  event_id: string;
+}
+
+export interface ProjectEnvironmentsTable {
+  organisation: string;
+  project: string;
+  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
+  environments: string[];
+  updated_at: ColumnType<Date, Date, Date>;
+  /** Token subject of the admin who declared them. */
+  updated_by: string;
+}
+
 export interface ApproverGroupsTable {
   organisation: string;
   name: string;
@@ -122,16 +146,6 @@ export interface RoleGrantsTable {
   granted_by: string;
 }
 
-export interface ProjectEnvironmentsTable {
-  organisation: string;
-  project: string;
-  /** Declared environment names, folded, in declaration order (never empty: no row = no declaration). */
-  environments: string[];
-  updated_at: ColumnType<Date, Date, Date>;
-  /** Token subject of the admin who declared them. */
-  updated_by: string;
-}
-
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -139,8 +153,9 @@ export interface DB {
   approval_votes: ApprovalVotesTable;
   approval_history: ApprovalHistoryTable;
   outbox: OutboxTable;
+  break_glass: BreakGlassTable;
+  project_environments: ProjectEnvironmentsTable;
   approver_groups: ApproverGroupsTable;
   approver_group_members: ApproverGroupMembersTable;
   role_grants: RoleGrantsTable;
-  project_environments: ProjectEnvironmentsTable;
 }

@@ -62,7 +62,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
     const now = clock.now();
     // Rules are judged only for an intent; their directory rows are read alongside the facts.
-    const [{ intent, lastSuccessfulDeploy, votes }, directory] = await Promise.all([
+    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory] = await Promise.all([
       readEvaluationRows(db, project, {
         releaseIntentId: intentId,
         sourceEnvironments,
@@ -86,6 +86,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       releaseIntentId: intentId,
       lastSuccessfulDeploy,
       votes,
+      breakGlass,
     });
   };
 }

@@ -1,3 +1,4 @@
+import { type BreakGlassMark, breakGlassReason } from "../approval/break-glass-mark.js";
 import { judgeApprovalPolicy, type RulesContext } from "../approval/rules.js";
 import { type ApprovalState, approvalState, type Vote } from "../approval/vote.js";
 import { compileBranchPattern } from "./branch-pattern.js";
@@ -28,6 +29,8 @@ export interface EvaluationFacts {
   readonly votes: readonly Vote[];
   /** The directory and the intent's parties, when an applicable approval policy has rules. */
   readonly rules?: RulesContext;
+  /** The newest break-glass on the intent for the target environment: every approval policy passes. */
+  readonly breakGlass?: BreakGlassMark;
 }
 
 export interface PolicyEvaluation {
@@ -173,7 +176,8 @@ function evaluateExternalApproval(
       "approval required — no release intent",
       approvalState(c.requiredApprovals, []),
     );
-  const { state, passed, rulesSummary } = judgeApprovalPolicy(c, facts.votes, facts.rules);
+  const { state, passed, rulesSummary } = judgeApprovalPolicy(c, facts.votes, facts.rules, facts.breakGlass);
+  if (facts.breakGlass !== undefined) return evaluation(name, c.kind, true, breakGlassReason(facts.breakGlass), state);
   let rejections = 0;
   for (const v of state.decisions) if (v.decision !== "approved") rejections++;
   const note = rejections > 0 ? ` (${rejections} rejected)` : "";

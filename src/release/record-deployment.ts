@@ -10,6 +10,17 @@ import { type Deployment, type DeploymentStatus, intentNotFound } from "./releas
 /** How far in the future a pipeline's `finished_at` may lie (clock skew), in ms. */
 export const FINISHED_AT_SKEW_MS = 60_000;
 
+/**
+ * A finish time more than the clock skew ahead of the server's clock is a
+ * malformed report (it would also let a soak look older than it is), judged
+ * with the request's shape, before authorisation.
+ */
+export function requireFinishedAtNotAhead(finishedAt: Date, now: Date): Date {
+  if (finishedAt.getTime() > now.getTime() + FINISHED_AT_SKEW_MS)
+    throw new InvalidArgumentError("finished_at", `must not be more than ${FINISHED_AT_SKEW_MS / 1000}s in the future`);
+  return finishedAt;
+}
+
 export interface RecordDeploymentDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
@@ -38,10 +49,7 @@ export function createRecordDeployment(deps: RecordDeploymentDeps): (cmd: Record
   const { db, clock } = deps;
   return async (cmd) => {
     const now = clock.now();
-    const finishedAt = cmd.finishedAt ?? now;
-    if (finishedAt.getTime() > now.getTime() + FINISHED_AT_SKEW_MS)
-      // A future finish time would let a soak pass early.
-      throw new InvalidArgumentError("finished_at", `must not be more than ${FINISHED_AT_SKEW_MS / 1000}s in the future`);
+    const finishedAt = requireFinishedAtNotAhead(cmd.finishedAt ?? now, now);
     requireDeclared((await deps.loadProject(cmd.project)).environments, cmd.environment, "environment", cmd.project);
     const intent = await findIntent(db, cmd.project, cmd.intentId);
     if (intent === undefined) throw intentNotFound(cmd.project, cmd.intentId);

@@ -98,6 +98,7 @@ export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
     requiredApprovals: e.required_approvals,
     passed: e.passed,
     decidedAt: e.decided_at,
+    reason: e.reason ?? "",
   });
 }
 

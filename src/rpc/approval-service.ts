@@ -2,10 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type CastVoteDeps, createCastVote } from "../approval/cast-vote.js";
 import { createReadApprovalState } from "../approval/read-approval-state.js";
-import { COMMENT_MAX } from "../approval/rules.js";
+import { authorizeBypass, COMMENT_MAX } from "../approval/rules.js";
 import type { Decision } from "../approval/vote.js";
 import { callerAt } from "../auth/access.js";
-import { authorize } from "../auth/permissions.js";
+import { authorize, isAdmin } from "../auth/permissions.js";
 import { requireEnvironment } from "../environment/environment-name.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
@@ -43,6 +43,15 @@ function requireComment(comment: string | undefined): string | undefined {
   return comment;
 }
 
+/** Shortest reason a bypass (or a break-glass) needs, in characters after trimming. */
+export const BYPASS_REASON_MIN = 10;
+
+/** A bypass is loud in the audit: it needs a written reason (a shape check, before authorisation). */
+function requireBypassReason(forceBypass: boolean, comment: string | undefined): void {
+  if (forceBypass && (comment ?? "").trim().length < BYPASS_REASON_MIN)
+    throw new InvalidArgumentError("comment", `a bypass needs a reason (at least ${BYPASS_REASON_MIN} characters)`);
+}
+
 /**
  * The approval RPCs of forest.v1.PolicyService, each under both its Forest
  * name and its short alias (one implementation). Vote responses show the
@@ -58,15 +67,18 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     const comment = requireComment(req.comment);
+    const forceBypass = req.forceBypass ?? false;
+    requireBypassReason(forceBypass, comment);
     const access = accessOf(ctx);
     const at = { project: project.project, environment };
     await authorize(access, project.organisation, "approval.vote", at);
     // The voter as seen here: an admin grant on this project lets force_bypass through.
     const caller = await callerAt(access, project.organisation, at);
+    authorizeBypass({ forceBypass, voterId: caller.userId, voterIsAdmin: isAdmin(caller, project.organisation) });
     const { strictest } = await castVote({
       caller,
       decision,
-      forceBypass: req.forceBypass ?? false,
+      forceBypass,
       project,
       intentId,
       environment,

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { breakGlassReason } from "../approval/break-glass-mark.js";
 import type { RuleProgress } from "../approval/judge-rules.js";
 import type { ApprovalState, Vote } from "../approval/vote.js";
 import { InvalidArgumentError } from "../errors.js";
@@ -201,6 +202,7 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
     currentApprovals: s.currentApprovals,
     decisions: s.decisions.map(voteToProto),
     ruleProgress: (s.ruleProgress ?? []).map(ruleProgressToProto),
+    breakGlass: s.breakGlass === undefined ? "" : breakGlassReason(s.breakGlass),
   });
 }
 

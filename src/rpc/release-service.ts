@@ -20,7 +20,7 @@ import {
 import { NAME_FIELD_MAX, type ProjectRef, type ProjectRules } from "../policy/policy.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
 import { createReadIntent } from "../release/read-intent.js";
-import { createRecordDeployment } from "../release/record-deployment.js";
+import { createRecordDeployment, requireFinishedAtNotAhead } from "../release/record-deployment.js";
 import { createRegisterIntent } from "../release/register-intent.js";
 import type { ReleaseIntent } from "../release/release.js";
 import { accessOf } from "./context.js";
@@ -109,7 +109,9 @@ export function createReleaseHandlers(deps: ReleaseServiceDeps): ServiceImpl<typ
       else if (req.status === DeploymentStatus.FAILED) status = "failed";
       else throw new InvalidArgumentError("status", "must be DEPLOYMENT_STATUS_SUCCEEDED or DEPLOYMENT_STATUS_FAILED");
       const finishedAt =
-        req.finishedAt === undefined || req.finishedAt === "" ? undefined : parseRfc3339(req.finishedAt, "finished_at");
+        req.finishedAt === undefined || req.finishedAt === ""
+          ? undefined
+          : requireFinishedAtNotAhead(parseRfc3339(req.finishedAt, "finished_at"), deps.clock.now());
       await authorize(accessOf(ctx), project.organisation, "deployment.record", {
         project: project.project,
         environment,

@@ -4,6 +4,7 @@ import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
+import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "../../src/gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 
@@ -13,6 +14,7 @@ export const AUTHENTICATED_SERVICES: readonly DescService[] = [
   ReleaseService,
   ApprovalAuditService,
   ApproverService,
+  BreakGlassService,
   EnvironmentService,
   ApprovalQueryService,
 ];

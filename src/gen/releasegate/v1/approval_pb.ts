@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file releasegate/v1/approval.proto.
  */
 export const file_releasegate_v1_approval: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yZWxlYXNlZ2F0ZS92MS9hcHByb3ZhbC5wcm90bxIOcmVsZWFzZWdhdGUudjEiwQIKFEFwcHJvdmFsSGlzdG9yeUVudHJ5EhAKCHNlcXVlbmNlGAEgASgDEhkKEXJlbGVhc2VfaW50ZW50X2lkGAIgASgJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEhkKEXByZXZpb3VzX2RlY2lzaW9uGAcgASgJEhUKDWRlY2lzaW9uX2tpbmQYCCABKAkSFAoHY29tbWVudBgJIAEoCUgAiAEBEhIKCmRlY2lkZWRfYXQYCiABKAkSHQoVaW50ZW50X2F1dGhvcl91c2VyX2lkGAsgASgJEiQKHGludGVudF9yZWdpc3RlcmVkX2J5X3VzZXJfaWQYDCABKAlCCgoIX2NvbW1lbnQinwEKGkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQobTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEjUKB2VudHJpZXMYASADKAsyJC5yZWxlYXNlZ2F0ZS52MS5BcHByb3ZhbEhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoaV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAyABKAkivgIKDUFwcHJvdmFsRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIjCgdwcm9qZWN0GAMgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAQgASgJEhkKEXJlbGVhc2VfaW50ZW50X2lkGAUgASgJEhUKDXZvdGVyX3VzZXJfaWQYBiABKAkSFgoOdm90ZXJfdXNlcm5hbWUYByABKAkSEAoIZGVjaXNpb24YCCABKAkSFQoNZGVjaXNpb25fa2luZBgJIAEoCRIZChFjdXJyZW50X2FwcHJvdmFscxgKIAEoBRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCyABKAUSDgoGcGFzc2VkGAwgASgIEhIKCmRlY2lkZWRfYXQYDSABKAkicgobV2F0Y2hBcHByb3ZhbEV2ZW50c1Jlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ucmVsZWFzZWdhdGUudjEuQXBwcm92YWxFdmVudBISCgpzdWJzY3JpYmVkGAIgASgIEhEKCWhlYXJ0YmVhdBgDIAEoCDL4AQoUQXBwcm92YWxBdWRpdFNlcnZpY2USbgoTTGlzdEFwcHJvdmFsSGlzdG9yeRIqLnJlbGVhc2VnYXRlLnYxLkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0GisucmVsZWFzZWdhdGUudjEuTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEnAKE1dhdGNoQXBwcm92YWxFdmVudHMSKi5yZWxlYXNlZ2F0ZS52MS5XYXRjaEFwcHJvdmFsRXZlbnRzUmVxdWVzdBorLnJlbGVhc2VnYXRlLnYxLldhdGNoQXBwcm92YWxFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_forest_v1_policy]);
+  fileDesc("Ch1yZWxlYXNlZ2F0ZS92MS9hcHByb3ZhbC5wcm90bxIOcmVsZWFzZWdhdGUudjEiwQIKFEFwcHJvdmFsSGlzdG9yeUVudHJ5EhAKCHNlcXVlbmNlGAEgASgDEhkKEXJlbGVhc2VfaW50ZW50X2lkGAIgASgJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEhkKEXByZXZpb3VzX2RlY2lzaW9uGAcgASgJEhUKDWRlY2lzaW9uX2tpbmQYCCABKAkSFAoHY29tbWVudBgJIAEoCUgAiAEBEhIKCmRlY2lkZWRfYXQYCiABKAkSHQoVaW50ZW50X2F1dGhvcl91c2VyX2lkGAsgASgJEiQKHGludGVudF9yZWdpc3RlcmVkX2J5X3VzZXJfaWQYDCABKAlCCgoIX2NvbW1lbnQinwEKGkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQobTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEjUKB2VudHJpZXMYASADKAsyJC5yZWxlYXNlZ2F0ZS52MS5BcHByb3ZhbEhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoaV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAyABKAkizgIKDUFwcHJvdmFsRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIjCgdwcm9qZWN0GAMgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAQgASgJEhkKEXJlbGVhc2VfaW50ZW50X2lkGAUgASgJEhUKDXZvdGVyX3VzZXJfaWQYBiABKAkSFgoOdm90ZXJfdXNlcm5hbWUYByABKAkSEAoIZGVjaXNpb24YCCABKAkSFQoNZGVjaXNpb25fa2luZBgJIAEoCRIZChFjdXJyZW50X2FwcHJvdmFscxgKIAEoBRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCyABKAUSDgoGcGFzc2VkGAwgASgIEhIKCmRlY2lkZWRfYXQYDSABKAkSDgoGcmVhc29uGA4gASgJInIKG1dhdGNoQXBwcm92YWxFdmVudHNSZXNwb25zZRIsCgVldmVudBgBIAEoCzIdLnJlbGVhc2VnYXRlLnYxLkFwcHJvdmFsRXZlbnQSEgoKc3Vic2NyaWJlZBgCIAEoCBIRCgloZWFydGJlYXQYAyABKAgy+AEKFEFwcHJvdmFsQXVkaXRTZXJ2aWNlEm4KE0xpc3RBcHByb3ZhbEhpc3RvcnkSKi5yZWxlYXNlZ2F0ZS52MS5MaXN0QXBwcm92YWxIaXN0b3J5UmVxdWVzdBorLnJlbGVhc2VnYXRlLnYxLkxpc3RBcHByb3ZhbEhpc3RvcnlSZXNwb25zZRJwChNXYXRjaEFwcHJvdmFsRXZlbnRzEioucmVsZWFzZWdhdGUudjEuV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QaKy5yZWxlYXNlZ2F0ZS52MS5XYXRjaEFwcHJvdmFsRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_forest_v1_policy]);
 
 /**
  * @generated from message releasegate.v1.ApprovalHistoryEntry
@@ -62,7 +62,7 @@ export type ApprovalHistoryEntry = Message<"releasegate.v1.ApprovalHistoryEntry"
   previousDecision: string;
 
   /**
-   * "peer" or "admin_override".
+   * "peer", "admin_override" or "break_glass" (then comment is the reason).
    *
    * @generated from field: string decision_kind = 8;
    */
@@ -215,7 +215,9 @@ export type ApprovalEvent = Message<"releasegate.v1.ApprovalEvent"> & {
   eventId: string;
 
   /**
-   * "approval.decided".
+   * "approval.decided" (a vote) or "approval.break_glass" (an admin broke
+   * the glass: decision "approved", decision_kind "break_glass", passed
+   * true, the approval counts as they stand, and the reason below).
    *
    * @generated from field: string kind = 2;
    */
@@ -277,6 +279,13 @@ export type ApprovalEvent = Message<"releasegate.v1.ApprovalEvent"> & {
    * @generated from field: string decided_at = 13;
    */
   decidedAt: string;
+
+  /**
+   * The written reason of a break-glass; empty for votes.
+   *
+   * @generated from field: string reason = 14;
+   */
+  reason: string;
 };
 
 /**
@@ -327,7 +336,7 @@ export const WatchApprovalEventsResponseSchema: GenMessage<WatchApprovalEventsRe
  */
 export const ApprovalAuditService: GenService<{
   /**
-   * Every vote, vote change and admin override, oldest first, paged.
+   * Every vote, vote change, admin override and break-glass, oldest first, paged.
    *
    * @generated from rpc releasegate.v1.ApprovalAuditService.ListApprovalHistory
    */
