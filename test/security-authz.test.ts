@@ -57,6 +57,8 @@ const ALLOWED: Record<string, readonly Role[]> = {
   // Declaring a project's environments is an admin's (a person's) decision.
   "releasegate.v1.EnvironmentService/SetProjectEnvironments": ["admin"],
   "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
+  // Who may still approve: a read.
+  "releasegate.v1.ApprovalQueryService/ListEligibleApprovers": EVERYONE_IN_ORG,
 };
 
 let server: TestServer;

@@ -2,6 +2,7 @@ import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bu
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { PolicyService } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
 import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "../../src/gen/releasegate/v1/environment_pb.js";
@@ -15,6 +16,7 @@ export const AUTHENTICATED_SERVICES: readonly DescService[] = [
   ApproverService,
   BreakGlassService,
   EnvironmentService,
+  ApprovalQueryService,
 ];
 
 /** Every method of every authenticated service, with its service. */
