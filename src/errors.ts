@@ -44,6 +44,25 @@ export class FailedPreconditionError extends Error {
   }
 }
 
+/** Longest part of a rejected value repeated in an error message (messages travel in headers). */
+const QUOTED_MAX = 80;
+
+/**
+ * A rejected request value for an error message: a JSON string with
+ * everything outside printable ASCII written as \uXXXX (a trailing space
+ * shows inside the quotes, a zero-width space or a Cyrillic o (U+043E) shows
+ * as what it is), cut to 80 characters, so an error never echoes a megabyte
+ * of input into a gRPC trailer.
+ */
+export function quoteInput(value: string): string {
+  const shown = value.length > QUOTED_MAX ? value.slice(0, QUOTED_MAX) : value;
+  const json = JSON.stringify(shown).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return value.length > QUOTED_MAX ? `${json}... (${value.length} characters)` : json;
+}
+
 /** A position the request names (a resume point) is outside what the server keeps. */
 export class OutOfRangeError extends Error {
   override readonly name = "OutOfRangeError";

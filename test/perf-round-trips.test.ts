@@ -66,7 +66,7 @@ describe("round trips on the hot paths", () => {
       votesEnvironment: "prod",
     });
     expect(counter.count).toBe(1);
-    expect(rows.intent).toEqual({ branch: "main" });
+    expect(rows.intent).toEqual({ branch: "main", author: "ann", registrant: "ann", registrantIsUser: true });
     expect([...rows.lastSuccessfulDeploy]).toEqual([["staging", finished]]);
     expect(rows.votes.map((v) => [v.userId, v.username, v.decision, v.comment])).toEqual([
       ["bob", "BOB", "approved", undefined],

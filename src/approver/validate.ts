@@ -1,6 +1,6 @@
 import { parseRole, ROLES, type Role } from "../auth/roles.js";
 import { foldEnvironment, isEnvironmentName } from "../environment/environment-name.js";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, quoteInput } from "../errors.js";
 import { requireName } from "../policy/validate.js";
 import { SCOPE_KINDS, type Scope, type ScopeKind } from "./directory.js";
 import { environmentScopeId, ORGANISATION_SCOPE } from "./scope.js";
@@ -21,7 +21,7 @@ export function requireGroupName(value: string, field: string): string {
   if (!GROUP_NAME_PATTERN.test(value))
     throw new InvalidArgumentError(
       field,
-      `${JSON.stringify(value)} is not a valid group name: use 1-63 characters a-z, 0-9 or '-', starting with a letter or digit`,
+      `${quoteInput(value)} is not a valid group name: use 1-63 characters a-z, 0-9 or '-', starting with a letter or digit`,
     );
   return value;
 }
@@ -53,7 +53,7 @@ export function requireRole(value: string, field: string): Role {
   if (value === "") throw new InvalidArgumentError(field, `is required: one of ${ROLES.join(", ")}`);
   const role = parseRole(value);
   if (role === undefined)
-    throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not a role: use one of ${ROLES.join(", ")}`);
+    throw new InvalidArgumentError(field, `${quoteInput(value)} is not a role: use one of ${ROLES.join(", ")}`);
   return role;
 }
 
@@ -68,7 +68,7 @@ export function requireScope(kind: string, scopeId: string, noun: "grant" | "mem
   if (!SCOPE_KINDS.includes(kind as ScopeKind))
     throw new InvalidArgumentError(
       fields.scope,
-      `${JSON.stringify(kind)} is not a scope: use one of ${SCOPE_KINDS.join(", ")}`,
+      `${quoteInput(kind)} is not a scope: use one of ${SCOPE_KINDS.join(", ")}`,
     );
   switch (kind as ScopeKind) {
     case "organisation":
@@ -89,7 +89,7 @@ export function requireScope(kind: string, scopeId: string, noun: "grant" | "mem
       if (project === "" || project.includes("/") || !isEnvironmentName(environment))
         throw new InvalidArgumentError(
           fields.scopeId,
-          `must be project/environment for an environment ${noun} (environment: 1-63 characters a-z, 0-9, '.', '_' or '-'), got ${JSON.stringify(scopeId)}`,
+          `must be project/environment for an environment ${noun} (environment: 1-63 characters a-z, 0-9, '.', '_' or '-'), got ${quoteInput(scopeId)}`,
         );
       return { kind: "environment", id: environmentScopeId(requireName(project, fields.scopeId), environment) };
     }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, quoteInput } from "../errors.js";
 
 /**
  * What an environment name looks like after folding: 1-63 characters of
@@ -33,25 +33,8 @@ export function requireEnvironment(value: string | undefined, field: string): st
   if (value === undefined || value === "") throw new InvalidArgumentError(field, "is required");
   const folded = foldEnvironment(value);
   if (!ENVIRONMENT_NAME_PATTERN.test(folded))
-    throw new InvalidArgumentError(field, `${quoted(value)} is not a valid environment name: ${RULE}`);
+    throw new InvalidArgumentError(field, `${quoteInput(value)} is not a valid environment name: ${RULE}`);
   return folded;
-}
-
-/** Longest part of a rejected name repeated in the error message. */
-const QUOTED_MAX = 80;
-
-/**
- * The name as a JSON string with everything outside printable ASCII written
- * as \uXXXX: a trailing space shows inside the quotes, and a zero-width space
- * or a Cyrillic o (U+043E) shows as what it is instead of looking like the real name.
- */
-function quoted(value: string): string {
-  const shown = value.length > QUOTED_MAX ? value.slice(0, QUOTED_MAX) : value;
-  const json = JSON.stringify(shown).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return value.length > QUOTED_MAX ? `${json}... (${value.length} characters)` : json;
 }
 
 /** Like requireEnvironment for an optional filter: `""` (or absent) means no filter and returns undefined. */

@@ -1,5 +1,5 @@
 import { requireEnvironment } from "../environment/environment-name.js";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, quoteInput } from "../errors.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import {
   APPROVAL_RULE_ROLES,
@@ -134,7 +134,7 @@ export function approvalRuleFromInput(input: ApprovalRuleInput, field: string): 
     if (!GROUP_NAME_PATTERN.test(input.group))
       throw new InvalidArgumentError(
         `${field}.group`,
-        `${JSON.stringify(input.group)} is not a valid group name: use 1-63 characters a-z, 0-9 or '-', starting with a letter or digit`,
+        `${quoteInput(input.group)} is not a valid group name: use 1-63 characters a-z, 0-9 or '-', starting with a letter or digit`,
       );
     return { group: input.group, requiredApprovals: n };
   }
@@ -142,7 +142,7 @@ export function approvalRuleFromInput(input: ApprovalRuleInput, field: string): 
   if (role === undefined)
     throw new InvalidArgumentError(
       `${field}.min_role`,
-      `${JSON.stringify(input.minRole)} is not a role a rule may require: use ${APPROVAL_RULE_ROLES.join(", ")}`,
+      `${quoteInput(input.minRole)} is not a role a rule may require: use ${APPROVAL_RULE_ROLES.join(", ")}`,
     );
   return { minRole: role, requiredApprovals: n };
 }

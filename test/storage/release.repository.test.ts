@@ -96,7 +96,11 @@ describe(`release repository on ${testDatabaseKind()}`, () => {
     const i = intent(project, { branch: "release/7" });
     await insertIntentIfAbsent(tdb.database.db, i);
     const rows = await readEvaluationRows(tdb.database.db, project, { releaseIntentId: i.id, sourceEnvironments: [] });
-    expect(rows).toEqual({ intent: { branch: "release/7" }, lastSuccessfulDeploy: new Map(), votes: [] });
+    expect(rows).toEqual({
+      intent: { branch: "release/7", author: "alice", registrant: "alice", registrantIsUser: true },
+      lastSuccessfulDeploy: new Map(),
+      votes: [],
+    });
     const elsewhere = await readEvaluationRows(tdb.database.db, freshProject(), {
       releaseIntentId: i.id,
       sourceEnvironments: [],
