@@ -157,7 +157,8 @@ export class OutboxRelay {
         if (batch.claimed < this.#batch || batch.published === 0) break;
       }
     } catch (err) {
-      // Claiming or marking failed (the database): this batch is not marked and is retried whole.
+      // Claiming or marking failed (the database): rows left unmarked are claimed and published
+      // again once their lease runs out, and JetStream drops the repeats by Nats-Msg-Id.
       failures = [err];
     }
     if (failures.length === 0) {
