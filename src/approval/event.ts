@@ -5,8 +5,26 @@ export const APPROVAL_DECIDED = "approval.decided";
 /** Kind of the event of a break-glass (src/approval/break-glass.ts). */
 export const APPROVAL_BREAK_GLASS = "approval.break_glass";
 
+/** Kinds of the lifecycle events of approval requests (issue 13). */
+export const APPROVAL_REQUESTED = "approval.requested";
+export const APPROVAL_APPROVED = "approval.approved";
+export const APPROVAL_REJECTED = "approval.rejected";
+export const APPROVAL_EXPIRED = "approval.expired";
+export const APPROVAL_SUPERSEDED = "approval.superseded";
+export const APPROVAL_CANCELLED = "approval.cancelled";
+
+/** Every lifecycle kind of a request, in the order of the state machine. */
+export const REQUEST_EVENT_KINDS = [
+  APPROVAL_REQUESTED,
+  APPROVAL_APPROVED,
+  APPROVAL_REJECTED,
+  APPROVAL_EXPIRED,
+  APPROVAL_SUPERSEDED,
+  APPROVAL_CANCELLED,
+] as const;
+
 /** The kinds of event the approval gate emits. */
-export type ApprovalEventKind = typeof APPROVAL_DECIDED | typeof APPROVAL_BREAK_GLASS;
+export type ApprovalEventKind = typeof APPROVAL_DECIDED | typeof APPROVAL_BREAK_GLASS | (typeof REQUEST_EVENT_KINDS)[number];
 
 /**
  * The structured event published to JetStream and streamed by

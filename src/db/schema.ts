@@ -58,6 +58,8 @@ export interface ApprovalVotesTable {
   voter_idp_groups: ColumnType<string[] | null, string | null, string | null>;
   /** The role the voter's token gave them in the organisation at vote time. */
   voter_token_role: string | null;
+  /** The approval request the vote was cast on (null: cast before requests existed). */
+  request_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ApprovalHistoryTable {
@@ -146,6 +148,28 @@ export interface RoleGrantsTable {
   granted_by: string;
 }
 
+/** Approval requests (migrations/0016_approval_requests.sql). */
+export type ApprovalRequestStateValue = "pending" | "approved" | "rejected" | "expired" | "superseded" | "cancelled";
+
+export interface ApprovalRequestsTable {
+  id: string;
+  organisation: string;
+  project: string;
+  release_intent_id: string;
+  environment: string;
+  state: ApprovalRequestStateValue;
+  requested_by_user_id: string;
+  requested_by_actor_type: string;
+  opened_by: "request" | "evaluation";
+  requested_at: ColumnType<Date, Date, never>;
+  expires_at: Date | null;
+  decided_at: Date | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  superseded_by: string | null;
+  updated_at: Date;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -158,4 +182,5 @@ export interface DB {
   approver_groups: ApproverGroupsTable;
   approver_group_members: ApproverGroupMembersTable;
   role_grants: RoleGrantsTable;
+  approval_requests: ApprovalRequestsTable;
 }

@@ -556,11 +556,14 @@ export class GateModel {
     const fourEyes = cmd.decision === "approved" && (caller.sub === intent.author || proxy);
     const idp = caller.groups ?? [];
     // Issue 12: an approval from someone eligible for no rule of any enabled approval policy on the
-    // environment (when one has rules) is refused; which of it and four eyes comes first is open.
+    // environment is refused; which of it and four eyes comes first is open. A policy without rules
+    // "behaves exactly as today" (anyone's approval counts), so with one on the environment every
+    // voter is eligible for something and the vote is taken.
     const ruled = gates.filter((g) => hasRules(g.config));
     const ineligible =
       cmd.decision === "approved" &&
       ruled.length > 0 &&
+      ruled.length === gates.length &&
       !ruled.some((g) => this.#eligibleRules(g.config as ApprovalConfig, cmd.project, caller.sub, idp, now).length > 0);
     anyOf(
       fourEyes && !cmd.bypass

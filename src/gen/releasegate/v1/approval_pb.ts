@@ -8,13 +8,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Project } from "../../forest/v1/policy_pb.js";
 import { file_forest_v1_policy } from "../../forest/v1/policy_pb.js";
+import type { ApprovalRequestState } from "./approval_request_pb.js";
+import { file_releasegate_v1_approval_request } from "./approval_request_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file releasegate/v1/approval.proto.
  */
 export const file_releasegate_v1_approval: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yZWxlYXNlZ2F0ZS92MS9hcHByb3ZhbC5wcm90bxIOcmVsZWFzZWdhdGUudjEiwQIKFEFwcHJvdmFsSGlzdG9yeUVudHJ5EhAKCHNlcXVlbmNlGAEgASgDEhkKEXJlbGVhc2VfaW50ZW50X2lkGAIgASgJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEhkKEXByZXZpb3VzX2RlY2lzaW9uGAcgASgJEhUKDWRlY2lzaW9uX2tpbmQYCCABKAkSFAoHY29tbWVudBgJIAEoCUgAiAEBEhIKCmRlY2lkZWRfYXQYCiABKAkSHQoVaW50ZW50X2F1dGhvcl91c2VyX2lkGAsgASgJEiQKHGludGVudF9yZWdpc3RlcmVkX2J5X3VzZXJfaWQYDCABKAlCCgoIX2NvbW1lbnQinwEKGkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQobTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEjUKB2VudHJpZXMYASADKAsyJC5yZWxlYXNlZ2F0ZS52MS5BcHByb3ZhbEhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoaV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAyABKAkizgIKDUFwcHJvdmFsRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIjCgdwcm9qZWN0GAMgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAQgASgJEhkKEXJlbGVhc2VfaW50ZW50X2lkGAUgASgJEhUKDXZvdGVyX3VzZXJfaWQYBiABKAkSFgoOdm90ZXJfdXNlcm5hbWUYByABKAkSEAoIZGVjaXNpb24YCCABKAkSFQoNZGVjaXNpb25fa2luZBgJIAEoCRIZChFjdXJyZW50X2FwcHJvdmFscxgKIAEoBRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCyABKAUSDgoGcGFzc2VkGAwgASgIEhIKCmRlY2lkZWRfYXQYDSABKAkSDgoGcmVhc29uGA4gASgJInIKG1dhdGNoQXBwcm92YWxFdmVudHNSZXNwb25zZRIsCgVldmVudBgBIAEoCzIdLnJlbGVhc2VnYXRlLnYxLkFwcHJvdmFsRXZlbnQSEgoKc3Vic2NyaWJlZBgCIAEoCBIRCgloZWFydGJlYXQYAyABKAgy+AEKFEFwcHJvdmFsQXVkaXRTZXJ2aWNlEm4KE0xpc3RBcHByb3ZhbEhpc3RvcnkSKi5yZWxlYXNlZ2F0ZS52MS5MaXN0QXBwcm92YWxIaXN0b3J5UmVxdWVzdBorLnJlbGVhc2VnYXRlLnYxLkxpc3RBcHByb3ZhbEhpc3RvcnlSZXNwb25zZRJwChNXYXRjaEFwcHJvdmFsRXZlbnRzEioucmVsZWFzZWdhdGUudjEuV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QaKy5yZWxlYXNlZ2F0ZS52MS5XYXRjaEFwcHJvdmFsRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_forest_v1_policy]);
+  fileDesc("Ch1yZWxlYXNlZ2F0ZS92MS9hcHByb3ZhbC5wcm90bxIOcmVsZWFzZWdhdGUudjEiwQIKFEFwcHJvdmFsSGlzdG9yeUVudHJ5EhAKCHNlcXVlbmNlGAEgASgDEhkKEXJlbGVhc2VfaW50ZW50X2lkGAIgASgJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEhkKEXByZXZpb3VzX2RlY2lzaW9uGAcgASgJEhUKDWRlY2lzaW9uX2tpbmQYCCABKAkSFAoHY29tbWVudBgJIAEoCUgAiAEBEhIKCmRlY2lkZWRfYXQYCiABKAkSHQoVaW50ZW50X2F1dGhvcl91c2VyX2lkGAsgASgJEiQKHGludGVudF9yZWdpc3RlcmVkX2J5X3VzZXJfaWQYDCABKAlCCgoIX2NvbW1lbnQinwEKGkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQobTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEjUKB2VudHJpZXMYASADKAsyJC5yZWxlYXNlZ2F0ZS52MS5BcHByb3ZhbEhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoaV2F0Y2hBcHByb3ZhbEV2ZW50c1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRIdChVyZXN1bWVfYWZ0ZXJfZXZlbnRfaWQYAyABKAkitgMKDUFwcHJvdmFsRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDAoEa2luZBgCIAEoCRIjCgdwcm9qZWN0GAMgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAQgASgJEhkKEXJlbGVhc2VfaW50ZW50X2lkGAUgASgJEhUKDXZvdGVyX3VzZXJfaWQYBiABKAkSFgoOdm90ZXJfdXNlcm5hbWUYByABKAkSEAoIZGVjaXNpb24YCCABKAkSFQoNZGVjaXNpb25fa2luZBgJIAEoCRIZChFjdXJyZW50X2FwcHJvdmFscxgKIAEoBRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCyABKAUSDgoGcGFzc2VkGAwgASgIEhIKCmRlY2lkZWRfYXQYDSABKAkSDgoGcmVhc29uGA4gASgJEhIKCnJlcXVlc3RfaWQYDyABKAkSOwoNcmVxdWVzdF9zdGF0ZRgQIAEoDjIkLnJlbGVhc2VnYXRlLnYxLkFwcHJvdmFsUmVxdWVzdFN0YXRlEhUKDXN1cGVyc2VkZWRfYnkYESABKAkicgobV2F0Y2hBcHByb3ZhbEV2ZW50c1Jlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ucmVsZWFzZWdhdGUudjEuQXBwcm92YWxFdmVudBISCgpzdWJzY3JpYmVkGAIgASgIEhEKCWhlYXJ0YmVhdBgDIAEoCDL4AQoUQXBwcm92YWxBdWRpdFNlcnZpY2USbgoTTGlzdEFwcHJvdmFsSGlzdG9yeRIqLnJlbGVhc2VnYXRlLnYxLkxpc3RBcHByb3ZhbEhpc3RvcnlSZXF1ZXN0GisucmVsZWFzZWdhdGUudjEuTGlzdEFwcHJvdmFsSGlzdG9yeVJlc3BvbnNlEnAKE1dhdGNoQXBwcm92YWxFdmVudHMSKi5yZWxlYXNlZ2F0ZS52MS5XYXRjaEFwcHJvdmFsRXZlbnRzUmVxdWVzdBorLnJlbGVhc2VnYXRlLnYxLldhdGNoQXBwcm92YWxFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_forest_v1_policy, file_releasegate_v1_approval_request]);
 
 /**
  * @generated from message releasegate.v1.ApprovalHistoryEntry
@@ -281,11 +283,36 @@ export type ApprovalEvent = Message<"releasegate.v1.ApprovalEvent"> & {
   decidedAt: string;
 
   /**
-   * The written reason of a break-glass; empty for votes.
+   * The written reason of a break-glass; empty for votes. For a request's
+   * lifecycle event, why it ended (see ApprovalRequest.reason).
    *
    * @generated from field: string reason = 14;
    */
   reason: string;
+
+  /**
+   * Lifecycle events of approval requests (issue 13) have the kinds
+   * "approval.requested", "approval.approved", "approval.rejected",
+   * "approval.expired", "approval.superseded" and "approval.cancelled";
+   * voter_* then name who caused the transition ("system" for the reaper
+   * and supersede). Votes and break-glass carry the request too, when one
+   * is open.
+   *
+   * @generated from field: string request_id = 15;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: releasegate.v1.ApprovalRequestState request_state = 16;
+   */
+  requestState: ApprovalRequestState;
+
+  /**
+   * The newer release intent, on "approval.superseded".
+   *
+   * @generated from field: string superseded_by = 17;
+   */
+  supersededBy: string;
 };
 
 /**
