@@ -13,11 +13,13 @@ CREATE TABLE IF NOT EXISTS approval_requests (
   state text NOT NULL
     CONSTRAINT approval_requests_state_check
     CHECK (state IN ('pending', 'approved', 'rejected', 'expired', 'superseded', 'cancelled')),
-  -- Who asked: the caller of RequestApproval, or of the EvaluatePolicies
-  -- that opened it (opened_by 'evaluation').
+  -- Who asked: the caller of RequestApproval (opened_by 'request'), of the
+  -- EvaluatePolicies that opened it ('evaluation'), or of the first vote on
+  -- an intent+environment without a request ('vote': Forest's clients vote
+  -- without asking).
   requested_by_user_id text NOT NULL,
   requested_by_actor_type text NOT NULL,
-  opened_by text NOT NULL CONSTRAINT approval_requests_opened_by_check CHECK (opened_by IN ('request', 'evaluation')),
+  opened_by text NOT NULL CONSTRAINT approval_requests_opened_by_check CHECK (opened_by IN ('request', 'evaluation', 'vote')),
   requested_at timestamptz NOT NULL,
   -- When a pending request expires (the policy's request timeout); NULL: never.
   expires_at timestamptz,

@@ -160,7 +160,7 @@ export interface ApprovalRequestsTable {
   state: ApprovalRequestStateValue;
   requested_by_user_id: string;
   requested_by_actor_type: string;
-  opened_by: "request" | "evaluation";
+  opened_by: "request" | "evaluation" | "vote";
   requested_at: ColumnType<Date, Date, never>;
   expires_at: Date | null;
   decided_at: Date | null;

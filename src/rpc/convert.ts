@@ -50,6 +50,9 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
   switch (config.case) {
     case undefined:
       return undefined;
+    case "supersedePending":
+      // Placeholder until the supersede policy kind lands (issue 13).
+      throw new InvalidArgumentError("supersede_pending", "is not supported by this server yet");
     case "soakTime": {
       const d = config.value.durationSeconds;
       // int64 arrives as bigint; beyond the safe range only the sign matters
@@ -106,6 +109,7 @@ export function requireConfigMatchingType(config: ConfigOneof, policyType: Polic
       "config",
       "is required: set one of soak_time, branch_restriction, external_approval",
     );
+  if (config.case === "supersedePending") return configFromProto(config)!;
   const kind = CASE_TO_KIND[config.case];
   if (policyType !== KIND_TO_TYPE[kind]) {
     const name = PolicyType[policyType] ?? String(policyType);
@@ -151,6 +155,9 @@ export function policyToProto(p: Policy): PolicyMsg {
           requiredApprovals: c.requiredApprovals,
           rules: (c.rules ?? []).map(ruleToProto),
           distinctApprovers: c.distinctApprovers === true,
+          requestTimeoutSeconds: 0n,
+          maxApprovalAgeSeconds: 0n,
+          rejectBlocks: false,
         },
       };
       break;

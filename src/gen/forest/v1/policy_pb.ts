@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file forest/v1/policy.proto.
  */
 export const file_forest_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChZmb3Jlc3QvdjEvcG9saWN5LnByb3RvEglmb3Jlc3QudjEiMAoHUHJvamVjdBIUCgxvcmdhbmlzYXRpb24YASABKAkSDwoHcHJvamVjdBgCIAEoCSJiCg5Tb2FrVGltZUNvbmZpZxIaChJzb3VyY2VfZW52aXJvbm1lbnQYASABKAkSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAIgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYAyABKAMiTQoXQnJhbmNoUmVzdHJpY3Rpb25Db25maWcSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAEgASgJEhYKDmJyYW5jaF9wYXR0ZXJuGAIgASgJIpkBChZFeHRlcm5hbEFwcHJvdmFsQ29uZmlnEhoKEnRhcmdldF9lbnZpcm9ubWVudBgBIAEoCRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYAiABKAUSKwoFcnVsZXMYZCADKAsyHC5yZWxlYXNlZ2F0ZS52MS5BcHByb3ZhbFJ1bGUSGgoSZGlzdGluY3RfYXBwcm92ZXJzGGUgASgIIt0BChVFeHRlcm5hbEFwcHJvdmFsU3RhdGUSGgoScmVxdWlyZWRfYXBwcm92YWxzGAEgASgFEhkKEWN1cnJlbnRfYXBwcm92YWxzGAIgASgFEjsKCWRlY2lzaW9ucxgDIAMoCzIoLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmFsRGVjaXNpb25FbnRyeRI7Cg1ydWxlX3Byb2dyZXNzGGQgAygLMiQucmVsZWFzZWdhdGUudjEuQXBwcm92YWxSdWxlUHJvZ3Jlc3MSEwoLYnJlYWtfZ2xhc3MYZSABKAkioQEKHUV4dGVybmFsQXBwcm92YWxEZWNpc2lvbkVudHJ5Eg8KB3VzZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIZGVjaXNpb24YAyABKAkSEgoKZGVjaWRlZF9hdBgEIAEoCRIUCgdjb21tZW50GAUgASgJSACIAQESFQoNZGVjaXNpb25fa2luZBhkIAEoCUIKCghfY29tbWVudCLDAgoGUG9saWN5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHZW5hYmxlZBgDIAEoCBIqCgtwb2xpY3lfdHlwZRgEIAEoDjIVLmZvcmVzdC52MS5Qb2xpY3lUeXBlEi4KCXNvYWtfdGltZRgKIAEoCzIZLmZvcmVzdC52MS5Tb2FrVGltZUNvbmZpZ0gAEkAKEmJyYW5jaF9yZXN0cmljdGlvbhgLIAEoCzIiLmZvcmVzdC52MS5CcmFuY2hSZXN0cmljdGlvbkNvbmZpZ0gAEj4KEWV4dGVybmFsX2FwcHJvdmFsGAwgASgLMiEuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxDb25maWdIABISCgpjcmVhdGVkX2F0GBQgASgJEhIKCnVwZGF0ZWRfYXQYFSABKAlCCAoGY29uZmlnItcBChBQb2xpY3lFdmFsdWF0aW9uEhMKC3BvbGljeV9uYW1lGAEgASgJEioKC3BvbGljeV90eXBlGAIgASgOMhUuZm9yZXN0LnYxLlBvbGljeVR5cGUSDgoGcGFzc2VkGAMgASgIEg4KBnJlYXNvbhgEIAEoCRJGChdleHRlcm5hbF9hcHByb3ZhbF9zdGF0ZRgKIAEoCzIgLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmFsU3RhdGVIAIgBAUIaChhfZXh0ZXJuYWxfYXBwcm92YWxfc3RhdGUisAIKE0NyZWF0ZVBvbGljeVJlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EgwKBG5hbWUYAiABKAkSKgoLcG9saWN5X3R5cGUYAyABKA4yFS5mb3Jlc3QudjEuUG9saWN5VHlwZRIuCglzb2FrX3RpbWUYCiABKAsyGS5mb3Jlc3QudjEuU29ha1RpbWVDb25maWdIABJAChJicmFuY2hfcmVzdHJpY3Rpb24YCyABKAsyIi5mb3Jlc3QudjEuQnJhbmNoUmVzdHJpY3Rpb25Db25maWdIABI+ChFleHRlcm5hbF9hcHByb3ZhbBgMIAEoCzIhLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmFsQ29uZmlnSABCCAoGY29uZmlnIjkKFENyZWF0ZVBvbGljeVJlc3BvbnNlEiEKBnBvbGljeRgBIAEoCzIRLmZvcmVzdC52MS5Qb2xpY3kipgIKE1VwZGF0ZVBvbGljeVJlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EgwKBG5hbWUYAiABKAkSFAoHZW5hYmxlZBgDIAEoCEgBiAEBEi4KCXNvYWtfdGltZRgKIAEoCzIZLmZvcmVzdC52MS5Tb2FrVGltZUNvbmZpZ0gAEkAKEmJyYW5jaF9yZXN0cmljdGlvbhgLIAEoCzIiLmZvcmVzdC52MS5CcmFuY2hSZXN0cmljdGlvbkNvbmZpZ0gAEj4KEWV4dGVybmFsX2FwcHJvdmFsGAwgASgLMiEuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxDb25maWdIAEIICgZjb25maWdCCgoIX2VuYWJsZWQiOQoUVXBkYXRlUG9saWN5UmVzcG9uc2USIQoGcG9saWN5GAEgASgLMhEuZm9yZXN0LnYxLlBvbGljeSJIChNEZWxldGVQb2xpY3lSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIMCgRuYW1lGAIgASgJIhYKFERlbGV0ZVBvbGljeVJlc3BvbnNlIjoKE0xpc3RQb2xpY2llc1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0IjsKFExpc3RQb2xpY2llc1Jlc3BvbnNlEiMKCHBvbGljaWVzGAEgAygLMhEuZm9yZXN0LnYxLlBvbGljeSKwAQoXRXZhbHVhdGVQb2xpY2llc1JlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRITCgZicmFuY2gYAyABKAlIAIgBARIeChFyZWxlYXNlX2ludGVudF9pZBgEIAEoCUgBiAEBQgkKB19icmFuY2hCFAoSX3JlbGVhc2VfaW50ZW50X2lkImAKGEV2YWx1YXRlUG9saWNpZXNSZXNwb25zZRIwCgtldmFsdWF0aW9ucxgBIAMoCzIbLmZvcmVzdC52MS5Qb2xpY3lFdmFsdWF0aW9uEhIKCmFsbF9wYXNzZWQYAiABKAgiswEKHUV4dGVybmFsQXBwcm92ZVJlbGVhc2VSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSFAoHY29tbWVudBgEIAEoCUgAiAEBEhQKDGZvcmNlX2J5cGFzcxgFIAEoCEIKCghfY29tbWVudCJRCh5FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVzcG9uc2USLwoFc3RhdGUYASABKAsyIC5mb3Jlc3QudjEuRXh0ZXJuYWxBcHByb3ZhbFN0YXRlIpwBChxFeHRlcm5hbFJlamVjdFJlbGVhc2VSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkSFAoHY29tbWVudBgEIAEoCUgAiAEBQgoKCF9jb21tZW50IlAKHUV4dGVybmFsUmVqZWN0UmVsZWFzZVJlc3BvbnNlEi8KBXN0YXRlGAEgASgLMiAuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxTdGF0ZSJ9Ch9HZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGVSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIZChFyZWxlYXNlX2ludGVudF9pZBgCIAEoCRIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAyABKAkiUwogR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVzcG9uc2USLwoFc3RhdGUYASABKAsyIC5mb3Jlc3QudjEuRXh0ZXJuYWxBcHByb3ZhbFN0YXRlKosBCgpQb2xpY3lUeXBlEhsKF1BPTElDWV9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVUE9MSUNZX1RZUEVfU09BS19USU1FEAESIgoeUE9MSUNZX1RZUEVfQlJBTkNIX1JFU1RSSUNUSU9OEAISIQodUE9MSUNZX1RZUEVfRVhURVJOQUxfQVBQUk9WQUwQAzK4CAoNUG9saWN5U2VydmljZRJPCgxDcmVhdGVQb2xpY3kSHi5mb3Jlc3QudjEuQ3JlYXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5DcmVhdGVQb2xpY3lSZXNwb25zZRJPCgxVcGRhdGVQb2xpY3kSHi5mb3Jlc3QudjEuVXBkYXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5VcGRhdGVQb2xpY3lSZXNwb25zZRJPCgxEZWxldGVQb2xpY3kSHi5mb3Jlc3QudjEuRGVsZXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5EZWxldGVQb2xpY3lSZXNwb25zZRJPCgxMaXN0UG9saWNpZXMSHi5mb3Jlc3QudjEuTGlzdFBvbGljaWVzUmVxdWVzdBofLmZvcmVzdC52MS5MaXN0UG9saWNpZXNSZXNwb25zZRJbChBFdmFsdWF0ZVBvbGljaWVzEiIuZm9yZXN0LnYxLkV2YWx1YXRlUG9saWNpZXNSZXF1ZXN0GiMuZm9yZXN0LnYxLkV2YWx1YXRlUG9saWNpZXNSZXNwb25zZRJtChZFeHRlcm5hbEFwcHJvdmVSZWxlYXNlEiguZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92ZVJlbGVhc2VSZXF1ZXN0GikuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92ZVJlbGVhc2VSZXNwb25zZRJqChVFeHRlcm5hbFJlamVjdFJlbGVhc2USJy5mb3Jlc3QudjEuRXh0ZXJuYWxSZWplY3RSZWxlYXNlUmVxdWVzdBooLmZvcmVzdC52MS5FeHRlcm5hbFJlamVjdFJlbGVhc2VSZXNwb25zZRJzChhHZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGUSKi5mb3Jlc3QudjEuR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVxdWVzdBorLmZvcmVzdC52MS5HZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGVSZXNwb25zZRJlCg5BcHByb3ZlUmVsZWFzZRIoLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVxdWVzdBopLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVzcG9uc2USYgoNUmVqZWN0UmVsZWFzZRInLmZvcmVzdC52MS5FeHRlcm5hbFJlamVjdFJlbGVhc2VSZXF1ZXN0GiguZm9yZXN0LnYxLkV4dGVybmFsUmVqZWN0UmVsZWFzZVJlc3BvbnNlEmsKEEdldEFwcHJvdmFsU3RhdGUSKi5mb3Jlc3QudjEuR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVxdWVzdBorLmZvcmVzdC52MS5HZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGVSZXNwb25zZWIGcHJvdG8z", [file_releasegate_v1_approval_rules]);
+  fileDesc("ChZmb3Jlc3QvdjEvcG9saWN5LnByb3RvEglmb3Jlc3QudjEigwEKB1Byb2plY3QSFAoMb3JnYW5pc2F0aW9uGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDgoGcmVhZG1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEiwKCG1ldGFkYXRhGAUgASgLMhouZm9yZXN0LnYxLlByb2plY3RNZXRhZGF0YSJ6Cg9Qcm9qZWN0TWV0YWRhdGESDwoHZ2l0X3VybBgBIAEoCRIQCghob21lcGFnZRgCIAEoCRIQCghkb2NzX3VybBgDIAEoCRITCgtzdXBwb3J0X3VybBgEIAEoCRIOCgZkb21haW4YBSABKAkSDQoFb3duZXIYBiABKAkiYgoOU29ha1RpbWVDb25maWcSGgoSc291cmNlX2Vudmlyb25tZW50GAEgASgJEhoKEnRhcmdldF9lbnZpcm9ubWVudBgCIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAMgASgDIk0KF0JyYW5jaFJlc3RyaWN0aW9uQ29uZmlnEhoKEnRhcmdldF9lbnZpcm9ubWVudBgBIAEoCRIWCg5icmFuY2hfcGF0dGVybhgCIAEoCSJqChZTdXBlcnNlZGVQZW5kaW5nQ29uZmlnEhoKEnRhcmdldF9lbnZpcm9ubWVudBgBIAEoCRIYChBzYW1lX2JyYW5jaF9vbmx5GAIgASgIEhoKEmNhbmNlbF9pbl9wcm9ncmVzcxgDIAEoCCLzAQoWRXh0ZXJuYWxBcHByb3ZhbENvbmZpZxIaChJ0YXJnZXRfZW52aXJvbm1lbnQYASABKAkSGgoScmVxdWlyZWRfYXBwcm92YWxzGAIgASgFEisKBXJ1bGVzGGQgAygLMhwucmVsZWFzZWdhdGUudjEuQXBwcm92YWxSdWxlEhoKEmRpc3RpbmN0X2FwcHJvdmVycxhlIAEoCBIfChdyZXF1ZXN0X3RpbWVvdXRfc2Vjb25kcxhmIAEoAxIgChhtYXhfYXBwcm92YWxfYWdlX3NlY29uZHMYZyABKAMSFQoNcmVqZWN0X2Jsb2NrcxhoIAEoCCLdAQoVRXh0ZXJuYWxBcHByb3ZhbFN0YXRlEhoKEnJlcXVpcmVkX2FwcHJvdmFscxgBIAEoBRIZChFjdXJyZW50X2FwcHJvdmFscxgCIAEoBRI7CglkZWNpc2lvbnMYAyADKAsyKC5mb3Jlc3QudjEuRXh0ZXJuYWxBcHByb3ZhbERlY2lzaW9uRW50cnkSOwoNcnVsZV9wcm9ncmVzcxhkIAMoCzIkLnJlbGVhc2VnYXRlLnYxLkFwcHJvdmFsUnVsZVByb2dyZXNzEhMKC2JyZWFrX2dsYXNzGGUgASgJIqEBCh1FeHRlcm5hbEFwcHJvdmFsRGVjaXNpb25FbnRyeRIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCGRlY2lzaW9uGAMgASgJEhIKCmRlY2lkZWRfYXQYBCABKAkSFAoHY29tbWVudBgFIAEoCUgAiAEBEhUKDWRlY2lzaW9uX2tpbmQYZCABKAlCCgoIX2NvbW1lbnQigwMKBlBvbGljeRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2VuYWJsZWQYAyABKAgSKgoLcG9saWN5X3R5cGUYBCABKA4yFS5mb3Jlc3QudjEuUG9saWN5VHlwZRIuCglzb2FrX3RpbWUYCiABKAsyGS5mb3Jlc3QudjEuU29ha1RpbWVDb25maWdIABJAChJicmFuY2hfcmVzdHJpY3Rpb24YCyABKAsyIi5mb3Jlc3QudjEuQnJhbmNoUmVzdHJpY3Rpb25Db25maWdIABI+ChFleHRlcm5hbF9hcHByb3ZhbBgMIAEoCzIhLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmFsQ29uZmlnSAASPgoRc3VwZXJzZWRlX3BlbmRpbmcYDSABKAsyIS5mb3Jlc3QudjEuU3VwZXJzZWRlUGVuZGluZ0NvbmZpZ0gAEhIKCmNyZWF0ZWRfYXQYFCABKAkSEgoKdXBkYXRlZF9hdBgVIAEoCUIICgZjb25maWci1wEKEFBvbGljeUV2YWx1YXRpb24SEwoLcG9saWN5X25hbWUYASABKAkSKgoLcG9saWN5X3R5cGUYAiABKA4yFS5mb3Jlc3QudjEuUG9saWN5VHlwZRIOCgZwYXNzZWQYAyABKAgSDgoGcmVhc29uGAQgASgJEkYKF2V4dGVybmFsX2FwcHJvdmFsX3N0YXRlGAogASgLMiAuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxTdGF0ZUgAiAEBQhoKGF9leHRlcm5hbF9hcHByb3ZhbF9zdGF0ZSLwAgoTQ3JlYXRlUG9saWN5UmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSDAoEbmFtZRgCIAEoCRIqCgtwb2xpY3lfdHlwZRgDIAEoDjIVLmZvcmVzdC52MS5Qb2xpY3lUeXBlEi4KCXNvYWtfdGltZRgKIAEoCzIZLmZvcmVzdC52MS5Tb2FrVGltZUNvbmZpZ0gAEkAKEmJyYW5jaF9yZXN0cmljdGlvbhgLIAEoCzIiLmZvcmVzdC52MS5CcmFuY2hSZXN0cmljdGlvbkNvbmZpZ0gAEj4KEWV4dGVybmFsX2FwcHJvdmFsGAwgASgLMiEuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxDb25maWdIABI+ChFzdXBlcnNlZGVfcGVuZGluZxgNIAEoCzIhLmZvcmVzdC52MS5TdXBlcnNlZGVQZW5kaW5nQ29uZmlnSABCCAoGY29uZmlnIjkKFENyZWF0ZVBvbGljeVJlc3BvbnNlEiEKBnBvbGljeRgBIAEoCzIRLmZvcmVzdC52MS5Qb2xpY3ki5gIKE1VwZGF0ZVBvbGljeVJlcXVlc3QSIwoHcHJvamVjdBgBIAEoCzISLmZvcmVzdC52MS5Qcm9qZWN0EgwKBG5hbWUYAiABKAkSFAoHZW5hYmxlZBgDIAEoCEgBiAEBEi4KCXNvYWtfdGltZRgKIAEoCzIZLmZvcmVzdC52MS5Tb2FrVGltZUNvbmZpZ0gAEkAKEmJyYW5jaF9yZXN0cmljdGlvbhgLIAEoCzIiLmZvcmVzdC52MS5CcmFuY2hSZXN0cmljdGlvbkNvbmZpZ0gAEj4KEWV4dGVybmFsX2FwcHJvdmFsGAwgASgLMiEuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxDb25maWdIABI+ChFzdXBlcnNlZGVfcGVuZGluZxgNIAEoCzIhLmZvcmVzdC52MS5TdXBlcnNlZGVQZW5kaW5nQ29uZmlnSABCCAoGY29uZmlnQgoKCF9lbmFibGVkIjkKFFVwZGF0ZVBvbGljeVJlc3BvbnNlEiEKBnBvbGljeRgBIAEoCzIRLmZvcmVzdC52MS5Qb2xpY3kiSAoTRGVsZXRlUG9saWN5UmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSDAoEbmFtZRgCIAEoCSIWChREZWxldGVQb2xpY3lSZXNwb25zZSI6ChNMaXN0UG9saWNpZXNSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdCI7ChRMaXN0UG9saWNpZXNSZXNwb25zZRIjCghwb2xpY2llcxgBIAMoCzIRLmZvcmVzdC52MS5Qb2xpY3kisAEKF0V2YWx1YXRlUG9saWNpZXNSZXF1ZXN0EiMKB3Byb2plY3QYASABKAsyEi5mb3Jlc3QudjEuUHJvamVjdBIaChJ0YXJnZXRfZW52aXJvbm1lbnQYAiABKAkSEwoGYnJhbmNoGAMgASgJSACIAQESHgoRcmVsZWFzZV9pbnRlbnRfaWQYBCABKAlIAYgBAUIJCgdfYnJhbmNoQhQKEl9yZWxlYXNlX2ludGVudF9pZCJgChhFdmFsdWF0ZVBvbGljaWVzUmVzcG9uc2USMAoLZXZhbHVhdGlvbnMYASADKAsyGy5mb3Jlc3QudjEuUG9saWN5RXZhbHVhdGlvbhISCgphbGxfcGFzc2VkGAIgASgIIrMBCh1FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAMgASgJEhQKB2NvbW1lbnQYBCABKAlIAIgBARIUCgxmb3JjZV9ieXBhc3MYBSABKAhCCgoIX2NvbW1lbnQiUQoeRXh0ZXJuYWxBcHByb3ZlUmVsZWFzZVJlc3BvbnNlEi8KBXN0YXRlGAEgASgLMiAuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxTdGF0ZSKcAQocRXh0ZXJuYWxSZWplY3RSZWxlYXNlUmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAMgASgJEhQKB2NvbW1lbnQYBCABKAlIAIgBAUIKCghfY29tbWVudCJQCh1FeHRlcm5hbFJlamVjdFJlbGVhc2VSZXNwb25zZRIvCgVzdGF0ZRgBIAEoCzIgLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmFsU3RhdGUifQofR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVxdWVzdBIjCgdwcm9qZWN0GAEgASgLMhIuZm9yZXN0LnYxLlByb2plY3QSGQoRcmVsZWFzZV9pbnRlbnRfaWQYAiABKAkSGgoSdGFyZ2V0X2Vudmlyb25tZW50GAMgASgJIlMKIEdldEV4dGVybmFsQXBwcm92YWxTdGF0ZVJlc3BvbnNlEi8KBXN0YXRlGAEgASgLMiAuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92YWxTdGF0ZSquAQoKUG9saWN5VHlwZRIbChdQT0xJQ1lfVFlQRV9VTlNQRUNJRklFRBAAEhkKFVBPTElDWV9UWVBFX1NPQUtfVElNRRABEiIKHlBPTElDWV9UWVBFX0JSQU5DSF9SRVNUUklDVElPThACEiEKHVBPTElDWV9UWVBFX0VYVEVSTkFMX0FQUFJPVkFMEAMSIQodUE9MSUNZX1RZUEVfU1VQRVJTRURFX1BFTkRJTkcQBDK4CAoNUG9saWN5U2VydmljZRJPCgxDcmVhdGVQb2xpY3kSHi5mb3Jlc3QudjEuQ3JlYXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5DcmVhdGVQb2xpY3lSZXNwb25zZRJPCgxVcGRhdGVQb2xpY3kSHi5mb3Jlc3QudjEuVXBkYXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5VcGRhdGVQb2xpY3lSZXNwb25zZRJPCgxEZWxldGVQb2xpY3kSHi5mb3Jlc3QudjEuRGVsZXRlUG9saWN5UmVxdWVzdBofLmZvcmVzdC52MS5EZWxldGVQb2xpY3lSZXNwb25zZRJPCgxMaXN0UG9saWNpZXMSHi5mb3Jlc3QudjEuTGlzdFBvbGljaWVzUmVxdWVzdBofLmZvcmVzdC52MS5MaXN0UG9saWNpZXNSZXNwb25zZRJbChBFdmFsdWF0ZVBvbGljaWVzEiIuZm9yZXN0LnYxLkV2YWx1YXRlUG9saWNpZXNSZXF1ZXN0GiMuZm9yZXN0LnYxLkV2YWx1YXRlUG9saWNpZXNSZXNwb25zZRJtChZFeHRlcm5hbEFwcHJvdmVSZWxlYXNlEiguZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92ZVJlbGVhc2VSZXF1ZXN0GikuZm9yZXN0LnYxLkV4dGVybmFsQXBwcm92ZVJlbGVhc2VSZXNwb25zZRJqChVFeHRlcm5hbFJlamVjdFJlbGVhc2USJy5mb3Jlc3QudjEuRXh0ZXJuYWxSZWplY3RSZWxlYXNlUmVxdWVzdBooLmZvcmVzdC52MS5FeHRlcm5hbFJlamVjdFJlbGVhc2VSZXNwb25zZRJzChhHZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGUSKi5mb3Jlc3QudjEuR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVxdWVzdBorLmZvcmVzdC52MS5HZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGVSZXNwb25zZRJlCg5BcHByb3ZlUmVsZWFzZRIoLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVxdWVzdBopLmZvcmVzdC52MS5FeHRlcm5hbEFwcHJvdmVSZWxlYXNlUmVzcG9uc2USYgoNUmVqZWN0UmVsZWFzZRInLmZvcmVzdC52MS5FeHRlcm5hbFJlamVjdFJlbGVhc2VSZXF1ZXN0GiguZm9yZXN0LnYxLkV4dGVybmFsUmVqZWN0UmVsZWFzZVJlc3BvbnNlEmsKEEdldEFwcHJvdmFsU3RhdGUSKi5mb3Jlc3QudjEuR2V0RXh0ZXJuYWxBcHByb3ZhbFN0YXRlUmVxdWVzdBorLmZvcmVzdC52MS5HZXRFeHRlcm5hbEFwcHJvdmFsU3RhdGVSZXNwb25zZWIGcHJvdG8z", [file_releasegate_v1_approval_rules]);
 
 /**
  * @generated from message forest.v1.Project
@@ -31,6 +31,23 @@ export type Project = Message<"forest.v1.Project"> & {
    * @generated from field: string project = 2;
    */
   project: string;
+
+  /**
+   * Forest's project description fields: accepted on every RPC, not stored.
+   *
+   * @generated from field: string readme = 3;
+   */
+  readme: string;
+
+  /**
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * @generated from field: forest.v1.ProjectMetadata metadata = 5;
+   */
+  metadata?: ProjectMetadata | undefined;
 };
 
 /**
@@ -39,6 +56,48 @@ export type Project = Message<"forest.v1.Project"> & {
  */
 export const ProjectSchema: GenMessage<Project> = /*@__PURE__*/
   messageDesc(file_forest_v1_policy, 0);
+
+/**
+ * @generated from message forest.v1.ProjectMetadata
+ */
+export type ProjectMetadata = Message<"forest.v1.ProjectMetadata"> & {
+  /**
+   * @generated from field: string git_url = 1;
+   */
+  gitUrl: string;
+
+  /**
+   * @generated from field: string homepage = 2;
+   */
+  homepage: string;
+
+  /**
+   * @generated from field: string docs_url = 3;
+   */
+  docsUrl: string;
+
+  /**
+   * @generated from field: string support_url = 4;
+   */
+  supportUrl: string;
+
+  /**
+   * @generated from field: string domain = 5;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: string owner = 6;
+   */
+  owner: string;
+};
+
+/**
+ * Describes the message forest.v1.ProjectMetadata.
+ * Use `create(ProjectMetadataSchema)` to create a new message.
+ */
+export const ProjectMetadataSchema: GenMessage<ProjectMetadata> = /*@__PURE__*/
+  messageDesc(file_forest_v1_policy, 1);
 
 /**
  * @generated from message forest.v1.SoakTimeConfig
@@ -65,7 +124,7 @@ export type SoakTimeConfig = Message<"forest.v1.SoakTimeConfig"> & {
  * Use `create(SoakTimeConfigSchema)` to create a new message.
  */
 export const SoakTimeConfigSchema: GenMessage<SoakTimeConfig> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 1);
+  messageDesc(file_forest_v1_policy, 2);
 
 /**
  * @generated from message forest.v1.BranchRestrictionConfig
@@ -90,7 +149,41 @@ export type BranchRestrictionConfig = Message<"forest.v1.BranchRestrictionConfig
  * Use `create(BranchRestrictionConfigSchema)` to create a new message.
  */
 export const BranchRestrictionConfigSchema: GenMessage<BranchRestrictionConfig> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 2);
+  messageDesc(file_forest_v1_policy, 3);
+
+/**
+ * Forest's fourth policy type: a newer release supersedes older pending ones.
+ *
+ * @generated from message forest.v1.SupersedePendingConfig
+ */
+export type SupersedePendingConfig = Message<"forest.v1.SupersedePendingConfig"> & {
+  /**
+   * @generated from field: string target_environment = 1;
+   */
+  targetEnvironment: string;
+
+  /**
+   * Only a newer release on the same branch supersedes; a release with no
+   * branch is never superseded.
+   *
+   * @generated from field: bool same_branch_only = 2;
+   */
+  sameBranchOnly: boolean;
+
+  /**
+   * Not supported: validation rejects true.
+   *
+   * @generated from field: bool cancel_in_progress = 3;
+   */
+  cancelInProgress: boolean;
+};
+
+/**
+ * Describes the message forest.v1.SupersedePendingConfig.
+ * Use `create(SupersedePendingConfigSchema)` to create a new message.
+ */
+export const SupersedePendingConfigSchema: GenMessage<SupersedePendingConfig> = /*@__PURE__*/
+  messageDesc(file_forest_v1_policy, 4);
 
 /**
  * @generated from message forest.v1.ExternalApprovalConfig
@@ -119,6 +212,31 @@ export type ExternalApprovalConfig = Message<"forest.v1.ExternalApprovalConfig">
    * @generated from field: bool distinct_approvers = 101;
    */
   distinctApprovers: boolean;
+
+  /**
+   * releasegate (issue 13): a pending approval request expires this many
+   * seconds after it was opened. 0: never.
+   *
+   * @generated from field: int64 request_timeout_seconds = 102;
+   */
+  requestTimeoutSeconds: bigint;
+
+  /**
+   * releasegate (issue 13): approvals older than this many seconds stop
+   * counting at evaluation time (the reason names them). 0: no limit.
+   *
+   * @generated from field: int64 max_approval_age_seconds = 103;
+   */
+  maxApprovalAgeSeconds: bigint;
+
+  /**
+   * releasegate (issue 13): a current rejection by an eligible approver
+   * blocks (the request becomes rejected). Default off: Forest's "a
+   * rejection is a vote".
+   *
+   * @generated from field: bool reject_blocks = 104;
+   */
+  rejectBlocks: boolean;
 };
 
 /**
@@ -126,7 +244,7 @@ export type ExternalApprovalConfig = Message<"forest.v1.ExternalApprovalConfig">
  * Use `create(ExternalApprovalConfigSchema)` to create a new message.
  */
 export const ExternalApprovalConfigSchema: GenMessage<ExternalApprovalConfig> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 3);
+  messageDesc(file_forest_v1_policy, 5);
 
 /**
  * @generated from message forest.v1.ExternalApprovalState
@@ -170,7 +288,7 @@ export type ExternalApprovalState = Message<"forest.v1.ExternalApprovalState"> &
  * Use `create(ExternalApprovalStateSchema)` to create a new message.
  */
 export const ExternalApprovalStateSchema: GenMessage<ExternalApprovalState> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 4);
+  messageDesc(file_forest_v1_policy, 6);
 
 /**
  * @generated from message forest.v1.ExternalApprovalDecisionEntry
@@ -218,7 +336,7 @@ export type ExternalApprovalDecisionEntry = Message<"forest.v1.ExternalApprovalD
  * Use `create(ExternalApprovalDecisionEntrySchema)` to create a new message.
  */
 export const ExternalApprovalDecisionEntrySchema: GenMessage<ExternalApprovalDecisionEntry> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 5);
+  messageDesc(file_forest_v1_policy, 7);
 
 /**
  * @generated from message forest.v1.Policy
@@ -265,6 +383,12 @@ export type Policy = Message<"forest.v1.Policy"> & {
      */
     value: ExternalApprovalConfig;
     case: "externalApproval";
+  } | {
+    /**
+     * @generated from field: forest.v1.SupersedePendingConfig supersede_pending = 13;
+     */
+    value: SupersedePendingConfig;
+    case: "supersedePending";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -283,7 +407,7 @@ export type Policy = Message<"forest.v1.Policy"> & {
  * Use `create(PolicySchema)` to create a new message.
  */
 export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 6);
+  messageDesc(file_forest_v1_policy, 8);
 
 /**
  * @generated from message forest.v1.PolicyEvaluation
@@ -320,7 +444,7 @@ export type PolicyEvaluation = Message<"forest.v1.PolicyEvaluation"> & {
  * Use `create(PolicyEvaluationSchema)` to create a new message.
  */
 export const PolicyEvaluationSchema: GenMessage<PolicyEvaluation> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 7);
+  messageDesc(file_forest_v1_policy, 9);
 
 /**
  * @generated from message forest.v1.CreatePolicyRequest
@@ -362,6 +486,12 @@ export type CreatePolicyRequest = Message<"forest.v1.CreatePolicyRequest"> & {
      */
     value: ExternalApprovalConfig;
     case: "externalApproval";
+  } | {
+    /**
+     * @generated from field: forest.v1.SupersedePendingConfig supersede_pending = 13;
+     */
+    value: SupersedePendingConfig;
+    case: "supersedePending";
   } | { case: undefined; value?: undefined };
 };
 
@@ -370,7 +500,7 @@ export type CreatePolicyRequest = Message<"forest.v1.CreatePolicyRequest"> & {
  * Use `create(CreatePolicyRequestSchema)` to create a new message.
  */
 export const CreatePolicyRequestSchema: GenMessage<CreatePolicyRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 8);
+  messageDesc(file_forest_v1_policy, 10);
 
 /**
  * @generated from message forest.v1.CreatePolicyResponse
@@ -387,7 +517,7 @@ export type CreatePolicyResponse = Message<"forest.v1.CreatePolicyResponse"> & {
  * Use `create(CreatePolicyResponseSchema)` to create a new message.
  */
 export const CreatePolicyResponseSchema: GenMessage<CreatePolicyResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 9);
+  messageDesc(file_forest_v1_policy, 11);
 
 /**
  * @generated from message forest.v1.UpdatePolicyRequest
@@ -429,6 +559,12 @@ export type UpdatePolicyRequest = Message<"forest.v1.UpdatePolicyRequest"> & {
      */
     value: ExternalApprovalConfig;
     case: "externalApproval";
+  } | {
+    /**
+     * @generated from field: forest.v1.SupersedePendingConfig supersede_pending = 13;
+     */
+    value: SupersedePendingConfig;
+    case: "supersedePending";
   } | { case: undefined; value?: undefined };
 };
 
@@ -437,7 +573,7 @@ export type UpdatePolicyRequest = Message<"forest.v1.UpdatePolicyRequest"> & {
  * Use `create(UpdatePolicyRequestSchema)` to create a new message.
  */
 export const UpdatePolicyRequestSchema: GenMessage<UpdatePolicyRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 10);
+  messageDesc(file_forest_v1_policy, 12);
 
 /**
  * @generated from message forest.v1.UpdatePolicyResponse
@@ -454,7 +590,7 @@ export type UpdatePolicyResponse = Message<"forest.v1.UpdatePolicyResponse"> & {
  * Use `create(UpdatePolicyResponseSchema)` to create a new message.
  */
 export const UpdatePolicyResponseSchema: GenMessage<UpdatePolicyResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 11);
+  messageDesc(file_forest_v1_policy, 13);
 
 /**
  * @generated from message forest.v1.DeletePolicyRequest
@@ -476,7 +612,7 @@ export type DeletePolicyRequest = Message<"forest.v1.DeletePolicyRequest"> & {
  * Use `create(DeletePolicyRequestSchema)` to create a new message.
  */
 export const DeletePolicyRequestSchema: GenMessage<DeletePolicyRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 12);
+  messageDesc(file_forest_v1_policy, 14);
 
 /**
  * @generated from message forest.v1.DeletePolicyResponse
@@ -489,7 +625,7 @@ export type DeletePolicyResponse = Message<"forest.v1.DeletePolicyResponse"> & {
  * Use `create(DeletePolicyResponseSchema)` to create a new message.
  */
 export const DeletePolicyResponseSchema: GenMessage<DeletePolicyResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 13);
+  messageDesc(file_forest_v1_policy, 15);
 
 /**
  * @generated from message forest.v1.ListPoliciesRequest
@@ -506,7 +642,7 @@ export type ListPoliciesRequest = Message<"forest.v1.ListPoliciesRequest"> & {
  * Use `create(ListPoliciesRequestSchema)` to create a new message.
  */
 export const ListPoliciesRequestSchema: GenMessage<ListPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 14);
+  messageDesc(file_forest_v1_policy, 16);
 
 /**
  * @generated from message forest.v1.ListPoliciesResponse
@@ -523,7 +659,7 @@ export type ListPoliciesResponse = Message<"forest.v1.ListPoliciesResponse"> & {
  * Use `create(ListPoliciesResponseSchema)` to create a new message.
  */
 export const ListPoliciesResponseSchema: GenMessage<ListPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 15);
+  messageDesc(file_forest_v1_policy, 17);
 
 /**
  * @generated from message forest.v1.EvaluatePoliciesRequest
@@ -555,7 +691,7 @@ export type EvaluatePoliciesRequest = Message<"forest.v1.EvaluatePoliciesRequest
  * Use `create(EvaluatePoliciesRequestSchema)` to create a new message.
  */
 export const EvaluatePoliciesRequestSchema: GenMessage<EvaluatePoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 16);
+  messageDesc(file_forest_v1_policy, 18);
 
 /**
  * @generated from message forest.v1.EvaluatePoliciesResponse
@@ -577,7 +713,7 @@ export type EvaluatePoliciesResponse = Message<"forest.v1.EvaluatePoliciesRespon
  * Use `create(EvaluatePoliciesResponseSchema)` to create a new message.
  */
 export const EvaluatePoliciesResponseSchema: GenMessage<EvaluatePoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 17);
+  messageDesc(file_forest_v1_policy, 19);
 
 /**
  * @generated from message forest.v1.ExternalApproveReleaseRequest
@@ -614,7 +750,7 @@ export type ExternalApproveReleaseRequest = Message<"forest.v1.ExternalApproveRe
  * Use `create(ExternalApproveReleaseRequestSchema)` to create a new message.
  */
 export const ExternalApproveReleaseRequestSchema: GenMessage<ExternalApproveReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 18);
+  messageDesc(file_forest_v1_policy, 20);
 
 /**
  * @generated from message forest.v1.ExternalApproveReleaseResponse
@@ -631,7 +767,7 @@ export type ExternalApproveReleaseResponse = Message<"forest.v1.ExternalApproveR
  * Use `create(ExternalApproveReleaseResponseSchema)` to create a new message.
  */
 export const ExternalApproveReleaseResponseSchema: GenMessage<ExternalApproveReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 19);
+  messageDesc(file_forest_v1_policy, 21);
 
 /**
  * @generated from message forest.v1.ExternalRejectReleaseRequest
@@ -663,7 +799,7 @@ export type ExternalRejectReleaseRequest = Message<"forest.v1.ExternalRejectRele
  * Use `create(ExternalRejectReleaseRequestSchema)` to create a new message.
  */
 export const ExternalRejectReleaseRequestSchema: GenMessage<ExternalRejectReleaseRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 20);
+  messageDesc(file_forest_v1_policy, 22);
 
 /**
  * @generated from message forest.v1.ExternalRejectReleaseResponse
@@ -680,7 +816,7 @@ export type ExternalRejectReleaseResponse = Message<"forest.v1.ExternalRejectRel
  * Use `create(ExternalRejectReleaseResponseSchema)` to create a new message.
  */
 export const ExternalRejectReleaseResponseSchema: GenMessage<ExternalRejectReleaseResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 21);
+  messageDesc(file_forest_v1_policy, 23);
 
 /**
  * @generated from message forest.v1.GetExternalApprovalStateRequest
@@ -707,7 +843,7 @@ export type GetExternalApprovalStateRequest = Message<"forest.v1.GetExternalAppr
  * Use `create(GetExternalApprovalStateRequestSchema)` to create a new message.
  */
 export const GetExternalApprovalStateRequestSchema: GenMessage<GetExternalApprovalStateRequest> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 22);
+  messageDesc(file_forest_v1_policy, 24);
 
 /**
  * @generated from message forest.v1.GetExternalApprovalStateResponse
@@ -724,7 +860,7 @@ export type GetExternalApprovalStateResponse = Message<"forest.v1.GetExternalApp
  * Use `create(GetExternalApprovalStateResponseSchema)` to create a new message.
  */
 export const GetExternalApprovalStateResponseSchema: GenMessage<GetExternalApprovalStateResponse> = /*@__PURE__*/
-  messageDesc(file_forest_v1_policy, 23);
+  messageDesc(file_forest_v1_policy, 25);
 
 /**
  * @generated from enum forest.v1.PolicyType
@@ -749,6 +885,11 @@ export enum PolicyType {
    * @generated from enum value: POLICY_TYPE_EXTERNAL_APPROVAL = 3;
    */
   EXTERNAL_APPROVAL = 3,
+
+  /**
+   * @generated from enum value: POLICY_TYPE_SUPERSEDE_PENDING = 4;
+   */
+  SUPERSEDE_PENDING = 4,
 }
 
 /**
