@@ -8,7 +8,8 @@
  *   RELEASEGATE_TOKEN=$(npm run -s token -- --sub coordinator --org acme=member --service) \
  *   NATS_URL=nats://127.0.0.1:4222 npx tsx scripts/coordinator.ts
  *
- * Settings (environment): RELEASEGATE_URL (default http://127.0.0.1:50051),
+ * Settings (environment): RELEASEGATE_SERVER (default http://127.0.0.1:50051;
+ * `host:port` works; RELEASEGATE_URL is its deprecated old name),
  * RELEASEGATE_TOKEN (required), NATS_URL (default nats://127.0.0.1:4222),
  * NATS_STREAM and NATS_SUBJECT_PREFIX (the server's defaults),
  * COORDINATOR_DURABLE (consumer name, default reference-coordinator).
@@ -18,7 +19,9 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { parseApprovalEvent } from "../src/approval/event.js";
-import { DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT_PREFIX, DEFAULT_PORT } from "../src/config.js";
+import { failureOf } from "../src/cli/exit-codes.js";
+import { DEFAULT_SERVER, parseServerAddress } from "../src/cli/server-address.js";
+import { DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT_PREFIX } from "../src/config.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 
 /** Wait between checks for a stream the server has not created yet, in ms. */
@@ -27,7 +30,21 @@ const STREAM_WAIT_MS = 1_000;
 const RETRY_DELAY_MS = 5_000;
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
-const serverUrl = env("RELEASEGATE_URL", `http://127.0.0.1:${DEFAULT_PORT}`);
+/** RELEASEGATE_SERVER, as the CLI reads it; RELEASEGATE_URL (its old name here) still works, with a warning. */
+function serverAddress(): string {
+  const { RELEASEGATE_SERVER: server, RELEASEGATE_URL: old } = process.env;
+  if (!server && old)
+    console.error("warning: RELEASEGATE_URL is deprecated: set RELEASEGATE_SERVER (the name the CLI reads) instead");
+  const [value, source] = server ? [server, "RELEASEGATE_SERVER"] : old ? [old, "RELEASEGATE_URL"] : [DEFAULT_SERVER, "default"];
+  try {
+    return parseServerAddress(value, source);
+  } catch (err) {
+    const failure = failureOf(err);
+    for (const line of failure.lines) console.error(line);
+    process.exit(failure.exitCode);
+  }
+}
+const serverUrl = serverAddress();
 const token = process.env.RELEASEGATE_TOKEN;
 const natsUrl = env("NATS_URL", "nats://127.0.0.1:4222");
 const stream = env("NATS_STREAM", DEFAULT_NATS_STREAM);

@@ -1,26 +1,29 @@
 /**
- * Mints a token for a server in local mode (secret under DATA_DIR), or for an
- * HS256 deployment when RELEASEGATE_JWT_SECRET is set.
+ * Mints a token for a server in local mode (its secret under DATA_DIR, never
+ * created here), or for an HS256 deployment when RELEASEGATE_JWT_SECRET is
+ * set; says on stderr which key signed it. Same as `releasegate token`.
  *
- *   npm run token -- --sub alice --org acme=admin [--name Alice] [--service] [--ttl 12h]
+ *   npm run token -- --sub alice --org acme=admin [--name Alice] [--service] [--ttl 12h] [--secret-file PATH]
  */
 import { parseArgs } from "node:util";
-import { mintConfiguredToken, OrgRoleError } from "../src/cli/token.js";
+import { failureOf } from "../src/cli/exit-codes.js";
+import { mintFromOptions } from "../src/cli/token.js";
 
 const { values } = parseArgs({
   options: {
     sub: { type: "string", default: "local-admin" },
     name: { type: "string" },
-    org: { type: "string", multiple: true, default: ["acme=admin"] },
+    org: { type: "string", multiple: true, default: [] },
     service: { type: "boolean", default: false },
     ttl: { type: "string", default: "12h" },
+    "secret-file": { type: "string" },
   },
 });
 try {
-  const token = await mintConfiguredToken({ ...values, orgs: values.org });
+  const token = await mintFromOptions({ ...values, secretFile: values["secret-file"] });
   process.stdout.write(`${token}\n`);
 } catch (err) {
-  if (!(err instanceof OrgRoleError)) throw err;
-  console.error(err.message);
-  process.exit(2);
+  const failure = failureOf(err);
+  for (const line of failure.lines) console.error(line);
+  process.exit(failure.exitCode);
 }

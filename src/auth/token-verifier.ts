@@ -26,13 +26,34 @@ export interface TokenVerifier {
 /** A local secret shorter than this (e.g. an empty file) is refused, never used as a key. */
 const LOCAL_SECRET_MIN_CHARS = 32;
 
+/** Where the local-mode secret of a server with this DATA_DIR lives. */
+export function localSecretPath(dataDir: string): string {
+  return join(dataDir, LOCAL_SECRET_FILE);
+}
+
+/**
+ * Reads the local secret under dataDir without ever creating it (the CLI's
+ * `token` and `login --local`: a secret no server uses would sign tokens
+ * every server refuses). Undefined when there is no secret file.
+ */
+export function readLocalSecret(dataDir: string): { secret: string; path: string } | undefined {
+  const path = localSecretPath(dataDir);
+  if (!existsSync(path)) return undefined;
+  const secret = readFileSync(path, "utf8").trim();
+  if (secret.length < LOCAL_SECRET_MIN_CHARS)
+    throw new Error(
+      `${path}: local JWT secret is shorter than ${LOCAL_SECRET_MIN_CHARS} characters; delete the file to create a new one`,
+    );
+  return { secret, path };
+}
+
 /**
  * Reads the local secret under dataDir, creating it on first start. Two
- * processes starting together (server and `npm run token`) end up with the
+ * processes starting together (two replicas on one DATA_DIR) end up with the
  * same secret, and neither ever reads a half-written file.
  */
 export function loadOrCreateLocalSecret(dataDir: string): { secret: string; created: boolean } {
-  const path = join(dataDir, LOCAL_SECRET_FILE);
+  const path = localSecretPath(dataDir);
   if (!existsSync(path)) {
     mkdirSync(dataDir, { recursive: true });
     const secret = randomBytes(32).toString("base64url");
@@ -49,12 +70,9 @@ export function loadOrCreateLocalSecret(dataDir: string): { secret: string; crea
       rmSync(partial, { force: true });
     }
   }
-  const secret = readFileSync(path, "utf8").trim();
-  if (secret.length < LOCAL_SECRET_MIN_CHARS)
-    throw new Error(
-      `${path}: local JWT secret is shorter than ${LOCAL_SECRET_MIN_CHARS} characters; delete the file to create a new one`,
-    );
-  return { secret, created: false };
+  const existing = readLocalSecret(dataDir);
+  if (existing === undefined) throw new Error(`${path}: local JWT secret disappeared while it was being read`);
+  return { secret: existing.secret, created: false };
 }
 
 /** A token listing more identity-provider groups than this is refused (a claim that size is a mistake). */

@@ -157,7 +157,8 @@ export function watchCommand(): Command {
             .client(ApprovalAuditService)
             .watchApprovalEvents(
               { project: o.project, targetEnvironment: o.env ?? "", resumeAfterEventId: o.resumeAfter ?? "" },
-              { signal: abort.signal },
+              // A stream runs until Ctrl-C: no --timeout deadline (0 turns it off).
+              { signal: abort.signal, timeoutMs: 0 },
             )) {
             if (ctx.output === "json") {
               process.stdout.write(`${JSON.stringify(toJson(WatchApprovalEventsResponseSchema, res))}\n`);

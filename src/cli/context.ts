@@ -1,53 +1,65 @@
 import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf";
 import { toJson } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Command } from "commander";
 import { InvalidArgumentError as UsageError } from "commander";
 import type { Project } from "../gen/forest/v1/policy_pb.js";
+import { CliError, EXIT, loginHint, reportFailure } from "./exit-codes.js";
+import { resolveSession, type Session } from "./session.js";
 
-/** Default server address (RELEASEGATE_SERVER overrides). */
-export const DEFAULT_SERVER = "http://127.0.0.1:50051";
+export { EXIT } from "./exit-codes.js";
+export { DEFAULT_SERVER } from "./server-address.js";
 
-/** Exit codes: scripts and pipelines branch on these. */
-export const EXIT = {
-  ok: 0,
-  /** EvaluatePolicies did not pass (a policy blocks the release). */
-  blocked: 1,
-  /** Bad command line or configuration. */
-  usage: 2,
-  /** The server answered an error (code and message on stderr). */
-  rpc: 3,
-} as const;
+/** Default deadline of one call, in seconds (--timeout); streams (watch) have none. */
+export const DEFAULT_TIMEOUT_SECONDS = 30;
 
 export type OutputFormat = "json" | "table";
 
 export interface GlobalOptions {
-  server: string;
+  server?: string;
   token?: string;
   output: OutputFormat;
+  timeout: number;
 }
 
 /** What every client command needs: a connected client and a printer. */
 export interface CliContext {
   client<S extends DescService>(service: S): Client<S>;
   readonly output: OutputFormat;
+  /** Base URL the client talks to, and where the token came from. */
+  readonly session: Session;
   /** Prints a message as proto JSON, or a table built by `table`. */
   print<D extends DescMessage>(schema: D, message: MessageShape<D>, table: () => string[][]): void;
 }
 
-/** Builds the context from the root command's options (after parsing). */
-export function cliContext(command: Command): CliContext {
+export interface CliContextOptions {
+  /** Without a token: exit 4 before calling (default true; `login` checks a token it was handed). */
+  readonly requireToken?: boolean;
+  /** Use this token instead of the session's (login verifies the one it is about to save). */
+  readonly token?: string;
+}
+
+/** Builds the context from the root command's options (after parsing): flag > env > config file. */
+export function cliContext(command: Command, options: CliContextOptions = {}): CliContext {
   const opts = command.optsWithGlobals<GlobalOptions>();
-  const token = opts.token ?? process.env.RELEASEGATE_TOKEN;
+  const session = resolveSession({ server: opts.server, token: opts.token });
+  const token = options.token ?? session.token;
+  if (token === undefined && options.requireToken !== false)
+    throw new CliError(`not signed in to ${session.server}: ${loginHint(session.server)}`, EXIT.auth);
   const auth: Interceptor = (next) => (req) => {
     if (token !== undefined && token !== "") req.header.set("authorization", `Bearer ${token}`);
     return next(req);
   };
-  const transport = createGrpcTransport({ baseUrl: opts.server, interceptors: [auth] });
+  const transport = createGrpcTransport({
+    baseUrl: session.server,
+    interceptors: [auth],
+    defaultTimeoutMs: opts.timeout * 1000,
+  });
   return {
     client: (service) => createClient(service, transport),
     output: opts.output,
+    session,
     print(schema, message, table) {
       if (opts.output === "json") {
         process.stdout.write(`${JSON.stringify(toJson(schema, message, { alwaysEmitImplicit: true }))}\n`);
@@ -97,29 +109,34 @@ export function positiveInt(value: string): number {
 }
 
 /**
- * Runs an RPC action: a ConnectError becomes `error: CODE: message` on stderr
- * and exit code 3; anything else propagates.
+ * Runs a client command: its return value (a number) is the exit code; a
+ * failure goes through the one mapping of exit-codes.ts (3 server error,
+ * 4 not signed in or token refused, 5 unreachable, 2 usage).
  */
-export async function runRpc(action: () => Promise<unknown>): Promise<void> {
+export async function runRpc(action: () => Promise<unknown>, server?: () => string | undefined): Promise<void> {
   try {
     const code = await action();
     if (typeof code === "number") process.exitCode = code;
   } catch (err) {
-    if (!(err instanceof ConnectError)) throw err;
-    const name = Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
-    process.stderr.write(`error: ${name}: ${err.rawMessage}\n`);
-    process.exitCode = EXIT.rpc;
+    reportFailure(err, server?.());
   }
 }
 
 /**
  * A command action that talks to the server: `run` gets the client context
- * and commander's arguments (positional values, options, the command);
- * server errors become exit code 3 (see runRpc).
+ * and commander's arguments (positional values, options, the command).
  */
 export function rpcAction<A extends unknown[]>(
   run: (ctx: CliContext, ...args: A) => Promise<unknown>,
 ): (...args: A) => Promise<void> {
-  return (...args) => runRpc(() => run(cliContext(args[args.length - 1] as Command), ...args));
+  return (...args) => {
+    let ctx: CliContext | undefined;
+    return runRpc(
+      () => {
+        ctx = cliContext(args[args.length - 1] as Command);
+        return run(ctx, ...args);
+      },
+      () => ctx?.session.server,
+    );
+  };
 }
-

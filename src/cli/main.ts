@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { EXIT } from "./context.js";
-import { buildProgram } from "./program.js";
+import { reportFailure } from "./exit-codes.js";
+import { buildProgram, packageVersion, versionRequested } from "./program.js";
 
-buildProgram()
-  .parseAsync(process.argv)
-  .catch((err: unknown) => {
-    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(EXIT.rpc);
-  });
+if (versionRequested(process.argv.slice(2))) {
+  process.stdout.write(`releasegate ${packageVersion()}\n`);
+} else {
+  // Commands report their own failures (exit-codes.ts); this catches the rest.
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => reportFailure(err));
+}
