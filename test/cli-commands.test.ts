@@ -273,10 +273,12 @@ describe("CLI errors and exit codes", () => {
     expect(res.stderr).toMatch(/^error: NOT_FOUND: .*nope/);
   });
 
-  it("no token exits 3 UNAUTHENTICATED", async () => {
+  it("no token exits 4 before calling, saying how to sign in", async () => {
     const res = await runCli(["policy", "list", ...P], { ...env, RELEASEGATE_TOKEN: "" });
-    expect(res.code).toBe(3);
-    expect(res.stderr).toBe("error: UNAUTHENTICATED: missing authorization header (Bearer token)\n");
+    expect(res.code).toBe(4);
+    expect(res.stderr).toBe(
+      `error: not signed in to ${server.baseUrl}: run \`releasegate login --server ${server.baseUrl}\` (or set RELEASEGATE_TOKEN)\n`,
+    );
   });
 
   it("a missing required option exits 2 naming it", async () => {
@@ -308,6 +310,9 @@ describe("CLI errors and exit codes", () => {
     walk(buildProgram());
     expect(all.map((c) => c.name())).toEqual(
       expect.arrayContaining(["serve", "migrate", "token", "policy", "create", "list", "update", "delete", "evaluate"]),
+    );
+    expect(all.map((c) => c.name())).toEqual(
+      expect.arrayContaining(["login", "logout", "whoami", "approvers", "break-glass"]),
     );
     expect(all.map((c) => c.name())).toEqual(
       expect.arrayContaining(["intent", "register", "deploy", "record", "approve", "reject", "state", "history", "watch"]),

@@ -38,7 +38,8 @@ describe("scripts/coordinator.ts", () => {
     coordinator = spawn(process.execPath, ["--import", "tsx", "scripts/coordinator.ts"], {
       env: {
         ...process.env,
-        RELEASEGATE_URL: server.baseUrl,
+        // Scheme-less, as a person types it.
+        RELEASEGATE_SERVER: `127.0.0.1:${server.app.port}`,
         RELEASEGATE_TOKEN: await token({ sub: "coordinator", orgs: { acme: "member" }, service: true }),
         NATS_URL: SHARED_NATS_URL,
         NATS_STREAM: names.stream,
@@ -62,5 +63,35 @@ describe("scripts/coordinator.ts", () => {
     const exited = new Promise<number | null>((r) => coordinator?.once("exit", (code) => r(code)));
     coordinator.kill("SIGTERM");
     expect(await exited).toBe(0);
+  });
+});
+
+describe("scripts/coordinator.ts settings", () => {
+  const runCoordinator = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "scripts/coordinator.ts"], {
+        env: { ...process.env, RELEASEGATE_SERVER: "", RELEASEGATE_URL: "", RELEASEGATE_TOKEN: "", ...env },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr?.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on("close", (code) => resolve({ code, stderr }));
+    });
+
+  it("still reads RELEASEGATE_URL, with a deprecation warning", async () => {
+    const res = await runCoordinator({ RELEASEGATE_URL: "ftp://old:1" });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("warning: RELEASEGATE_URL is deprecated: set RELEASEGATE_SERVER (the name the CLI reads) instead\n");
+    expect(res.stderr).toContain('error: RELEASEGATE_URL "ftp://old:1": unsupported scheme ftp');
+  });
+
+  it("prefers RELEASEGATE_SERVER over RELEASEGATE_URL, without a warning", async () => {
+    const res = await runCoordinator({ RELEASEGATE_SERVER: "http://[bad", RELEASEGATE_URL: server.baseUrl });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toBe(
+      'error: RELEASEGATE_SERVER "http://[bad": not a server address; expected HOST:PORT or http(s)://HOST:PORT, e.g. localhost:50051\n',
+    );
   });
 });

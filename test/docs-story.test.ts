@@ -91,7 +91,7 @@ describe("README: the whole story", () => {
     ].join("\n");
     const { code, stdout, stderr } = await runProcess("bash", ["-euo", "pipefail", "-c", script], {
       RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
-      RELEASEGATE_URL: server.baseUrl,
+      RELEASEGATE_SERVER: server.baseUrl,
       NATS_URL: SHARED_NATS_URL,
       NATS_STREAM: names.stream,
       NATS_SUBJECT_PREFIX: names.prefix,
