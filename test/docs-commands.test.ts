@@ -35,6 +35,8 @@ beforeAll(async () => {
     RELEASEGATE_JWT_SECRET: TEST_JWT_SECRET,
     RELEASEGATE_SERVER: server.baseUrl,
     RELEASEGATE_TOKEN: await token({ sub: "ada", orgs: { acme: "admin" } }),
+    // `releasegate login` in a block saves here, never in the real home.
+    RELEASEGATE_CONFIG: join(bin, "config.json"),
   };
 }, 240_000);
 afterAll(async () => {
@@ -48,8 +50,8 @@ async function runBash(script: string): Promise<{ code: number | null; output: s
 }
 
 describe("shell blocks marked doc-test in README.md and docs/", () => {
-  it("there are blocks to run in the README, the operator guide and the API guide", () => {
-    expect(new Set(blocks.map((b) => b.file))).toEqual(new Set(["README.md", "docs/operator.md", "docs/api.md"]));
+  it("there are blocks to run in the README, the operator guide, the API guide and the CLI guide", () => {
+    expect(new Set(blocks.map((b) => b.file))).toEqual(new Set(["README.md", "docs/operator.md", "docs/api.md", "docs/cli.md"]));
   });
 
   it.each(blocks.map((b) => [`${b.file} #${b.index + 1}`, b.script] as const))("%s runs", async (_name, script) => {
