@@ -179,12 +179,15 @@ describe("login, whoami, logout", () => {
     expect(JSON.parse((await runCli(["-o", "json", "whoami"], { ...h.env, XDG_CONFIG_HOME: xdg })).stdout).subject).toBe("bob");
   });
 
-  it("a corrupt config file is a usage error naming the file", async () => {
+  it("a corrupt config file is a usage error naming the file, unless flags or variables say it all", async () => {
     const h = home("corrupt");
     mkdirSync(join(h.dir, ".config", "releasegate"), { recursive: true });
     writeFileSync(h.configFile, "{not json");
     const who = await runCli(["whoami"], h.env);
     expect(who).toMatchObject({ code: 2, stderr: `error: ${h.configFile} is not JSON: fix it or delete it and run \`releasegate login\` again\n` });
+    // A pipeline that sets server and token never reads the file.
+    const piped = await runCli(["whoami"], { ...h.env, RELEASEGATE_SERVER: server.baseUrl, RELEASEGATE_TOKEN: bob });
+    expect(piped).toMatchObject({ code: 0, stderr: "" });
   });
 });
 

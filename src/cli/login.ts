@@ -6,7 +6,7 @@ import { type CliContext, cliContext, renderTable, runRpc } from "./context.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { resolveSession } from "./session.js";
 import { type IdentityOptions, identityOptions, mintFromOptions } from "./token.js";
-import { updateUserConfig } from "./user-config.js";
+import { readUserConfig, updateUserConfig } from "./user-config.js";
 
 /**
  * Asks the server whether it accepts the context's token. The server checks
@@ -107,7 +107,7 @@ export function logoutCommand(): Command {
       runRpc(async () => {
         const session = resolveSession({ server: cmd.optsWithGlobals<{ server?: string }>().server });
         const server = session.server;
-        if (session.config.tokens[server] === undefined) {
+        if (readUserConfig(session.configPath).tokens[server] === undefined) {
           process.stdout.write(`not signed in to ${server}: nothing to remove\n`);
         } else {
           updateUserConfig(session.configPath, (c) => ({

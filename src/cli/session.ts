@@ -11,7 +11,6 @@ export interface Session {
   readonly token?: string;
   readonly tokenSource?: Source;
   readonly configPath: string;
-  readonly config: UserConfig;
 }
 
 export interface SessionFlags {
@@ -24,27 +23,31 @@ const given = (v: string | undefined): v is string => v !== undefined && v !== "
 /**
  * Resolves the session. The config file's token is the one saved for the
  * resolved server only: `--server other` never sends the token of the
- * server you logged in to.
+ * server you logged in to. The file is read only when a flag or variable
+ * leaves something open, so a pipeline that sets both never depends on it.
  */
 export function resolveSession(flags: SessionFlags, env: NodeJS.ProcessEnv = process.env): Session {
   const configPath = userConfigPath(env);
-  const config = readUserConfig(configPath);
+  let loaded: UserConfig | undefined;
+  const config = () => {
+    loaded ??= readUserConfig(configPath);
+    return loaded;
+  };
   const configSource = `config file ${configPath}`;
   const [rawServer, serverSource] = given(flags.server)
     ? [flags.server, "--server"]
     : given(env.RELEASEGATE_SERVER)
       ? [env.RELEASEGATE_SERVER, "RELEASEGATE_SERVER"]
-      : given(config.server)
-        ? [config.server, configSource]
+      : given(config().server)
+        ? [config().server as string, configSource]
         : [DEFAULT_SERVER, "default"];
   const server = parseServerAddress(rawServer, serverSource);
-  const saved = config.tokens[server];
   const [token, tokenSource] = given(flags.token)
     ? [flags.token, "--token"]
     : given(env.RELEASEGATE_TOKEN)
       ? [env.RELEASEGATE_TOKEN, "RELEASEGATE_TOKEN"]
-      : given(saved)
-        ? [saved, configSource]
+      : given(config().tokens[server])
+        ? [config().tokens[server], configSource]
         : [undefined, undefined];
-  return { server, serverSource, token, tokenSource, configPath, config };
+  return { server, serverSource, token, tokenSource, configPath };
 }
