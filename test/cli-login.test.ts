@@ -10,7 +10,8 @@ import { startTestServer, TEST_JWT_SECRET, type TestServer, token } from "./supp
 
 // The built CLI signing in like gh: every run gets a HOME of its own and no
 // CLI variables from the test's shell, so nothing here reads or writes the
-// real ~/.config.
+// real ~/.config. Each test spawns several CLI processes: on a loaded 2-core
+// machine one takes seconds, hence the 60 s per test.
 
 let server: TestServer;
 let local: TestServer;
@@ -64,13 +65,13 @@ afterAll(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-describe("releasegate --version", () => {
+describe("releasegate --version", { timeout: 60_000 }, () => {
   it.each([["--version"], ["-V"]])("%s prints package.json's version and exits 0", async (flag) => {
     expect(await runCli([flag])).toEqual({ code: 0, stdout: `releasegate ${version}\n`, stderr: "" });
   });
 });
 
-describe("login, whoami, logout", () => {
+describe("login, whoami, logout", { timeout: 60_000 }, () => {
   it("login --token with a scheme-less --server verifies, saves 0600 in a 0700 dir, and whoami shows the caller", async () => {
     const h = home("login-token");
     const login = await runCli(["login", "--server", hostPort(server), "--token", ada], h.env);
@@ -191,7 +192,7 @@ describe("login, whoami, logout", () => {
   });
 });
 
-describe("precedence: flag > environment > config file", () => {
+describe("precedence: flag > environment > config file", { timeout: 60_000 }, () => {
   it("RELEASEGATE_TOKEN beats the saved token and --token beats both", async () => {
     const h = home("token-precedence");
     expect((await runCli(["login", "--server", server.baseUrl, "--token", ada], h.env)).code).toBe(0);
@@ -229,7 +230,7 @@ describe("precedence: flag > environment > config file", () => {
   });
 });
 
-describe("exit codes of client commands", () => {
+describe("exit codes of client commands", { timeout: 60_000 }, () => {
   const P = ["--project", "acme/cli-exits"];
 
   it("0 passed and 1 not passed: policy evaluate", async () => {
@@ -295,7 +296,7 @@ describe("exit codes of client commands", () => {
   });
 });
 
-describe("releasegate token finds the server's secret and never makes one", () => {
+describe("releasegate token finds the server's secret and never makes one", { timeout: 60_000 }, () => {
   it("signs with DATA_DIR/jwt-secret of the local-mode server, says so, and the server accepts it", async () => {
     const env = { ...home("token-local").env, DATA_DIR: localDataDir };
     const minted = await runCli(["token", "--sub", "u-dev", "--org", "acme=admin"], env);
