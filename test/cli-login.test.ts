@@ -166,6 +166,18 @@ describe("login, whoami, logout", { timeout: 60_000 }, () => {
     expect(JSON.parse(who.stdout)).toMatchObject({ subject: "u-alice", organisations: { acme: "member" } });
   });
 
+  it("login --local against a server with another key exits 4 naming the secret it signed with", async () => {
+    const h = home("local-elsewhere");
+    const secret = join(localDataDir, LOCAL_SECRET_FILE);
+    const login = await runCli(["login", "--local", "--server", server.baseUrl, "--sub", "u-alice"], { ...h.env, DATA_DIR: localDataDir });
+    expect(login.code).toBe(4);
+    expect(login.stderr).toBe(
+      `signed with ${secret}\nerror: the server at ${server.baseUrl} refused the token (invalid token (bad signature)); nothing was saved; ` +
+        `it was signed with ${secret}: is that this server's key? Run login where the server runs, or set DATA_DIR (or RELEASEGATE_JWT_SECRET) to the server's\n`,
+    );
+    expect(existsSync(h.configFile)).toBe(false);
+  });
+
   it("XDG_CONFIG_HOME, then RELEASEGATE_CONFIG, choose the config file", async () => {
     const h = home("paths");
     const xdg = join(h.dir, "xdg");

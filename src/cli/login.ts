@@ -5,7 +5,7 @@ import { EnvironmentService } from "../gen/releasegate/v1/environment_pb.js";
 import { type CliContext, cliContext, renderTable, runRpc } from "./context.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { resolveSession } from "./session.js";
-import { type IdentityOptions, identityOptions, mintFromOptions } from "./token.js";
+import { type IdentityOptions, identityOptions, mintWithSource } from "./token.js";
 import { readUserConfig, updateUserConfig } from "./user-config.js";
 
 /**
@@ -35,8 +35,11 @@ interface LoginOptions extends IdentityOptions {
   token?: string;
 }
 
-/** The token `login` was handed: exactly one of --token / --token-stdin / --local (else RELEASEGATE_TOKEN). */
-async function tokenToSave(o: LoginOptions, cmd: Command): Promise<string> {
+/**
+ * The token `login` was handed: exactly one of --token / --token-stdin /
+ * --local (else RELEASEGATE_TOKEN); `signedWith` for one minted here.
+ */
+async function tokenToSave(o: LoginOptions, cmd: Command): Promise<{ token: string; signedWith?: string }> {
   const fromFlag = cmd.optsWithGlobals<{ token?: string }>().token;
   const chosen = [fromFlag ? "--token" : undefined, o.tokenStdin ? "--token-stdin" : undefined, o.local ? "--local" : undefined];
   const given = chosen.filter((c) => c !== undefined);
@@ -44,11 +47,14 @@ async function tokenToSave(o: LoginOptions, cmd: Command): Promise<string> {
   const identity = ["sub", "name", "org", "service", "secretFile"].filter((k) => cmd.getOptionValueSource(k) === "cli");
   if (!o.local && identity.length > 0)
     throw new CliError(`--${identity[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --local`, EXIT.usage);
-  if (o.local) return mintFromOptions(o);
+  if (o.local) {
+    const { token, source } = await mintWithSource(o);
+    return { token, signedWith: source };
+  }
   if (o.tokenStdin) {
     const token = await readStdin();
     if (token === "") throw new CliError("--token-stdin: standard input was empty", EXIT.usage);
-    return token;
+    return { token };
   }
   const token = fromFlag || process.env.RELEASEGATE_TOKEN;
   if (!token)
@@ -57,7 +63,7 @@ async function tokenToSave(o: LoginOptions, cmd: Command): Promise<string> {
         "or --local --sub ID --org ORG=ROLE for a local-mode server",
       EXIT.usage,
     );
-  return token;
+  return { token };
 }
 
 /** `login`: verify a token with the server, then save it (and the server) in the per-user config. */
@@ -74,7 +80,7 @@ export function loginCommand(): Command {
     let server: string | undefined;
     return runRpc(
       async () => {
-        const token = await tokenToSave(o, cmd);
+        const { token, signedWith } = await tokenToSave(o, cmd);
         const ctx = cliContext(cmd, { token });
         server = ctx.session.server;
         try {
@@ -82,7 +88,10 @@ export function loginCommand(): Command {
         } catch (err) {
           if (err instanceof ConnectError && err.code === Code.Unauthenticated)
             throw new CliError(
-              `the server at ${server} refused the token (${err.rawMessage}); nothing was saved`,
+              `the server at ${server} refused the token (${err.rawMessage}); nothing was saved` +
+                (signedWith === undefined
+                  ? ""
+                  : `; it was signed with ${signedWith}: is that this server's key? Run login where the server runs, or set DATA_DIR (or RELEASEGATE_JWT_SECRET) to the server's`),
               EXIT.auth,
               { cause: err },
             );

@@ -119,6 +119,11 @@ export interface IdentityOptions {
 
 /** Mints the token the identity options describe; says on stderr which key signed it. */
 export async function mintFromOptions(o: IdentityOptions): Promise<string> {
+  return (await mintWithSource(o)).token;
+}
+
+/** mintFromOptions, also returning which key signed (login names it when the server refuses the token). */
+export async function mintWithSource(o: IdentityOptions): Promise<{ token: string; source: string }> {
   const key = findSigningKey(process.env, o.secretFile);
   const orgs = o.org.length > 0 ? o.org : ["acme=admin"];
   let token: string;
@@ -129,7 +134,7 @@ export async function mintFromOptions(o: IdentityOptions): Promise<string> {
     throw err;
   }
   process.stderr.write(`signed with ${key.source}\n`);
-  return token;
+  return { token, source: key.source };
 }
 
 /** `token`: mint an HS256 token with the server's key (local-mode secret in DATA_DIR, or RELEASEGATE_JWT_SECRET). */
