@@ -41,23 +41,34 @@ export interface ApprovalDecidedEvent {
   readonly release_intent_id: string;
   readonly voter_user_id: string;
   readonly voter_username: string;
-  readonly decision: Decision;
-  readonly decision_kind: DecisionKind;
+  /** Empty on a request's lifecycle event that no vote caused (e.g. `approval.superseded`). */
+  readonly decision: Decision | "";
+  readonly decision_kind: DecisionKind | "";
   readonly current_approvals: number;
   readonly required_approvals: number;
   /** Every approval policy for the environment is satisfied. */
   readonly passed: boolean;
   /** RFC 3339. */
   readonly decided_at: string;
-  /** A break-glass's written reason (absent on votes). */
+  /** A break-glass's written reason (absent on votes); on a request's lifecycle event, why it ended. */
   readonly reason?: string;
+  /** The approval request the event concerns, when there is one. */
+  readonly request_id?: string;
+  /** That request's state after the event: `pending`, `superseded`, … */
+  readonly request_state?: string;
+  /** On `approval.superseded`: the newer release intent. */
+  readonly superseded_by?: string;
 }
 
 /** Parses an event from JSON we wrote ourselves; undefined when it is not one. */
 export function parseApprovalEvent(json: string): ApprovalDecidedEvent | undefined {
   try {
     const v = JSON.parse(json) as Partial<ApprovalDecidedEvent>;
-    return (v.kind === APPROVAL_DECIDED || v.kind === APPROVAL_BREAK_GLASS) && typeof v.event_id === "string"
+    const known =
+      v.kind === APPROVAL_DECIDED ||
+      v.kind === APPROVAL_BREAK_GLASS ||
+      (REQUEST_EVENT_KINDS as readonly string[]).includes(v.kind ?? "");
+    return known && typeof v.event_id === "string"
       ? (v as ApprovalDecidedEvent)
       : undefined;
   } catch {
