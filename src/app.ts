@@ -16,6 +16,7 @@ import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
+import { ApprovalRequestService } from "./gen/releasegate/v1/approval_request_pb.js";
 import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
@@ -27,8 +28,11 @@ import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.
 import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
+import { createExpireDueRequests } from "./requests/expire-due-requests.js";
+import { RequestReaper } from "./requests/request-reaper.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
+import { createApprovalRequestHandlers } from "./rpc/approval-request-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
@@ -36,6 +40,7 @@ import { createEnvironmentHandlers } from "./rpc/environment-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
+import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { Listener } from "./server/listener.js";
@@ -76,6 +81,7 @@ const SERVED: readonly DescService[] = [
   ApproverService,
   EnvironmentService,
   ApprovalQueryService,
+  ApprovalRequestService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -96,6 +102,7 @@ export class App {
   #hub?: ApprovalEventHub;
   #publisher?: NatsPublisher;
   #relay?: OutboxRelay;
+  #reaper?: RequestReaper;
   /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
   readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
@@ -147,6 +154,7 @@ export class App {
     const { hub, relay } = await this.#startSignals(database);
     const health = this.#createHealth(database);
     await this.#serve(this.#rpcHandler({ database, verifier, policyCache, hub, relay, health }), health);
+    this.#startReaper(database, relay);
     // Migrations ran and the ports are bound: SERVING once the database answers.
     await health.markReady();
     this.#logListening(database);
@@ -258,6 +266,27 @@ export class App {
     return { hub, relay };
   }
 
+  /** The approval-request reaper of this replica (every replica runs one; they never expire a request twice). */
+  #startReaper(database: Database, relay: OutboxRelay): void {
+    const { config, logger } = this.#options;
+    const metrics = this.#metrics;
+    this.#reaper = new RequestReaper({
+      intervalMs: config.reaperIntervalMs,
+      logger,
+      tick: createExpireDueRequests({
+        db: database.db,
+        clock: this.#clock,
+        subjectPrefix: config.natsSubjectPrefix,
+        onOutboxCommitted: () => relay.wake(),
+        onExpired: (requests) => {
+          for (const r of requests)
+            metrics.requestsExpired.inc({ organisation: r.organisation, project: r.project, environment: r.environment });
+        },
+      }),
+    });
+    this.#reaper.start();
+  }
+
   /** Every service's handlers behind the interceptors, with the default deadline. */
   #rpcHandler(parts: ServingParts): RpcHandler {
     const { config, logger } = this.#options;
@@ -329,7 +358,18 @@ export class App {
           onReplayed: (events) => metrics.watchReplayed.inc(events),
         }),
       );
-      router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(
+        ReleaseService,
+        createReleaseHandlers({
+          ...deps,
+          subjectPrefix: config.natsSubjectPrefix,
+          onOutboxCommitted: () => relay.wake(),
+          onSuperseded: (project, supersessions) => {
+            for (const s of supersessions)
+              metrics.supersessions.inc({ organisation: project.organisation, project: project.project, environment: s.environment });
+          },
+        }),
+      );
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
@@ -348,6 +388,16 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      router.service(ApprovalRequestService, {
+        ...createPendingApprovalsPlaceholder(),
+        ...createApprovalRequestHandlers({
+          db: database.db,
+          clock: this.#clock,
+          subjectPrefix: config.natsSubjectPrefix,
+          loadProject: policyCache.get,
+          onOutboxCommitted: () => relay.wake(),
+        }),
+      });
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
@@ -388,6 +438,7 @@ export class App {
     this.#health?.markDraining();
     this.#shutdown.abort();
     await this.#listener?.stop(graceMs);
+    await this.#reaper?.stop();
     // Relay flushes what it can, then NATS drains, then nothing listens any more.
     await this.#relay?.stop();
     await this.#publisher?.stop();

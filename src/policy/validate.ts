@@ -102,9 +102,61 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
           `${prefix}.required_approvals`,
           `must be between 1 and ${REQUIRED_APPROVALS_MAX}`,
         );
-      return validateApprovalRules({ ...config, targetEnvironment }, prefix);
+      return validateRequestOptions(validateApprovalRules({ ...config, targetEnvironment }, prefix), prefix);
+    }
+    case "supersede_pending": {
+      const targetEnvironment = requireEnvironment(config.targetEnvironment, `${prefix}.target_environment`);
+      return { kind: "supersede_pending", targetEnvironment, sameBranchOnly: config.sameBranchOnly === true };
     }
   }
+}
+
+/** Forest's SupersedePendingConfig as it arrives on the wire. */
+export interface SupersedePendingInput {
+  readonly targetEnvironment: string;
+  readonly sameBranchOnly: boolean;
+  readonly cancelInProgress: boolean;
+}
+
+/**
+ * Validates a supersede-pending config from the wire. `cancel_in_progress`
+ * (Forest: also stop a rollout already under way) has no meaning here:
+ * releasegate does not run deployments, so it refuses true rather than
+ * silently ignore it.
+ */
+export function supersedeConfigFromInput(input: SupersedePendingInput, prefix: string): PolicyConfig {
+  if (input.cancelInProgress)
+    throw new InvalidArgumentError(
+      `${prefix}.cancel_in_progress`,
+      "not supported; releasegate does not run deployments, so it cannot cancel one in progress: leave it false",
+    );
+  return validatePolicyConfig(
+    { kind: "supersede_pending", targetEnvironment: input.targetEnvironment, sameBranchOnly: input.sameBranchOnly },
+    prefix,
+  );
+}
+
+/** Longest request timeout and approval age, in seconds (a year: anything longer is a typo). */
+export const REQUEST_SECONDS_MAX = 366 * 24 * 3600;
+
+/** The request options of issue 13: whole seconds 0..REQUEST_SECONDS_MAX; zeros and false stored as absent. */
+function validateRequestOptions(config: ExternalApprovalConfig, prefix: string): ExternalApprovalConfig {
+  const { requestTimeoutSeconds, maxApprovalAgeSeconds, rejectBlocks, ...base } = config;
+  for (const [field, v] of [
+    ["request_timeout_seconds", requestTimeoutSeconds],
+    ["max_approval_age_seconds", maxApprovalAgeSeconds],
+  ] as const)
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > REQUEST_SECONDS_MAX))
+      throw new InvalidArgumentError(
+        `${prefix}.${field}`,
+        `must be whole seconds between 0 (off) and ${REQUEST_SECONDS_MAX} (got ${v})`,
+      );
+  return {
+    ...base,
+    ...(requestTimeoutSeconds ? { requestTimeoutSeconds } : {}),
+    ...(maxApprovalAgeSeconds ? { maxApprovalAgeSeconds } : {}),
+    ...(rejectBlocks === true ? { rejectBlocks: true } : {}),
+  };
 }
 
 /** A rule as it arrives: both fields possible, to be checked. */

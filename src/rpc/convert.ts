@@ -21,19 +21,26 @@ import {
 } from "../gen/releasegate/v1/approval_rules_pb.js";
 import type { PolicyEvaluation } from "../policy/evaluate.js";
 import { APPROVAL_RULES_MAX, type ApprovalRule, type Policy, type PolicyConfig, type PolicyKind } from "../policy/policy.js";
-import { approvalRuleFromInput, validatePolicyConfig } from "../policy/validate.js";
+import { approvalRuleFromInput, supersedeConfigFromInput, validatePolicyConfig } from "../policy/validate.js";
 
 const KIND_TO_TYPE: Record<PolicyKind, PolicyType> = {
   soak_time: PolicyType.SOAK_TIME,
   branch_restriction: PolicyType.BRANCH_RESTRICTION,
   external_approval: PolicyType.EXTERNAL_APPROVAL,
+  supersede_pending: PolicyType.SUPERSEDE_PENDING,
 };
 
 const CASE_TO_KIND = {
   soakTime: "soak_time",
   branchRestriction: "branch_restriction",
   externalApproval: "external_approval",
+  supersedePending: "supersede_pending",
 } as const satisfies Record<string, PolicyKind>;
+
+/** An int64 count of seconds as a number; out-of-range values stay out of range for validation to name. */
+function secondsFromWire(v: bigint): number {
+  return v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER) ? Number.NaN : Number(v);
+}
 
 /** RFC 3339 with milliseconds, UTC. */
 export function rfc3339(d: Date): string {
@@ -51,8 +58,7 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
     case undefined:
       return undefined;
     case "supersedePending":
-      // Placeholder until the supersede policy kind lands (issue 13).
-      throw new InvalidArgumentError("supersede_pending", "is not supported by this server yet");
+      return supersedeConfigFromInput(config.value, "supersede_pending");
     case "soakTime": {
       const d = config.value.durationSeconds;
       // int64 arrives as bigint; beyond the safe range only the sign matters
@@ -84,6 +90,7 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
       );
     case "externalApproval": {
       const { targetEnvironment, requiredApprovals, rules, distinctApprovers } = config.value;
+      const { requestTimeoutSeconds, maxApprovalAgeSeconds, rejectBlocks } = config.value;
       if (rules.length > APPROVAL_RULES_MAX)
         throw new InvalidArgumentError("external_approval.rules", `must have at most ${APPROVAL_RULES_MAX} rules`);
       return validatePolicyConfig(
@@ -95,6 +102,9 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
             ? { rules: rules.map((r, i) => approvalRuleFromInput(r, `external_approval.rules[${i}]`)) }
             : {}),
           ...(distinctApprovers ? { distinctApprovers } : {}),
+          ...(requestTimeoutSeconds !== 0n ? { requestTimeoutSeconds: secondsFromWire(requestTimeoutSeconds) } : {}),
+          ...(maxApprovalAgeSeconds !== 0n ? { maxApprovalAgeSeconds: secondsFromWire(maxApprovalAgeSeconds) } : {}),
+          ...(rejectBlocks ? { rejectBlocks } : {}),
         },
         "external_approval",
       );
@@ -107,9 +117,8 @@ export function requireConfigMatchingType(config: ConfigOneof, policyType: Polic
   if (config.case === undefined)
     throw new InvalidArgumentError(
       "config",
-      "is required: set one of soak_time, branch_restriction, external_approval",
+      "is required: set one of soak_time, branch_restriction, external_approval, supersede_pending",
     );
-  if (config.case === "supersedePending") return configFromProto(config)!;
   const kind = CASE_TO_KIND[config.case];
   if (policyType !== KIND_TO_TYPE[kind]) {
     const name = PolicyType[policyType] ?? String(policyType);
@@ -155,9 +164,20 @@ export function policyToProto(p: Policy): PolicyMsg {
           requiredApprovals: c.requiredApprovals,
           rules: (c.rules ?? []).map(ruleToProto),
           distinctApprovers: c.distinctApprovers === true,
-          requestTimeoutSeconds: 0n,
-          maxApprovalAgeSeconds: 0n,
-          rejectBlocks: false,
+          requestTimeoutSeconds: BigInt(c.requestTimeoutSeconds ?? 0),
+          maxApprovalAgeSeconds: BigInt(c.maxApprovalAgeSeconds ?? 0),
+          rejectBlocks: c.rejectBlocks === true,
+        },
+      };
+      break;
+    case "supersede_pending":
+      config = {
+        case: "supersedePending",
+        value: {
+          $typeName: "forest.v1.SupersedePendingConfig",
+          targetEnvironment: c.targetEnvironment,
+          sameBranchOnly: c.sameBranchOnly,
+          cancelInProgress: false,
         },
       };
       break;
