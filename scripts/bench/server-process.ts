@@ -37,14 +37,17 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   return once(child, "exit", { signal: AbortSignal.timeout(ms) }).then(() => true, () => false);
 }
 
-/** Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line. */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+/**
+ * Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line.
+ * `main`: another build's dist/src/main.js (a baseline to compare with); default this tree's server.
+ */
+export async function startServerProcess(env: Record<string, string>, main?: string): Promise<ServerProcess> {
   // The log goes to a file, not a pipe: a load generator busy elsewhere would make the server buffer it.
   const logDir = mkdtempSync(join(tmpdir(), "rg-bench-log-"));
   const logPath = join(logDir, "server.log");
   const logFd = openSync(logPath, "w");
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...START_FLAGS, ...SERVER], {
+  const child = spawn(process.execPath, [...START_FLAGS, ...(main === undefined ? SERVER : [main])], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", logFd, "pipe"],
   });
