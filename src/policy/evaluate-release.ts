@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { loadRuleDirectory } from "../approval/load-rule-directory.js";
+import { directoryNeeds, voterDirectory } from "../approval/voter-directory.js";
 import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
@@ -37,7 +37,8 @@ function branchFacts(requested: string | undefined, intentBranch: string | undef
 
 /**
  * The evaluation use case: may this release go to this environment now?
- * Reads the facts the applicable policies need (one round trip), then decides
+ * Reads the facts the applicable policies need, approval rules' directory
+ * rows included (one round trip), then decides
  * with the pure rules on the server's clock. NOT_FOUND for an unknown intent.
  * A target the project has not declared (when it declares any) does not pass,
  * whatever its policies: one failing `declared-environments` evaluation.
@@ -61,16 +62,17 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     ];
     const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
     const now = clock.now();
-    // Rules are judged only for an intent; their directory rows are read alongside the facts.
-    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory] = await Promise.all([
-      readEvaluationRows(db, project, {
-        releaseIntentId: intentId,
-        sourceEnvironments,
-        votesEnvironment: needsVotes ? targetEnvironment : undefined,
-      }),
-      intentId === undefined ? undefined : loadRuleDirectory(db, project, targetEnvironment, applicable, now),
-    ]);
+    // Rules are judged only for an intent; what they need of the directory is read in the same statement.
+    const needs = intentId === undefined ? undefined : directoryNeeds(applicable);
+    const { intent, lastSuccessfulDeploy, votes, breakGlass, directory: directoryRows } = await readEvaluationRows(db, project, {
+      releaseIntentId: intentId,
+      sourceEnvironments,
+      votesEnvironment: needsVotes ? targetEnvironment : undefined,
+      ...(needs !== undefined ? { directory: { needs, now } } : {}),
+    });
     if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
+    const directory =
+      needs !== undefined && directoryRows !== undefined ? voterDirectory(directoryRows, needs, project, targetEnvironment, now) : undefined;
     return evaluateApplicable(applicable, {
       ...(directory !== undefined && intent !== undefined
         ? {
