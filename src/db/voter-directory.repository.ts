@@ -30,8 +30,9 @@ export interface VoterDirectoryReads {
  * group, the first `candidateLimit` active covering members by id who have
  * not voted and are neither author nor registrant (primary key order); the
  * covering active grants of the voters (index role_grants_org_user) and, per
- * minimum role, the first `candidateLimit` such people holding at least
- * that role (index role_grants_org_scope_expiry). Bounded by the voters and
+ * minimum role, the first `candidateLimit` other people by id holding at
+ * least that role there (index-only on role_grants_org_scope_user), one grant
+ * row each. Bounded by the voters and
  * the limit, not by the size of the groups or of the organisation's grants.
  */
 export function voterDirectoryPart(r: VoterDirectoryReads): RawBuilder<unknown> {
@@ -81,11 +82,17 @@ export function voterDirectoryPart(r: VoterDirectoryReads): RawBuilder<unknown> 
                where g.organisation = ${organisation} and g.user_id in ${voters} and ${active("g")} and ${covers("g")}
                ${sql.join(
                  r.needs.minRoles.map(
-                   (minRole) => sql`union all (select distinct on (g.user_id) ${grantCols}, ${minRole}::text from role_grants g
-                     where g.organisation = ${organisation} and g.scope_id in (${scopeIds}) and ${active("g")} and ${covers("g")}
-                       and g.role in (${sql.join(rolesAtLeast(minRole))})
-                       and g.user_id not in ${voters} and g.user_id not in ${parties}
-                     order by g.user_id limit ${limit})`,
+                   (minRole) => {
+                     const holds = (t: string) =>
+                       sql`${sql.ref(`${t}.organisation`)} = ${organisation} and ${sql.ref(`${t}.scope_id`)} in (${scopeIds})
+                           and ${active(t)} and ${covers(t)} and ${sql.ref(`${t}.role`)} in (${sql.join(rolesAtLeast(minRole))})`;
+                     // The first ids from the index alone (role_grants_org_scope_user), then one grant row of each.
+                     return sql`union all select ${grantCols}, ${minRole}::text from (
+                       select distinct c.user_id from role_grants c
+                       where ${holds("c")} and c.user_id not in ${voters} and c.user_id not in ${parties}
+                       order by c.user_id limit ${limit}) c
+                     cross join lateral (select * from role_grants g where g.user_id = c.user_id and ${holds("g")} limit 1) g`;
+                   },
                  ),
                  sql` `,
                )}) x)`;
