@@ -17,9 +17,9 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { createBenchDatabase, evaluateSeeded, healthCheck, loadCaller, type SeededProject, seedProject, serverEnv } from "./fixtures.js";
 import type { GrpcJsCaller } from "./grpc-js-caller.js";
-import { alternatingMedians, type LoadResult, runLoad } from "./load.js";
+import { alternatingMedians, type LoadOptions, type LoadResult, median, runLoad } from "./load.js";
 import { growTo } from "./scale.js";
-import { type ServerProcess, startServerProcess } from "./server-process.js";
+import { processCpuSeconds, type ServerProcess, startServerProcess } from "./server-process.js";
 import { deleteStream } from "./signal.js";
 
 const { values } = parseArgs({
@@ -56,6 +56,44 @@ interface Running {
   readonly stream: string;
 }
 
+/**
+ * CPU time per call (server process + its database's Postgres backends, read
+ * from /proc), milliseconds, by measurement: what the throughput ratio costs
+ * without the scheduling noise of a busy machine. Medians over the rounds.
+ */
+const cpuPerCall = new Map<string, number[]>();
+
+async function backendPids(databaseUrl: string): Promise<number[]> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>("select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()", [name]);
+    return rows.map((r) => r.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+/** runLoad, also recording CPU milliseconds per call under `key`. */
+async function measured(key: string, r: Running, options: LoadOptions, call: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  const pids = await backendPids(r.database.url);
+  const cpu = () => r.server.cpuSeconds() + pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) || 0), 0);
+  let calls = 0;
+  const before = cpu();
+  const result = await runLoad(options, async (i) => {
+    const answer = await call(i);
+    calls++;
+    return answer;
+  });
+  const list = cpuPerCall.get(key) ?? [];
+  list.push(((cpu() - before) * 1000) / calls);
+  cpuPerCall.set(key, list);
+  return result;
+}
+
+const cpuMs = (key: string) => `${median(cpuPerCall.get(key) ?? []).toFixed(2)} ms`;
+
 async function start(variant: Variant, dataDir: string): Promise<Running> {
   const database = await createBenchDatabase();
   const { env, stream } = serverEnv(database.url, dataDir, natsUrl);
@@ -77,7 +115,7 @@ const running: Running[] = [];
 try {
   if (!skip.has("gate")) {
     // Section 1: per variant one server, a plain and a three-rule project; then rounds of check, plain, rules per variant.
-    const gates: { variant: Variant; caller: GrpcJsCaller; plain: () => Promise<unknown>; rules: () => Promise<unknown>; check: () => Promise<unknown> }[] = [];
+    const gates: { variant: Variant; running: Running; caller: GrpcJsCaller; plain: () => Promise<unknown>; rules: () => Promise<unknown>; check: () => Promise<unknown> }[] = [];
     for (const variant of variants) {
       const r = await start(variant, dataDir);
       running.push(r);
@@ -90,18 +128,23 @@ try {
           if (!(await once()).allPassed) throw new Error(`${p.project.project} did not pass`);
         };
       };
-      gates.push({ variant, caller, plain: passing(plain), rules: passing(rules), check: healthCheck(caller) });
+      gates.push({ variant, running: r, caller, plain: passing(plain), rules: passing(rules), check: healthCheck(caller) });
     }
     log("section 1 warm-up");
     for (const g of gates) for (const call of [g.check, g.plain, g.rules]) await runLoad({ callers: 16, durationMs: WARMUP_MS, maxCalls: MAX_CALLS }, call);
     log("section 1 rounds");
     const options = { callers: 16, durationMs: LOAD_MS, maxCalls: MAX_CALLS, warmupCalls: 32 };
-    const measures = gates.flatMap((g) => [g.check, g.plain, g.rules].map((call) => () => runLoad(options, call)));
+    const measures = gates.flatMap((g) =>
+      (["check", "plain", "rules"] as const).map((kind) => () => measured(`${g.variant.label}|${kind}`, g.running, options, g[kind])),
+    );
     const medians = await alternatingMedians(RUNS, measures);
-    lines.push("| server | Check (16 callers) | EvaluatePolicies | ratio | with 3 rules | ratio |", "| --- | --- | --- | ---: | --- | ---: |");
+    lines.push(
+      "| server | Check (16 callers) | EvaluatePolicies | ratio | with 3 rules | ratio | CPU per call: Check / plain / 3 rules | CPU ratio plain / 3 rules |",
+      "| --- | --- | --- | ---: | --- | ---: | --- | ---: |",
+    );
     gates.forEach((g, i) => {
       const [check, plain, rules] = [medians[3 * i], medians[3 * i + 1], medians[3 * i + 2]] as LoadResult[] as [LoadResult, LoadResult, LoadResult];
-      lines.push(`| ${g.variant.label} | ${fmt(check)} | ${fmt(plain)} | ${(plain.throughput / check.throughput).toFixed(2)} | ${fmt(rules)} | ${(rules.throughput / check.throughput).toFixed(2)} |`);
+      lines.push(`| ${g.variant.label} | ${fmt(check)} | ${fmt(plain)} | ${(plain.throughput / check.throughput).toFixed(2)} | ${fmt(rules)} | ${(rules.throughput / check.throughput).toFixed(2)} | ${(["check", "plain", "rules"] as const).map((k) => cpuMs(`${g.variant.label}|${k}`)).join(" / ")} | ${(["plain", "rules"] as const).map((k) => (median(cpuPerCall.get(`${g.variant.label}|check`) ?? []) / median(cpuPerCall.get(`${g.variant.label}|${k}`) ?? [])).toFixed(2)).join(" / ")} |`);
       g.caller.close();
     });
     lines.push("");
@@ -109,25 +152,25 @@ try {
   }
   if (!skip.has("scale")) {
     // Section 3: per variant one server and database, grown alike; p50 at one caller, rounds interleaved.
-    const scales: { variant: Variant; pool: pg.Pool; seeded: SeededProject; caller: GrpcJsCaller }[] = [];
+    const scales: { variant: Variant; running: Running; pool: pg.Pool; seeded: SeededProject; caller: GrpcJsCaller }[] = [];
     for (const variant of variants) {
       const r = await start(variant, dataDir);
       running.push(r);
       const seeded = await seedProject(r.server.baseUrl, "scale", true);
-      scales.push({ variant, pool: new pg.Pool({ connectionString: r.database.url, max: 2 }), seeded, caller: await loadCaller(r.server.baseUrl, "bench-pipeline") });
+      scales.push({ variant, running: r, pool: new pg.Pool({ connectionString: r.database.url, max: 2 }), seeded, caller: await loadCaller(r.server.baseUrl, "bench-pipeline") });
     }
     const at = async (rows: number, from: number) => {
       log(`section 3: growing to ${rows} rows`);
       for (const s of scales) await growTo(s.pool, s.seeded, from, rows);
       const options = { callers: 1, durationMs: LOAD_MS, maxCalls: MAX_CALLS, warmupCalls: 100 };
-      return alternatingMedians(RUNS, scales.map((s) => () => runLoad(options, evaluateSeeded(s.caller, s.seeded))));
+      return alternatingMedians(RUNS, scales.map((s) => () => measured(`${s.variant.label}|${rows}`, s.running, options, evaluateSeeded(s.caller, s.seeded))));
     };
     const small = await at(1_000, 0);
     const large = await at(LARGE, 1_000);
-    lines.push(`| server | p50 at 1,000 rows | p50 at ${LARGE.toLocaleString("en")} rows | ratio |`, "| --- | ---: | ---: | ---: |");
+    lines.push(`| server | p50 at 1,000 rows | p50 at ${LARGE.toLocaleString("en")} rows | ratio | CPU per call at 1,000 / ${LARGE.toLocaleString("en")} | ratio |`, "| --- | ---: | ---: | ---: | ---: | ---: |");
     scales.forEach((s, i) => {
       const [a, b] = [small[i], large[i]] as [LoadResult, LoadResult];
-      lines.push(`| ${s.variant.label} | ${a.p50.toFixed(2)} ms | ${b.p50.toFixed(2)} ms | ${(b.p50 / a.p50).toFixed(2)} |`);
+      lines.push(`| ${s.variant.label} | ${a.p50.toFixed(2)} ms | ${b.p50.toFixed(2)} ms | ${(b.p50 / a.p50).toFixed(2)} | ${cpuMs(`${s.variant.label}|1000`)} / ${cpuMs(`${s.variant.label}|${LARGE}`)} | ${(median(cpuPerCall.get(`${s.variant.label}|${LARGE}`) ?? []) / median(cpuPerCall.get(`${s.variant.label}|1000`) ?? [])).toFixed(2)} |`);
       s.caller.close();
     });
     for (const s of scales) await s.pool.end();

@@ -28,7 +28,24 @@ export interface ServerProcess {
   readonly startupMs: number;
   /** Peak resident set size so far (VmHWM), in bytes. */
   peakRssBytes(): number;
+  /** CPU time the server process has used so far (user + system), seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** Clock ticks per second of /proc/PID/stat (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** User + system CPU time of process `pid` so far, seconds; NaN when it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    // Fields after the command (which may hold spaces) start at state; utime and stime are fields 14 and 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Whether `child` exited within `ms`. */
@@ -65,6 +82,7 @@ export async function startServerProcess(env: Record<string, string>, main?: str
       return {
         baseUrl: `http://127.0.0.1:${port}`,
         startupMs: Number(process.hrtime.bigint() - started) / 1e6,
+        cpuSeconds: () => processCpuSeconds(pid),
         peakRssBytes: () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024,
         async stop() {
           child.kill("SIGTERM");
