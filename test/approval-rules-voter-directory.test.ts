@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import fc from "fast-check";
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type IntentParties, judgeRules } from "../src/approval/judge-rules.js";
 import { loadRuleDirectory } from "../src/approval/load-rule-directory.js";
@@ -58,6 +59,18 @@ const world = fc.record({
   distinct: fc.boolean(),
   required: fc.integer({ min: 1, max: 4 }),
 });
+
+/** Counts the statements Kysely sends. */
+class StatementCounter implements KyselyPlugin {
+  count = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.count++;
+    return args.node;
+  }
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
 
 let db: TestDatabase;
 let run = 0;
@@ -154,7 +167,7 @@ describe("the evaluation's directory (voters and capped candidates)", () => {
     expect(cut).toBeGreaterThan(10);
   }, 240_000);
 
-  it("cuts a long candidate list after the first ids and calls it open-ended", async () => {
+  it("cuts a long candidate list after the first ids and calls it open-ended, in the evaluation's one statement", async () => {
     const k = db.database.db;
     const organisation = "big";
     const intentId = randomUUID();
@@ -171,7 +184,10 @@ describe("the evaluation's directory (voters and capped candidates)", () => {
     const config: ExternalApprovalConfig = { kind: "external_approval", targetEnvironment: ENV, requiredApprovals: 2, rules: [{ group: "sre", requiredApprovals: 2 }] };
     const needs = directoryNeeds([{ config }])!;
     expect(needs.candidateLimit).toBe(6);
-    const rows = await readEvaluationRows(k, { organisation, project: "web" }, { releaseIntentId: intentId, sourceEnvironments: [], votesEnvironment: ENV, directory: { needs, now: NOW } });
+    const counter = new StatementCounter();
+    const rows = await readEvaluationRows(k.withPlugin(counter), { organisation, project: "web" }, { releaseIntentId: intentId, sourceEnvironments: ["staging"], votesEnvironment: ENV, directory: { needs, now: NOW } });
+    // The directory comes with the intent, deploys and votes: still one statement.
+    expect(counter.count).toBe(1);
     const j = judgeRules(config, [], voterDirectory(rows.directory!, needs, { organisation, project: "web" }, ENV, NOW), { authorId: "p00" });
     // p00 is the author: the first six others, and more may exist.
     expect(j.progress[0]?.mayStillApprove).toEqual(["p01", "p02", "p03", "p04", "p05", "p06"]);
