@@ -57,3 +57,10 @@ CREATE INDEX IF NOT EXISTS role_grants_org_user
 -- instead of every grant the organisation ever made (expired ones included).
 CREATE INDEX IF NOT EXISTS role_grants_org_scope_expiry
   ON role_grants (organisation, scope_id, expires_at);
+
+-- An evaluation lists the first few people (by id) whose active grant there
+-- makes them eligible for a role rule: this index answers it without reading
+-- the table (role, scope and expiry are included), however many grants the
+-- organisation holds. Here, not in a later file: role_grants is this file's.
+CREATE INDEX IF NOT EXISTS role_grants_org_scope_user
+  ON role_grants (organisation, scope_id, user_id) INCLUDE (role, scope, expires_at);

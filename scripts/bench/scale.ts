@@ -43,7 +43,7 @@ const CHUNK = 200_000;
  * them in it and a project grant, expiring a day after the intent (most
  * have expired: expired rows are kept).
  */
-async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
+export async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
   for (let lo = from + 1; lo <= total; lo += CHUNK)
     await pool.query(
       `with new as (

@@ -28,7 +28,24 @@ export interface ServerProcess {
   readonly startupMs: number;
   /** Peak resident set size so far (VmHWM), in bytes. */
   peakRssBytes(): number;
+  /** CPU time the server process has used so far (user + system), seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** Clock ticks per second of /proc/PID/stat (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** User + system CPU time of process `pid` so far, seconds; NaN when it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    // Fields after the command (which may hold spaces) start at state; utime and stime are fields 14 and 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Whether `child` exited within `ms`. */
@@ -37,14 +54,17 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   return once(child, "exit", { signal: AbortSignal.timeout(ms) }).then(() => true, () => false);
 }
 
-/** Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line. */
-export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+/**
+ * Spawns the server on 127.0.0.1 (kernel-chosen ports) with `env` and waits for its "listening" log line.
+ * `main`: another build's dist/src/main.js (a baseline to compare with); default this tree's server.
+ */
+export async function startServerProcess(env: Record<string, string>, main?: string): Promise<ServerProcess> {
   // The log goes to a file, not a pipe: a load generator busy elsewhere would make the server buffer it.
   const logDir = mkdtempSync(join(tmpdir(), "rg-bench-log-"));
   const logPath = join(logDir, "server.log");
   const logFd = openSync(logPath, "w");
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...START_FLAGS, ...SERVER], {
+  const child = spawn(process.execPath, [...START_FLAGS, ...(main === undefined ? SERVER : [main])], {
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", METRICS_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", logFd, "pipe"],
   });
@@ -62,6 +82,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       return {
         baseUrl: `http://127.0.0.1:${port}`,
         startupMs: Number(process.hrtime.bigint() - started) / 1e6,
+        cpuSeconds: () => processCpuSeconds(pid),
         peakRssBytes: () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) * 1024,
         async stop() {
           child.kill("SIGTERM");

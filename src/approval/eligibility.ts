@@ -18,6 +18,13 @@ export interface RuleDirectory {
   readonly groups: ReadonlyMap<string, ApproverGroup>;
   /** The organisation's role grants (expired ones too); empty when no rule names a role. */
   readonly grants: readonly RoleGrant[];
+  /**
+   * Rules (`group:sre`, `role:maintainer`) for which only the first of the
+   * people who have not voted were read (an evaluation reads the voters
+   * fully and a capped list of candidates, see voter-directory.ts): their
+   * "may still approve" lists are cut, and say so as open-ended.
+   */
+  readonly cappedRules?: ReadonlySet<string>;
 }
 
 /** What a voter brings: their id, and what their token said when they voted. */

@@ -2,6 +2,7 @@ import { type ApprovalRule, type ExternalApprovalConfig, ruleLabel } from "../po
 import { isEligible, isOpenEnded, knownEligible, type RuleDirectory, whyNotEligible } from "./eligibility.js";
 import { decideRules, type MatchRule, mayStillApprove, unsatisfiableRules } from "./rule-matching.js";
 import type { Vote } from "./vote.js";
+import { MAY_STILL_APPROVE_SHOWN } from "./voter-directory.js";
 
 /** Progress of one rule, as reasons and ExternalApprovalState.rule_progress show it. */
 export interface RuleProgress {
@@ -81,7 +82,7 @@ export function judgeRules(
       currentApprovals: decision.rules[r]!.counted.length,
       approvedBy: decision.rules[r]!.counted,
       mayStillApprove: may[r]!,
-      openEnded: matchRules[r]!.openEnded === true,
+      openEnded: matchRules[r]!.openEnded === true || dir.cappedRules?.has(ruleLabel(rule)) === true,
     }),
   );
   // Who could still make it: everyone eligible who approved, plus every known person but the
@@ -102,6 +103,12 @@ export function judgeRules(
   };
 }
 
+/** "u1, u2, u3, u4, u5 and 7 more": the first MAY_STILL_APPROVE_SHOWN ids of `ids`. */
+function listNames(ids: readonly string[]): string {
+  const shown = ids.slice(0, MAY_STILL_APPROVE_SHOWN).join(", ");
+  return ids.length > MAY_STILL_APPROVE_SHOWN ? `${shown} and ${ids.length - MAY_STILL_APPROVE_SHOWN} more` : shown;
+}
+
 /** "security 1/1, sre 0/2 (may still approve: u-dana, u-erik)" plus lapses and rules that cannot be met. */
 export function describeJudgement(j: RulesJudgement): string {
   const rules = j.progress
@@ -111,7 +118,7 @@ export function describeJudgement(j: RulesJudgement): string {
         p.currentApprovals >= p.requiredApprovals
           ? ""
           : p.mayStillApprove.length > 0
-            ? ` (may still approve: ${p.mayStillApprove.join(", ")}${p.openEnded ? ", or others" : ""})`
+            ? ` (may still approve: ${listNames(p.mayStillApprove)}${p.openEnded ? ", or others" : ""})`
             : p.openEnded
               ? " (may still approve: others outside the directory)"
               : "";

@@ -1,9 +1,11 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "../approval/break-glass-mark.js";
 import type { Vote } from "../approval/vote.js";
+import type { VoterDirectoryRows } from "../approval/voter-directory.js";
 import type { ProjectRef } from "../policy/policy.js";
 import { VOTE_JSON_COLUMNS, type VoteJson, votesFromJson } from "./approval.repository.js";
 import type { DB } from "./schema.js";
+import { type VoterDirectoryJson, type VoterDirectoryReads, voterDirectoryFromJson, voterDirectoryPart } from "./voter-directory.repository.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
 
@@ -14,6 +16,8 @@ export interface EvaluationReads {
   readonly sourceEnvironments: readonly string[];
   /** Target environment whose votes to read; undefined when no approval policy applies. */
   readonly votesEnvironment?: string;
+  /** What of the approver directory the rules need (read for the intent's voters in `votesEnvironment`); undefined: nothing. */
+  readonly directory?: Pick<VoterDirectoryReads, "needs" | "now">;
 }
 
 export interface EvaluationRows {
@@ -25,13 +29,16 @@ export interface EvaluationRows {
   readonly votes: Vote[];
   /** The newest break-glass on the intent in `votesEnvironment`, if any. */
   readonly breakGlass?: BreakGlassMark;
+  /** The directory rows of `reads.directory`, when asked for (with an intent and votes). */
+  readonly directory?: VoterDirectoryRows;
 }
 
 /**
  * Everything EvaluatePolicies reads besides the policies, in one round trip:
  * the intent, the latest successful deploy per source environment (one index
- * probe each, LATERAL), the current votes and the newest break-glass (one
- * index probe). Parts not asked for are not
+ * probe each, LATERAL), the current votes, the newest break-glass (one
+ * index probe) and what approval rules need of the directory (the voters'
+ * memberships and grants, capped candidate lists). Parts not asked for are not
  * queried. JSON aggregation keeps it one row; its timestamps are ISO strings.
  */
 export async function readEvaluationRows(db: Db, project: ProjectRef, reads: EvaluationReads): Promise<EvaluationRows> {
@@ -73,13 +80,18 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
            where b.release_intent_id = ${intentId}::uuid and b.environment = ${reads.votesEnvironment}
            order by b.seq desc
            limit 1)`;
+  const directoryPart =
+    !wantsVotes || reads.directory === undefined
+      ? sql`null::json`
+      : voterDirectoryPart({ project, intentId, environment: reads.votesEnvironment as string, ...reads.directory });
   const { rows } = await sql<{
     intent: { branch: string; author: string; registrant: string; registrantIsUser: boolean } | null;
     deploys: [string, string][] | null;
     votes: VoteJson[] | null;
     break_glass: BreakGlassJson | null;
+    directory: VoterDirectoryJson | null;
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes,
-            ${breakGlassPart} as break_glass`.execute(db);
+            ${breakGlassPart} as break_glass, ${directoryPart} as directory`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
   for (const [env, recordedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(recordedAt));
@@ -89,5 +101,6 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
     lastSuccessfulDeploy,
     votes: votesFromJson(row?.votes),
     ...(breakGlass !== undefined ? { breakGlass } : {}),
+    ...(row?.directory != null ? { directory: voterDirectoryFromJson(project.organisation, row.directory) } : {}),
   };
 }

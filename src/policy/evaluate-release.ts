@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { loadRuleDirectory } from "../approval/load-rule-directory.js";
+import { directoryNeeds, voterDirectory } from "../approval/voter-directory.js";
 import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
@@ -50,7 +50,8 @@ function supersedeReads(applicable: readonly Policy[]): { withBranch: boolean } 
 
 /**
  * The evaluation use case: may this release go to this environment now?
- * Reads the facts the applicable policies need (one round trip), then decides
+ * Reads the facts the applicable policies need, approval rules' directory
+ * rows included (one round trip), then decides
  * with the pure rules on the server's clock. NOT_FOUND for an unknown intent.
  * A target the project has not declared (when it declares any) does not pass,
  * whatever its policies: one failing `declared-environments` evaluation.
@@ -76,19 +77,22 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     // Supersede facts only for a named intent under a supersede policy: other evaluations pay nothing.
     const supersede = intentId === undefined ? undefined : supersedeReads(applicable);
     const now = clock.now();
-    // Rules are judged only for an intent; their directory rows are read alongside the facts.
-    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory, supersedeFacts] = await Promise.all([
+    // Rules are judged only for an intent; what they need of the directory is read in the same statement.
+    const needs = intentId === undefined ? undefined : directoryNeeds(applicable);
+    const [{ intent, lastSuccessfulDeploy, votes, breakGlass, directory: directoryRows }, supersedeFacts] = await Promise.all([
       readEvaluationRows(db, project, {
         releaseIntentId: intentId,
         sourceEnvironments,
         votesEnvironment: needsVotes ? targetEnvironment : undefined,
+        ...(needs !== undefined ? { directory: { needs, now } } : {}),
       }),
-      intentId === undefined ? undefined : loadRuleDirectory(db, project, targetEnvironment, applicable, now),
       intentId === undefined || supersede === undefined
         ? undefined
         : readSupersedeFacts(db, project, intentId, targetEnvironment, supersede.withBranch),
     ]);
     if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
+    const directory =
+      needs !== undefined && directoryRows !== undefined ? voterDirectory(directoryRows, needs, project, targetEnvironment, now) : undefined;
     return evaluateApplicable(applicable, {
       ...(directory !== undefined && intent !== undefined
         ? {

@@ -89,6 +89,8 @@ export type ApprovalRuleProgress = Message<"releasegate.v1.ApprovalRuleProgress"
   /**
    * Known people (user ids) whose approval would bring this rule closer,
    * excluding the intent's author and registrant and anyone who has voted.
+   * EvaluatePolicies lists the first ones by id only (then open_ended is
+   * set); ListEligibleApprovers lists all of them.
    *
    * @generated from field: repeated string may_still_approve = 5;
    */
@@ -96,7 +98,7 @@ export type ApprovalRuleProgress = Message<"releasegate.v1.ApprovalRuleProgress"
 
   /**
    * True when people outside may_still_approve may also be eligible (an
-   * identity-provider group, or a role that tokens carry).
+   * identity-provider group, a role that tokens carry, or a list that was cut).
    *
    * @generated from field: bool open_ended = 6;
    */
