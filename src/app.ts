@@ -20,10 +20,12 @@ import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
+import { WebhookService } from "./gen/releasegate/v1/webhook_pb.js";
 import { ServerHealth } from "./health/health.js";
 import { createHealthHandlers } from "./health/health-service.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.js";
+import { WebhookDeliveryWorker } from "./notify/delivery-worker.js";
 import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
@@ -38,6 +40,7 @@ import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.j
 import { observabilityInterceptor } from "./rpc/observability.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
+import { createWebhookHandlers } from "./rpc/webhook-service.js";
 import { Listener } from "./server/listener.js";
 import { createNodeHandler } from "./server/node-handler.js";
 import { ApprovalEventHub } from "./signal/event-hub.js";
@@ -76,6 +79,7 @@ const SERVED: readonly DescService[] = [
   ApproverService,
   EnvironmentService,
   ApprovalQueryService,
+  WebhookService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -96,6 +100,7 @@ export class App {
   #hub?: ApprovalEventHub;
   #publisher?: NatsPublisher;
   #relay?: OutboxRelay;
+  #webhooks?: WebhookDeliveryWorker;
   /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
   readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
@@ -255,7 +260,31 @@ export class App {
     this.#relay = relay;
     this.#publisher?.start();
     relay.start();
+    this.#webhooks = this.#startWebhooks(database, hub);
     return { hub, relay };
+  }
+
+  /** Webhook deliveries: written by the outbox trigger, sent by this worker on every replica. */
+  #startWebhooks(database: Database, hub: ApprovalEventHub): WebhookDeliveryWorker {
+    const { config, logger } = this.#options;
+    const w = config.webhooks;
+    const metrics = this.#metrics;
+    const worker = new WebhookDeliveryWorker({
+      database,
+      logger,
+      backoff: { baseMs: w.backoffBaseMs, maxMs: w.backoffMaxMs, maxAttempts: w.maxAttempts },
+      timeoutMs: w.timeoutMs,
+      concurrency: w.concurrency,
+      allowPrivateNetworks: w.allowPrivateNetworks,
+      publicUrl: config.publicUrl,
+      subscribeWakeups: (wake) => hub.subscribe({}, wake),
+      onOutcome: (outcome, lag) => {
+        metrics.webhookDeliveries.inc({ outcome });
+        if (lag !== undefined) metrics.webhookDeliveryLag.observe(lag);
+      },
+    });
+    worker.start();
+    return worker;
   }
 
   /** Every service's handlers behind the interceptors, with the default deadline. */
@@ -348,6 +377,15 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      router.service(
+        WebhookService,
+        createWebhookHandlers({
+          db: database.db,
+          clock: this.#clock,
+          allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+          onDeliveryDue: () => this.#webhooks?.wake(),
+        }),
+      );
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
@@ -390,6 +428,7 @@ export class App {
     await this.#listener?.stop(graceMs);
     // Relay flushes what it can, then NATS drains, then nothing listens any more.
     await this.#relay?.stop();
+    await this.#webhooks?.stop();
     await this.#publisher?.stop();
     await this.#hub?.stop();
     await this.#stopPolicyInvalidation?.();
