@@ -25,8 +25,12 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === PUBLIC_RANGE;
 }
 
-/** The host of a WHATWG URL without IPv6 brackets, and whether it is an IP literal. */
+/**
+ * The host of a WHATWG URL without IPv6 brackets or a trailing dot
+ * (`localhost.` is `localhost`), and whether it is an IP literal.
+ */
 export function hostOf(url: URL): { host: string; literal: boolean } {
-  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const bare = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const host = bare.endsWith(".") ? bare.slice(0, -1) : bare;
   return { host, literal: ipaddr.isValid(host) };
 }
