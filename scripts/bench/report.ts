@@ -3,6 +3,7 @@ import type { StartupResult } from "./footprint.js";
 import type { GateResult, RatioRow } from "./gate.js";
 import type { LoadResult } from "./load.js";
 import { GROWN_TABLES, type ScaleResult } from "./scale.js";
+import { type NotifyResult, notifySection } from "./notify.js";
 import type { SignalResult } from "./signal.js";
 
 /** A benchmark's outcome: its numbers, or why it could not run. */
@@ -17,6 +18,8 @@ export interface BenchReport {
   readonly gatePeakRssBytes: Outcome<number>;
   readonly startup: Outcome<StartupResult>;
   readonly decision: Outcome<DecisionResult>;
+  /** Webhook delivery throughput next to the outbox relay (absent: not run). */
+  readonly notify?: Outcome<NotifyResult>;
 }
 
 /** EvaluatePolicies must reach this share of the health Check's throughput at EVALUATE_LINE_CALLERS callers. */
@@ -148,5 +151,6 @@ export function renderReport(r: BenchReport): string {
     "",
     ...footprintSection(r),
     ...section("5. The pure decision next to Cedar", r.decision, decisionSection),
+    ...(r.notify === undefined ? [] : section("6. Webhook delivery throughput next to the outbox relay", r.notify, notifySection)),
   ].join("\n");
 }
