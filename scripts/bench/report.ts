@@ -2,8 +2,8 @@ import { CEDAR_POLICIES, type DecisionResult } from "./decision.js";
 import type { StartupResult } from "./footprint.js";
 import type { GateResult, RatioRow } from "./gate.js";
 import type { LoadResult } from "./load.js";
-import { GROWN_TABLES, type ScaleResult } from "./scale.js";
 import { type NotifyResult, notifySection } from "./notify.js";
+import { GROWN_TABLES, type ScaleResult } from "./scale.js";
 import type { SignalResult } from "./signal.js";
 
 /** A benchmark's outcome: its numbers, or why it could not run. */

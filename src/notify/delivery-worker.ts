@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import type { Database } from "../db/database.js";
 import {
   type ClaimedDelivery,
@@ -68,6 +69,8 @@ export class WebhookDeliveryWorker {
 
   constructor(options: DeliveryWorkerOptions) {
     this.#o = options;
+    // Every attempt in flight listens on the one stop signal (and removes its listener when done).
+    setMaxListeners(Number.POSITIVE_INFINITY, this.#aborts.signal);
   }
 
   start(): void {
