@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_due
 CREATE INDEX IF NOT EXISTS webhook_deliveries_open_request
   ON webhook_deliveries (subscription_id, release_intent_id, environment, id)
   WHERE status IN ('pending', 'failed_retrying');
+-- The claim's cap on a subscription's unexpired leases (only rows under a lease).
+CREATE INDEX IF NOT EXISTS webhook_deliveries_leased
+  ON webhook_deliveries (subscription_id) WHERE claimed_until IS NOT NULL;
 -- The delivery log of a subscription, newest first.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_log
   ON webhook_deliveries (subscription_id, id);

@@ -22,7 +22,7 @@ import { type Database, openDatabase } from "../../src/db/database.js";
 import { migrateDatabase } from "../../src/db/migrate.js";
 import { outboxDepth, outboxInsertFor } from "../../src/db/outbox.repository.js";
 import { openDeliveryCount } from "../../src/db/webhook.repository.js";
-import { WebhookDeliveryWorker } from "../../src/notify/delivery-worker.js";
+import { perSubscriptionSlots, WebhookDeliveryWorker } from "../../src/notify/delivery-worker.js";
 import { NatsPublisher } from "../../src/signal/nats-publisher.js";
 import { OutboxRelay } from "../../src/signal/outbox-relay.js";
 import { approvalSubject } from "../../src/signal/subject.js";
@@ -152,7 +152,7 @@ export async function benchNotify(settings: BenchSettings, natsUrl: string): Pro
 
 /** The report's section on it. */
 export const notifySection = (n: NotifyResult): string[] => [
-  `A burst of ${n.events.toLocaleString("en-US")} \`approval.decided\` events over ${n.intents} release intents is written to the outbox of one Postgres database with one webhook subscription (so the outbox trigger writes ${n.events.toLocaleString("en-US")} deliveries). The outbox relay alone publishes them to JetStream; then the delivery worker alone (${n.concurrency} attempts in flight, per-request order kept) POSTs each, signed, to a local HTTP receiver answering 204. Each is timed from start until its last row is done.`,
+  `A burst of ${n.events.toLocaleString("en-US")} \`approval.decided\` events over ${n.intents} release intents is written to the outbox of one Postgres database with one webhook subscription (so the outbox trigger writes ${n.events.toLocaleString("en-US")} deliveries). The outbox relay alone publishes them to JetStream; then the delivery worker alone (${n.concurrency} attempt slots, of which one subscription may use ${perSubscriptionSlots(n.concurrency)}; per-request order kept) POSTs each, signed, to a local HTTP receiver answering 204. Each is timed from start until its last row is done.`,
   "",
   "| relay (events/s) | notifier (deliveries/s) | notifier / relay |",
   "| ---: | ---: | ---: |",

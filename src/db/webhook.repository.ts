@@ -203,6 +203,9 @@ export async function redeliverDead(db: Db, subscriptionId: string, id: string):
   return row === undefined ? undefined : toDelivery(row);
 }
 
+/** Due rows looked at per row claimed: room to skip those of subscriptions at their lease cap. */
+const CLAIM_SCAN_FACTOR = 8;
+
 /** A claimed delivery with what sending it needs. */
 export interface ClaimedDelivery {
   readonly id: string;
@@ -221,12 +224,15 @@ export interface ClaimedDelivery {
  * one short statement (database clock), like the outbox relay's claim. A
  * delivery is never claimed while an earlier delivery of the same
  * subscription, release intent and environment is still open (pending or
- * retrying, claimed or not): deliveries of one request arrive in order.
- * SKIP LOCKED keeps concurrent claims (other replicas) off each other's rows.
+ * retrying, claimed or not): deliveries of one request arrive in order. No
+ * subscription holds more than `perSubscription` unexpired leases (across
+ * replicas, counting this claim), so one slow or hanging receiver cannot take
+ * every attempt slot. SKIP LOCKED keeps concurrent claims off each other's
+ * rows; the lease conditions are checked again on the locked row.
  */
 export async function claimDueDeliveries(
   db: Db,
-  claim: { readonly limit: number; readonly leaseMs: number; readonly token: string },
+  claim: { readonly limit: number; readonly leaseMs: number; readonly token: string; readonly perSubscription: number },
 ): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<{
     id: string | number;
@@ -238,8 +244,8 @@ export async function claimDueDeliveries(
     secret: string;
     format: "json" | "slack";
   }>`
-    with chosen as (
-      select d.id from webhook_deliveries d
+    with due as (
+      select d.id, d.subscription_id, d.next_attempt_at from webhook_deliveries d
       join webhook_subscriptions s on s.id = d.subscription_id and s.enabled
       where d.status in ('pending', 'failed_retrying') and d.next_attempt_at <= now()
         and (d.claimed_until is null or d.claimed_until <= now())
@@ -248,6 +254,20 @@ export async function claimDueDeliveries(
           where e.subscription_id = d.subscription_id and e.release_intent_id = d.release_intent_id
             and e.environment = d.environment and e.id < d.id and e.status in ('pending', 'failed_retrying'))
       order by d.next_attempt_at, d.id
+      limit ${claim.limit * CLAIM_SCAN_FACTOR}
+    ),
+    ranked as (
+      select due.id, due.next_attempt_at,
+             row_number() over (partition by due.subscription_id order by due.next_attempt_at, due.id)
+               + (select count(*) from webhook_deliveries a
+                   where a.subscription_id = due.subscription_id and a.claimed_until > now()) as slot
+      from due
+    ),
+    chosen as (
+      select d.id from webhook_deliveries d join ranked r on r.id = d.id
+      where r.slot <= ${claim.perSubscription}
+        and d.status in ('pending', 'failed_retrying') and (d.claimed_until is null or d.claimed_until <= now())
+      order by r.next_attempt_at, d.id
       limit ${claim.limit}
       for update of d skip locked
     )

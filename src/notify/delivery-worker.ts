@@ -23,6 +23,15 @@ const LEASE_MARGIN_MS = 10_000;
 /** Pause after a failed claim (database unreachable), in ms. */
 const CLAIM_ERROR_PAUSE_MS = 1_000;
 
+/**
+ * Attempts one subscription may have in flight at once (over all replicas):
+ * a quarter of a replica's slots, at least one. A receiver that hangs holds
+ * at most these for WEBHOOK_TIMEOUT_MS; the other slots serve the others.
+ */
+export function perSubscriptionSlots(concurrency: number): number {
+  return Math.max(1, Math.ceil(concurrency / 4));
+}
+
 /** How an attempt ended, for metrics. */
 export type DeliveryOutcome = "delivered" | "retry" | "dead";
 
@@ -106,7 +115,12 @@ export class WebhookDeliveryWorker {
       if (free > 0 && (free >= Math.ceil(concurrency / 2) || this.#inFlight.size === 0)) {
         token = randomUUID();
         try {
-          claimed = await claimDueDeliveries(database.db, { limit: free, leaseMs: timeoutMs + LEASE_MARGIN_MS, token });
+          claimed = await claimDueDeliveries(database.db, {
+            limit: free,
+            leaseMs: timeoutMs + LEASE_MARGIN_MS,
+            token,
+            perSubscription: perSubscriptionSlots(concurrency),
+          });
         } catch (err) {
           logger.warn({ err: (err as Error).message }, "webhook claim failed; retrying");
           await this.#sleep(CLAIM_ERROR_PAUSE_MS);
