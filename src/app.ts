@@ -21,10 +21,12 @@ import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "./gen/releasegate/v1/release_pb.js";
+import { WebhookService } from "./gen/releasegate/v1/webhook_pb.js";
 import { ServerHealth } from "./health/health.js";
 import { createHealthHandlers } from "./health/health-service.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.js";
+import { WebhookDeliveryWorker } from "./notify/delivery-worker.js";
 import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
@@ -43,6 +45,7 @@ import { observabilityInterceptor } from "./rpc/observability.js";
 import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
+import { createWebhookHandlers } from "./rpc/webhook-service.js";
 import { Listener } from "./server/listener.js";
 import { createNodeHandler } from "./server/node-handler.js";
 import { ApprovalEventHub } from "./signal/event-hub.js";
@@ -82,6 +85,7 @@ const SERVED: readonly DescService[] = [
   EnvironmentService,
   ApprovalQueryService,
   ApprovalRequestService,
+  WebhookService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -103,6 +107,7 @@ export class App {
   #publisher?: NatsPublisher;
   #relay?: OutboxRelay;
   #reaper?: RequestReaper;
+  #webhooks?: WebhookDeliveryWorker;
   /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
   readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
@@ -263,6 +268,7 @@ export class App {
     this.#relay = relay;
     this.#publisher?.start();
     relay.start();
+    this.#webhooks = this.#startWebhooks(database, hub);
     return { hub, relay };
   }
 
@@ -285,6 +291,29 @@ export class App {
       }),
     });
     this.#reaper.start();
+  }
+
+  /** Webhook deliveries: written by the outbox trigger, sent by this worker on every replica. */
+  #startWebhooks(database: Database, hub: ApprovalEventHub): WebhookDeliveryWorker {
+    const { config, logger } = this.#options;
+    const w = config.webhooks;
+    const metrics = this.#metrics;
+    const worker = new WebhookDeliveryWorker({
+      database,
+      logger,
+      backoff: { baseMs: w.backoffBaseMs, maxMs: w.backoffMaxMs, maxAttempts: w.maxAttempts },
+      timeoutMs: w.timeoutMs,
+      concurrency: w.concurrency,
+      allowPrivateNetworks: w.allowPrivateNetworks,
+      publicUrl: config.publicUrl,
+      subscribeWakeups: (wake) => hub.subscribe({}, wake),
+      onOutcome: (outcome, lag) => {
+        metrics.webhookDeliveries.inc({ outcome });
+        if (lag !== undefined) metrics.webhookDeliveryLag.observe(lag);
+      },
+    });
+    worker.start();
+    return worker;
   }
 
   /** Every service's handlers behind the interceptors, with the default deadline. */
@@ -398,6 +427,15 @@ export class App {
           onOutboxCommitted: () => relay.wake(),
         }),
       });
+      router.service(
+        WebhookService,
+        createWebhookHandlers({
+          db: database.db,
+          clock: this.#clock,
+          allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+          onDeliveryDue: () => this.#webhooks?.wake(),
+        }),
+      );
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
@@ -441,6 +479,7 @@ export class App {
     await this.#reaper?.stop();
     // Relay flushes what it can, then NATS drains, then nothing listens any more.
     await this.#relay?.stop();
+    await this.#webhooks?.stop();
     await this.#publisher?.stop();
     await this.#hub?.stop();
     await this.#stopPolicyInvalidation?.();

@@ -28,6 +28,33 @@ export const DEFAULT_JWT_GROUPS_CLAIM = "groups";
 export const DEFAULT_REAPER_INTERVAL_MS = 1_000;
 /** Default pg pool size. */
 export const DEFAULT_DB_POOL_SIZE = 10;
+/** Default base URL of links in notifications (Slack's "Open the request"). */
+export const DEFAULT_PUBLIC_URL = "http://localhost:50051";
+/** Default bound on one webhook attempt (DNS, connect, TLS, answer): 5 s. */
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = 5_000;
+/** Default attempts of a webhook delivery before it is dead: 15 (with the default backoff, retries span at most about 2 h, 1 h on average). */
+export const DEFAULT_WEBHOOK_MAX_ATTEMPTS = 15;
+/** Default ceiling of the first retry's delay: 1 s (doubling per attempt, full jitter). */
+export const DEFAULT_WEBHOOK_BACKOFF_BASE_MS = 1_000;
+/** Default largest retry delay ceiling: 30 min. */
+export const DEFAULT_WEBHOOK_BACKOFF_MAX_MS = 30 * 60_000;
+/** Default webhook attempts in flight per replica. */
+export const DEFAULT_WEBHOOK_CONCURRENCY = 16;
+
+/** Outbound webhook deliveries (src/notify/). */
+export interface WebhookConfig {
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: plain http:// and loopback/private/link-local destinations allowed (default false). */
+  readonly allowPrivateNetworks: boolean;
+  /** WEBHOOK_TIMEOUT_MS: bound on one attempt, in ms. */
+  readonly timeoutMs: number;
+  /** WEBHOOK_MAX_ATTEMPTS: attempts before a delivery is dead. */
+  readonly maxAttempts: number;
+  /** WEBHOOK_BACKOFF_BASE_MS / WEBHOOK_BACKOFF_MAX_MS: retry delay ceilings, in ms. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** WEBHOOK_CONCURRENCY: attempts in flight per replica. */
+  readonly concurrency: number;
+}
 
 export interface JwtConfig {
   /** HS256 shared secret. */
@@ -79,6 +106,9 @@ export interface Config {
   readonly logLevel: string;
   /** Undefined: pretty on a TTY, JSON otherwise. */
   readonly logFormat?: "json" | "pretty";
+  /** RELEASEGATE_PUBLIC_URL: where people reach this server (links in notifications). */
+  readonly publicUrl: string;
+  readonly webhooks: WebhookConfig;
 }
 
 const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
@@ -174,6 +204,18 @@ const EnvSchema = z.object({
   WATCH_HEARTBEAT_MS: nonNegativeInt(DEFAULT_WATCH_HEARTBEAT_MS),
   SHUTDOWN_GRACE_MS: positiveInt(DEFAULT_SHUTDOWN_GRACE_MS),
   RELEASEGATE_REAPER_INTERVAL_MS: positiveInt(DEFAULT_REAPER_INTERVAL_MS),
+  RELEASEGATE_PUBLIC_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+      .default(DEFAULT_PUBLIC_URL),
+  ),
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: z.preprocess(emptyToUndefined, z.enum(["true", "false"]).default("false")),
+  WEBHOOK_TIMEOUT_MS: positiveInt(DEFAULT_WEBHOOK_TIMEOUT_MS),
+  WEBHOOK_MAX_ATTEMPTS: positiveInt(DEFAULT_WEBHOOK_MAX_ATTEMPTS),
+  WEBHOOK_BACKOFF_BASE_MS: positiveInt(DEFAULT_WEBHOOK_BACKOFF_BASE_MS),
+  WEBHOOK_BACKOFF_MAX_MS: positiveInt(DEFAULT_WEBHOOK_BACKOFF_MAX_MS),
+  WEBHOOK_CONCURRENCY: positiveInt(DEFAULT_WEBHOOK_CONCURRENCY),
   LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(["json", "pretty"]).optional()),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
@@ -297,5 +339,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     reaperIntervalMs: e.RELEASEGATE_REAPER_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
+    publicUrl: e.RELEASEGATE_PUBLIC_URL,
+    webhooks: Object.freeze({
+      allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS === "true",
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS,
+      backoffMaxMs: e.WEBHOOK_BACKOFF_MAX_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+    }),
   });
 }

@@ -5,6 +5,8 @@ import { outboxBacklog, PENDING_SCAN_PER_GATE, PENDING_WINDOW_DAYS, pendingAppro
 
 /** RPC latency buckets, in seconds. */
 const RPC_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Webhook delivery lag buckets (event commit to 2xx), in seconds: 10 ms to 2 h (retries). */
+const DELIVERY_LAG_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3_600, 7_200];
 /** How long releases wait for approval, in seconds: one minute to two weeks. */
 const PENDING_SECONDS_BUCKETS = [60, 300, 900, 3_600, 4 * 3_600, 12 * 3_600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400];
 
@@ -40,6 +42,10 @@ export interface Metrics {
   readonly supersessions: Counter<"organisation" | "project" | "environment">;
   /** `approval_requests_expired_total{organisation, project, environment}`: requests this replica's reaper expired. */
   readonly requestsExpired: Counter<"organisation" | "project" | "environment">;
+  /** `webhook_deliveries_total{outcome}`: webhook attempts by outcome (delivered, retry, dead). */
+  readonly webhookDeliveries: Counter<"outcome">;
+  /** `webhook_delivery_lag_seconds`: from an event's commit to its delivery's 2xx, retries included. */
+  readonly webhookDeliveryLag: Histogram;
 }
 
 /** Metric name prefix. */
@@ -122,6 +128,18 @@ export function createMetrics(): Metrics {
       name: `${METRICS_PREFIX}approval_requests_expired_total`,
       help: "Approval requests this replica's reaper expired (request timeout), by organisation, project and environment (sum over replicas)",
       labelNames: ["organisation", "project", "environment"],
+      registers,
+    }),
+    webhookDeliveries: new Counter({
+      name: `${METRICS_PREFIX}webhook_deliveries_total`,
+      help: "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, tried again later), dead (failed for the last time)",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    webhookDeliveryLag: new Histogram({
+      name: `${METRICS_PREFIX}webhook_delivery_lag_seconds`,
+      help: "Time from an event's commit (its delivery row) to the receiver's 2xx, retries included, in seconds",
+      buckets: DELIVERY_LAG_SECONDS_BUCKETS,
       registers,
     }),
   };

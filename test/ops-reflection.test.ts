@@ -55,6 +55,7 @@ describe.each(["v1", "v1alpha"])("grpc.reflection.%s over a grpc-js client", (ve
       "releasegate.v1.BreakGlassService",
       "releasegate.v1.EnvironmentService",
       "releasegate.v1.ReleaseService",
+      "releasegate.v1.WebhookService",
     ]);
   });
 

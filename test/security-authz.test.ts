@@ -6,6 +6,7 @@ import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
 import { ApproverService } from "../src/gen/releasegate/v1/approver_pb.js";
 import { DeploymentStatus, ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
+import { WebhookFormat, WebhookService } from "../src/gen/releasegate/v1/webhook_pb.js";
 import { SuiteCounters } from "./support/reliability-report.js";
 import { ALL_METHODS, callMethod, codeName, methodPath } from "./support/rpc-catalog.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -59,6 +60,13 @@ const ALLOWED: Record<string, readonly Role[]> = {
   "releasegate.v1.EnvironmentService/GetProjectEnvironments": EVERYONE_IN_ORG,
   // Who may still approve: a read.
   "releasegate.v1.ApprovalQueryService/ListEligibleApprovers": EVERYONE_IN_ORG,
+  // Subscriptions say where events go and carry secrets: admins only, reads too.
+  "releasegate.v1.WebhookService/CreateWebhook": ["admin"],
+  "releasegate.v1.WebhookService/ListWebhooks": ["admin"],
+  "releasegate.v1.WebhookService/UpdateWebhook": ["admin"],
+  "releasegate.v1.WebhookService/DeleteWebhook": ["admin"],
+  "releasegate.v1.WebhookService/ListWebhookDeliveries": ["admin"],
+  "releasegate.v1.WebhookService/RedeliverWebhookDelivery": ["admin"],
 };
 
 let server: TestServer;
@@ -89,6 +97,15 @@ afterAll(async () => {
 
 const adminPolicies = () => server.client(PolicyService, tokens.admin);
 const approvers = () => server.client(ApproverService, tokens.admin);
+// A kind no event of this suite has, so its votes make no deliveries.
+const webhook = {
+  organisation: "acme",
+  url: "https://hooks.example.com/authz",
+  eventKinds: ["approval.expired"],
+  format: WebhookFormat.JSON,
+  secret: "authz-secret-0123456789",
+};
+const createWebhook = async () => (await server.client(WebhookService, tokens.admin).createWebhook(webhook)).webhook?.id ?? "";
 
 /** Registered by the pipeline, so the only four-eyes party among the voters is the author. */
 async function registerIntent(author: string): Promise<string> {
@@ -167,6 +184,38 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
       return { project: { ...project, project: "authz-envs" }, environments: ["dev", "prod"] };
     case "releasegate.v1.EnvironmentService/GetProjectEnvironments":
       return { project: { ...project, project: "authz-envs" } };
+    case "releasegate.v1.WebhookService/CreateWebhook":
+      return webhook;
+    case "releasegate.v1.WebhookService/ListWebhooks":
+      return { organisation: "acme" };
+    case "releasegate.v1.WebhookService/UpdateWebhook":
+      return { organisation: "acme", id: await createWebhook(), enabled: false };
+    case "releasegate.v1.WebhookService/DeleteWebhook":
+      return { organisation: "acme", id: await createWebhook() };
+    case "releasegate.v1.WebhookService/ListWebhookDeliveries":
+      return { organisation: "acme", subscriptionId: await createWebhook() };
+    case "releasegate.v1.WebhookService/RedeliverWebhookDelivery": {
+      // A dead delivery to send again, as the worker leaves one after its last attempt.
+      const subscriptionId = await createWebhook();
+      const dead = await server.app.database.db
+        .insertInto("webhook_deliveries")
+        .values({
+          subscription_id: subscriptionId,
+          event_id: randomUUID(),
+          kind: "approval.expired",
+          release_intent_id: intentId,
+          environment: "prod",
+          payload: JSON.stringify({ kind: "approval.expired" }),
+          status: "dead",
+          attempts: 15,
+          next_attempt_at: new Date(),
+          created_at: new Date(),
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      await server.client(WebhookService, tokens.admin).updateWebhook({ organisation: "acme", id: subscriptionId, enabled: false });
+      return { organisation: "acme", subscriptionId, deliveryId: String(dead.id) };
+    }
     default:
       return method.input.fields.some((f) => f.localName === "releaseIntentId") ? vote : { project };
   }

@@ -2,6 +2,7 @@ import { CEDAR_POLICIES, type DecisionResult } from "./decision.js";
 import type { StartupResult } from "./footprint.js";
 import type { GateResult, RatioRow } from "./gate.js";
 import type { LoadResult } from "./load.js";
+import { type NotifyResult, notifySection } from "./notify.js";
 import { GROWN_TABLES, type ScaleResult } from "./scale.js";
 import type { SignalResult } from "./signal.js";
 
@@ -17,6 +18,8 @@ export interface BenchReport {
   readonly gatePeakRssBytes: Outcome<number>;
   readonly startup: Outcome<StartupResult>;
   readonly decision: Outcome<DecisionResult>;
+  /** Webhook delivery throughput next to the outbox relay (absent: not run). */
+  readonly notify?: Outcome<NotifyResult>;
 }
 
 /** EvaluatePolicies must reach this share of the health Check's throughput at EVALUATE_LINE_CALLERS callers. */
@@ -148,5 +151,6 @@ export function renderReport(r: BenchReport): string {
     "",
     ...footprintSection(r),
     ...section("5. The pure decision next to Cedar", r.decision, decisionSection),
+    ...(r.notify === undefined ? [] : section("6. Webhook delivery throughput next to the outbox relay", r.notify, notifySection)),
   ].join("\n");
 }

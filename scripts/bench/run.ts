@@ -17,6 +17,7 @@ import { admin, createBenchDatabase, seedProject, serverEnv } from "./fixtures.j
 import { benchStartup } from "./footprint.js";
 import { benchGate } from "./gate.js";
 import { FULL, QUICK } from "./load.js";
+import { benchNotify } from "./notify.js";
 import { type BenchReport, type Outcome, renderReport } from "./report.js";
 import { benchScale } from "./scale.js";
 import { startServerProcess } from "./server-process.js";
@@ -71,6 +72,7 @@ if (server.ok) {
 await database.drop();
 await deleteStream(natsUrl, stream).catch(() => undefined);
 
+const notify = await attempt("6 webhook delivery vs outbox relay", () => benchNotify(settings, natsUrl));
 const scale = await attempt("3 scale", () => benchScale(settings, natsUrl, dataDir));
 const made = server.ok ? [{ kind: "Postgres + NATS, empty database (migrations run): the server of sections 1 and 2", ms: server.value.startupMs }] : [];
 const startup = await attempt("4 start-up", () => benchStartup(settings, join(dataDir, "pglite"), made));
@@ -87,5 +89,5 @@ const machine = {
   "load average (1/5/15 min) at start → end": `${loadAtStart} → ${loadavg().map((l) => l.toFixed(1)).join("/")} (above ${availableParallelism()}, other work competed for the CPU)`,
   medians: `of ${settings.runs} alternating run(s) per figure, ${settings.loadMs} ms each, after ${settings.warmupMs} ms of uncounted load per RPC`,
 };
-writeFileSync(out, `${renderReport({ machine, gate, signal, scale, gatePeakRssBytes, startup, decision })}\n`);
+writeFileSync(out, `${renderReport({ machine, gate, signal, scale, gatePeakRssBytes, startup, decision, notify })}\n`);
 log(`wrote ${out}`);

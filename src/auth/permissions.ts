@@ -18,7 +18,9 @@ export type Action =
   | "environment.read"
   | "environment.write"
   | "directory.read"
-  | "directory.write";
+  | "directory.write"
+  | "webhook.read"
+  | "webhook.write";
 
 /** No role is enough (services never vote). */
 type Never = "never";
@@ -47,6 +49,9 @@ const NEEDS: Readonly<Record<Action, { readonly user: Role; readonly service: Ro
   "environment.write": { user: "admin", service: "never" },
   "directory.read": { user: "viewer", service: "viewer" },
   "directory.write": { user: "admin", service: "admin" },
+  // Subscriptions name where events go: reading them is admin-only too.
+  "webhook.read": { user: "admin", service: "admin" },
+  "webhook.write": { user: "admin", service: "admin" },
 };
 
 

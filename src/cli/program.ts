@@ -10,6 +10,7 @@ import { deployCommand, intentCommand } from "./release.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
 import { tokenCommand } from "./token.js";
 import { packageVersion } from "./version.js";
+import { webhooksCommand } from "./webhooks.js";
 
 /** `releasegate --version` / `-V` as the only argument. */
 export function versionRequested(args: readonly string[]): boolean {
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
     breakGlassCommand(),
     historyCommand(),
     watchCommand(),
+    webhooksCommand(),
   ])
     program.addCommand(cmd);
 

@@ -170,6 +170,44 @@ export interface ApprovalRequestsTable {
   updated_at: Date;
 }
 
+/** Webhook subscriptions (migrations/0018_webhooks.sql). */
+export interface WebhookSubscriptionsTable {
+  id: string;
+  organisation: string;
+  project: string | null;
+  environment: string | null;
+  url: string;
+  event_kinds: string[];
+  format: "json" | "slack";
+  secret: string;
+  enabled: boolean;
+  created_by: string;
+  created_at: ColumnType<Date, Date, never>;
+  updated_at: Date;
+}
+
+export type WebhookDeliveryStatusValue = "pending" | "delivered" | "failed_retrying" | "dead";
+
+/** Webhook deliveries, one per (subscription, event), written by the outbox trigger of 0018. */
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  subscription_id: string;
+  event_id: string;
+  kind: string;
+  release_intent_id: string;
+  environment: string;
+  payload: unknown;
+  status: WebhookDeliveryStatusValue;
+  attempts: number;
+  last_error: string | null;
+  last_status_code: number | null;
+  next_attempt_at: Date;
+  claimed_until: Date | null;
+  claim_token: string | null;
+  created_at: Date;
+  delivered_at: Date | null;
+}
+
 export interface DB {
   policies: PoliciesTable;
   release_intents: ReleaseIntentsTable;
@@ -183,4 +221,6 @@ export interface DB {
   approver_group_members: ApproverGroupMembersTable;
   role_grants: RoleGrantsTable;
   approval_requests: ApprovalRequestsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

@@ -7,6 +7,7 @@ import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "../../src/gen/releasegate/v1/environment_pb.js";
 import { ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
+import { WebhookService } from "../../src/gen/releasegate/v1/webhook_pb.js";
 
 /** Every service that requires a token; the suite iterates over all their methods. */
 export const AUTHENTICATED_SERVICES: readonly DescService[] = [
@@ -17,6 +18,7 @@ export const AUTHENTICATED_SERVICES: readonly DescService[] = [
   BreakGlassService,
   EnvironmentService,
   ApprovalQueryService,
+  WebhookService,
 ];
 
 /** Every method of every authenticated service, with its service. */
