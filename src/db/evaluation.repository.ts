@@ -3,7 +3,9 @@ import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "..
 import type { Vote } from "../approval/vote.js";
 import type { VoterDirectoryRows } from "../approval/voter-directory.js";
 import type { ProjectRef } from "../policy/policy.js";
+import type { ApprovalRequest } from "../requests/request-state.js";
 import { VOTE_JSON_COLUMNS, type VoteJson, votesFromJson } from "./approval.repository.js";
+import { newestRequestIdSql, newestRequestJsonSql, requestFromJson } from "./approval-request.repository.js";
 import type { DB } from "./schema.js";
 import { type VoterDirectoryJson, type VoterDirectoryReads, voterDirectoryFromJson, voterDirectoryPart } from "./voter-directory.repository.js";
 
@@ -31,6 +33,8 @@ export interface EvaluationRows {
   readonly breakGlass?: BreakGlassMark;
   /** The directory rows of `reads.directory`, when asked for (with an intent and votes). */
   readonly directory?: VoterDirectoryRows;
+  /** The newest approval request of the intent in `votesEnvironment`, if any (votes are that request's). */
+  readonly request?: ApprovalRequest;
 }
 
 /**
@@ -73,7 +77,11 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
       : sql`(select json_agg(json_build_array(${VOTE_JSON_COLUMNS})
                              order by v.first_cast_seq)
              from approval_votes v
-             where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment})`;
+             where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment}
+               and v.request_id is not distinct from ${newestRequestIdSql(sql`${intentId}::uuid`, reads.votesEnvironment!)})`;
+  const requestPart = !wantsVotes
+    ? sql`null::json`
+    : newestRequestJsonSql(sql`${intentId}::uuid`, reads.votesEnvironment!);
   const breakGlassPart = !wantsVotes
     ? sql`null::json`
     : sql`(select json_build_array(b.user_id, b.username, b.reason, b.recorded_at) from break_glass b
@@ -90,13 +98,16 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
     votes: VoteJson[] | null;
     break_glass: BreakGlassJson | null;
     directory: VoterDirectoryJson | null;
+    request: unknown;
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes,
-            ${breakGlassPart} as break_glass, ${directoryPart} as directory`.execute(db);
+            ${breakGlassPart} as break_glass, ${directoryPart} as directory, ${requestPart} as request`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
   for (const [env, recordedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(recordedAt));
   const breakGlass = breakGlassFromJson(row?.break_glass);
+  const request = requestFromJson(row?.request);
   return {
+    ...(request !== undefined ? { request } : {}),
     intent: row?.intent ?? undefined,
     lastSuccessfulDeploy,
     votes: votesFromJson(row?.votes),
