@@ -16,6 +16,7 @@ import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
+import { ApprovalRequestService } from "./gen/releasegate/v1/approval_request_pb.js";
 import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
@@ -33,6 +34,7 @@ import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
 import { createEnvironmentHandlers } from "./rpc/environment-service.js";
+import { createInboxHandlers } from "./rpc/inbox-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
@@ -76,6 +78,7 @@ const SERVED: readonly DescService[] = [
   ApproverService,
   EnvironmentService,
   ApprovalQueryService,
+  ApprovalRequestService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -331,6 +334,7 @@ export class App {
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
+      router.service(ApprovalRequestService, createInboxHandlers({ db: database.db, clock: this.#clock }));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
         BreakGlassService,
