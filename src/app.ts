@@ -30,6 +30,7 @@ import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
+import { createApprovalRequestHandlers } from "./rpc/approval-request-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
@@ -38,6 +39,7 @@ import { createInboxHandlers } from "./rpc/inbox-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
+import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { Listener } from "./server/listener.js";
@@ -352,6 +354,16 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      router.service(ApprovalRequestService, {
+        ...createPendingApprovalsPlaceholder(),
+        ...createApprovalRequestHandlers({
+          db: database.db,
+          clock: this.#clock,
+          subjectPrefix: config.natsSubjectPrefix,
+          loadProject: policyCache.get,
+          onOutboxCommitted: () => relay.wake(),
+        }),
+      });
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));
