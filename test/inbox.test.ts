@@ -39,27 +39,13 @@ async function createIntent(registrar: string, project: string, author: string, 
   return id;
 }
 
-/** Opens the approval request of an intent and environment, as a pipeline step does. */
+/** Opens the approval request of an intent and environment over the wire, as a pipeline step does. */
 async function openRequest(intentId: string, project: string, environment: string): Promise<string> {
-  const now = clock.now();
-  const id = randomUUID();
-  await server.db.database.db
-    .insertInto("approval_requests")
-    .values({
-      id,
-      organisation: "acme",
-      project,
-      release_intent_id: intentId,
-      environment,
-      state: "pending",
-      requested_by_user_id: "deploy-bot",
-      requested_by_actor_type: "service",
-      opened_by: "request",
-      requested_at: now,
-      updated_at: now,
-    })
-    .execute();
-  return id;
+  const { request, created } = await server
+    .client(ApprovalRequestService, tokens.pipeline)
+    .requestApproval({ project: acme(project), releaseIntentId: intentId, targetEnvironment: environment });
+  expect(created).toBe(true);
+  return request?.id ?? "";
 }
 
 const inbox = (who: string, q: { project?: string; targetEnvironment?: string; all?: boolean; pageSize?: number; pageToken?: string } = {}) =>
@@ -264,5 +250,34 @@ describe("all and who may ask", () => {
         const listed = (await inbox(who, { ...q, pageSize: 200 })).approvals.length;
         expect((await count(who, q)).count, `${who} ${JSON.stringify(q)}`).toBe(listed);
       }
+  });
+});
+
+describe("votes", () => {
+  it("a vote takes the request out of the voter's inbox but not out of others'", async () => {
+    // A fresh request (this test runs last, so the others keep their inboxes): web prod, for alice.
+    const intent = await createIntent("pipeline", "web", "alice", "1.3.0");
+    const id = await openRequest(intent, "web", "prod");
+    req.voted = id;
+    expect(labels((await inbox("carol", { project: "web" })).approvals)).toContain("voted");
+    await server.client(PolicyService, tokens.carol).externalApproveRelease({
+      project: acme("web"),
+      releaseIntentId: intent,
+      targetEnvironment: "prod",
+    });
+    expect(labels((await inbox("carol", { project: "web" })).approvals)).not.toContain("voted");
+    expect((await count("carol", { project: "web" })).count).toBe(3);
+    const bobs = (await inbox("bob", { project: "web" })).approvals;
+    expect(labels(bobs)).toContain("voted");
+    const seen = bobs.find((a) => a.request?.id === id);
+    expect([seen?.request?.currentApprovals, seen?.request?.requiredApprovals]).toEqual([1, 2]);
+    // A rejection takes it out too (it is a vote): bob rejects, and it is gone from his inbox.
+    await server.client(PolicyService, tokens.bob).externalRejectRelease({
+      project: acme("web"),
+      releaseIntentId: intent,
+      targetEnvironment: "prod",
+    });
+    expect(labels((await inbox("bob", { project: "web" })).approvals)).not.toContain("voted");
+    expect(labels((await inbox("rob", { project: "web" })).approvals)).toContain("voted");
   });
 });

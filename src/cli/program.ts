@@ -4,6 +4,7 @@ import { breakGlassCommand } from "./break-glass.js";
 import { DEFAULT_SERVER, EXIT } from "./context.js";
 import { grantsCommand, groupsCommand } from "./directory.js";
 import { environmentsCommand } from "./environments.js";
+import { inboxCommand } from "./inbox.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
     deployCommand(),
     ...voteCommands(),
     approversCommand(),
+    inboxCommand(),
     breakGlassCommand(),
     historyCommand(),
     watchCommand(),

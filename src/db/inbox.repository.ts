@@ -43,7 +43,12 @@ export interface PendingRow {
   readonly registeredByActorType: string;
   readonly branch: string;
   readonly version: string;
-  /** Current votes cast on this request, in the order first cast. */
+  /**
+   * Current votes cast on this request, in the order first cast. A vote
+   * without a request counts for the pending one: the first request adopts
+   * the votes cast before it (adoptLegacyVotes), so such a vote was cast
+   * while this request was open; a vote of an earlier, final request never does.
+   */
   readonly votes: Vote[];
 }
 
@@ -68,7 +73,7 @@ function baseQuery(db: Db, f: PendingFilter) {
               .whereRef("v.release_intent_id", "=", "r.release_intent_id")
               .whereRef("v.environment", "=", "r.environment")
               .where("v.user_id", "=", me)
-              .whereRef("v.request_id", "=", "r.id"),
+              .where((w) => w.or([w("v.request_id", "=", w.ref("r.id")), w("v.request_id", "is", null)])),
           ),
         ),
       );
@@ -136,7 +141,8 @@ export async function listPendingPage(db: Db, q: PendingPageQuery): Promise<Pend
       sql<VoteJson[] | null>`(
         select json_agg(json_build_array(${VOTE_JSON_COLUMNS}) order by v.first_cast_seq)
         from approval_votes v
-        where v.release_intent_id = r.release_intent_id and v.environment = r.environment and v.request_id = r.id)`.as(
+        where v.release_intent_id = r.release_intent_id and v.environment = r.environment
+          and (v.request_id = r.id or v.request_id is null))`.as(
         "votes",
       ),
     ])
