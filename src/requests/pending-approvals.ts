@@ -77,44 +77,59 @@ export function createPendingApprovals(deps: PendingApprovalsDeps) {
     };
   }
 
-  /** The pairs whose requests the viewer may approve (all of them for `all`), with their counts. */
-  async function eligiblePairs(q: InboxQuery, now: Date): Promise<PendingPair[]> {
+  /**
+   * The pairs whose requests the viewer may approve (all of them for `all`),
+   * with their counts, and the approval policies read for them (by project).
+   */
+  async function eligiblePairs(
+    q: InboxQuery,
+    now: Date,
+  ): Promise<{ pairs: PendingPair[]; policies?: ReadonlyMap<string, Policy[]> }> {
     const pairs = await listPendingPairs(db, filterOf(q));
-    if (q.all || pairs.length === 0) return pairs;
+    if (q.all || pairs.length === 0) return { pairs };
     const { organisation } = q.viewer;
     const policies = await listApprovalPoliciesOf(db, organisation, [...new Set(pairs.map((p) => p.project))]);
     const names = ruleGroupNames([...policies.values()].flat());
     const groups = new Map<string, ApproverGroup>(
       names.length === 0 ? [] : (await listGroups(db, organisation, names)).map((g) => [g.name, g]),
     );
-    return pairs.filter((p) =>
+    const eligible = pairs.filter((p) =>
       mayApproveAt(policies.get(p.project) ?? [], q.viewer, viewerDirectory(q.viewer, groups, p, now)),
     );
+    return { pairs: eligible, policies };
   }
 
   async function count(q: InboxQuery): Promise<number> {
-    const pairs = await eligiblePairs(q, clock.now());
+    const { pairs } = await eligiblePairs(q, clock.now());
     return pairs.reduce((sum, p) => sum + p.pending, 0);
   }
 
   async function list(q: InboxPageQuery): Promise<PendingApprovalsPage> {
     const now = clock.now();
-    const pairs = q.all ? undefined : await eligiblePairs(q, now);
+    const eligible = q.all ? undefined : await eligiblePairs(q, now);
     const rows = await listPendingPage(db, {
       ...filterOf(q),
-      ...(pairs !== undefined ? { pairs } : {}),
+      ...(eligible !== undefined ? { pairs: eligible.pairs } : {}),
       ...(q.afterId !== undefined ? { afterId: q.afterId } : {}),
       limit: q.pageSize + 1,
     });
     const page = rows.slice(0, q.pageSize);
-    const approvals = await withProgress(q.viewer.organisation, page, now);
+    const approvals = await withProgress(q.viewer.organisation, page, now, eligible?.policies);
     return { approvals, more: rows.length > q.pageSize };
   }
 
-  /** Progress of each request on the page; policies and directories read once per project / pair on the page. */
-  async function withProgress(organisation: string, rows: readonly PendingRow[], now: Date): Promise<PendingApproval[]> {
+  /**
+   * Progress of each request on the page; policies (unless already read)
+   * and directories read once per project / pair on the page.
+   */
+  async function withProgress(
+    organisation: string,
+    rows: readonly PendingRow[],
+    now: Date,
+    known?: ReadonlyMap<string, Policy[]>,
+  ): Promise<PendingApproval[]> {
     if (rows.length === 0) return [];
-    const policies = await listApprovalPoliciesOf(db, organisation, [...new Set(rows.map((r) => r.project))]);
+    const policies = known ?? (await listApprovalPoliciesOf(db, organisation, [...new Set(rows.map((r) => r.project))]));
     const directories = new Map<string, Promise<RuleDirectory | undefined>>();
     const gateOf = (r: PendingRow): Policy[] => approvalPoliciesFor(policies.get(r.project) ?? [], r.environment);
     const directoryOf = (r: PendingRow) => {
