@@ -281,3 +281,22 @@ describe("votes", () => {
     expect(labels((await inbox("rob", { project: "web" })).approvals)).toContain("voted");
   });
 });
+
+describe("expiry", () => {
+  it("a request past its request timeout leaves every inbox, reaped or not yet", async () => {
+    await server.client(PolicyService, tokens.ada).createPolicy({
+      project: acme("timed"),
+      name: "gate",
+      policyType: PolicyType.EXTERNAL_APPROVAL,
+      config: { case: "externalApproval", value: { targetEnvironment: "prod", requiredApprovals: 1, requestTimeoutSeconds: 600n } },
+    });
+    const intent = await createIntent("pipeline", "timed", "alice", "3.0.0");
+    req.timed = await openRequest(intent, "timed", "prod");
+    expect(labels((await inbox("carol", { project: "timed" })).approvals)).toEqual(["timed"]);
+    expect(labels((await inbox("ada", { project: "timed", all: true })).approvals)).toEqual(["timed"]);
+    clock.advance(600);
+    expect(labels((await inbox("carol", { project: "timed" })).approvals)).toEqual([]);
+    expect((await count("carol", { project: "timed" })).count).toBe(0);
+    expect((await count("ada", { project: "timed", all: true })).count).toBe(0);
+  });
+});

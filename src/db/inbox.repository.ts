@@ -10,6 +10,8 @@ type Db = Kysely<DB> | Transaction<DB>;
 /** Which pending requests of an organisation an inbox query looks at. */
 export interface PendingFilter {
   readonly organisation: string;
+  /** The server's now: a request due to expire by then counts as expired (the reaper may not have run yet). */
+  readonly now: Date;
   readonly project?: string;
   readonly environment?: string;
   /**
@@ -57,7 +59,8 @@ function baseQuery(db: Db, f: PendingFilter) {
     .selectFrom("approval_requests as r")
     .innerJoin("release_intents as i", "i.id", "r.release_intent_id")
     .where("r.organisation", "=", f.organisation)
-    .where("r.state", "=", "pending");
+    .where("r.state", "=", "pending")
+    .where((eb) => eb.or([eb("r.expires_at", "is", null), eb("r.expires_at", ">", f.now)]));
   if (f.project !== undefined) q = q.where("r.project", "=", f.project);
   if (f.environment !== undefined) q = q.where("r.environment", "=", f.environment);
   const me = f.excludeUserId;

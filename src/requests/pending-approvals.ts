@@ -68,9 +68,10 @@ const pairKey = (project: string, environment: string) => `${project}\u0000${env
 export function createPendingApprovals(deps: PendingApprovalsDeps) {
   const { db, clock } = deps;
 
-  function filterOf(q: InboxQuery): PendingFilter {
+  function filterOf(q: InboxQuery, now: Date): PendingFilter {
     return {
       organisation: q.viewer.organisation,
+      now,
       ...(q.project !== undefined ? { project: q.project } : {}),
       ...(q.environment !== undefined ? { environment: q.environment } : {}),
       ...(q.all ? {} : { excludeUserId: q.viewer.userId }),
@@ -85,7 +86,7 @@ export function createPendingApprovals(deps: PendingApprovalsDeps) {
     q: InboxQuery,
     now: Date,
   ): Promise<{ pairs: PendingPair[]; policies?: ReadonlyMap<string, Policy[]> }> {
-    const pairs = await listPendingPairs(db, filterOf(q));
+    const pairs = await listPendingPairs(db, filterOf(q, now));
     if (q.all || pairs.length === 0) return { pairs };
     const { organisation } = q.viewer;
     const policies = await listApprovalPoliciesOf(db, organisation, [...new Set(pairs.map((p) => p.project))]);
@@ -108,7 +109,7 @@ export function createPendingApprovals(deps: PendingApprovalsDeps) {
     const now = clock.now();
     const eligible = q.all ? undefined : await eligiblePairs(q, now);
     const rows = await listPendingPage(db, {
-      ...filterOf(q),
+      ...filterOf(q, now),
       ...(eligible !== undefined ? { pairs: eligible.pairs } : {}),
       ...(q.afterId !== undefined ? { afterId: q.afterId } : {}),
       limit: q.pageSize + 1,
