@@ -18,7 +18,9 @@ const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const dataDir = mkdtempSync(join(tmpdir(), "rg-bench-scale-"));
 const notRun = { ok: false, error: "not run (run-scale.ts runs section 3 only)" } as const;
 try {
-  const scale = await benchScale(values.quick ? QUICK : FULL, natsUrl, dataDir);
+  const scale = await benchScale(values.quick ? QUICK : FULL, natsUrl, dataDir, (p) =>
+    process.stderr.write(`[scale] ${JSON.stringify({ rows: p.rows, loadSeconds: p.loadSeconds, evaluateP50: p.evaluate.p50, inbox: { pending: p.inbox.pending, listP50: p.inbox.list.p50, listP99: p.inbox.list.p99, countP50: p.inbox.count.p50, countP99: p.inbox.count.p99, errors: p.inbox.list.errors + p.inbox.count.errors } })}\n`),
+  );
   const report = renderReport({ machine: {}, gate: notRun, signal: notRun, scale: { ok: true, value: scale }, gatePeakRssBytes: notRun, startup: notRun, decision: notRun });
   const from = report.indexOf("## 3.");
   process.stdout.write(`${report.slice(from, report.indexOf("## 4.", from))}\n`);

@@ -131,8 +131,10 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, s
   await createClient(ApprovalQueryService, transport).listEligibleApprovers({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod" });
   await audit.listApprovalHistory({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod", pageSize: 10 });
   const inbox = createClient(ApprovalRequestService, grpcTransport(baseUrl, await userToken(INBOX_USER)));
-  const first = await inbox.listPendingApprovals({ organisation });
-  await inbox.listPendingApprovals({ organisation, pageToken: first.nextPageToken, project: seeded.project.project });
+  await inbox.listPendingApprovals({ organisation });
+  const inProject = { organisation, project: seeded.project.project };
+  const first = await inbox.listPendingApprovals(inProject);
+  await inbox.listPendingApprovals({ ...inProject, pageToken: first.nextPageToken });
   await inbox.countPendingApprovals({ organisation });
   await waitFor("the relay publishing every event", RELAY_TIMEOUT_MS, async () => (await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount === 0);
 }
@@ -142,7 +144,13 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, s
  * database connection runs through a StatementRecorder; then every statement
  * it ran for the hot phase, EXPLAINed at the large size.
  */
-export async function benchScale(settings: BenchSettings, natsUrl: string, dataDir: string): Promise<ScaleResult> {
+export async function benchScale(
+  settings: BenchSettings,
+  natsUrl: string,
+  dataDir: string,
+  /** Told each size's figures as soon as they are measured (before the hot phase, which may still fail). */
+  onPoint?: (point: ScalePoint) => void,
+): Promise<ScaleResult> {
   const database = await createBenchDatabase();
   const recorder = await startStatementRecorder(database.url);
   const { env, stream } = serverEnv(recorder.url, dataDir, natsUrl);
@@ -165,7 +173,9 @@ export async function benchScale(settings: BenchSettings, natsUrl: string, dataD
           () => runLoad(options, () => inboxCaller.unary(ApprovalRequestService.method.countPendingApprovals, { organisation })),
         ]);
         const answered = await createClient(ApprovalRequestService, grpcTransport(server.baseUrl, await userToken(INBOX_USER))).countPendingApprovals({ organisation });
-        return { rows, loadSeconds, evaluate: medians, inbox: { list, count, pending: answered.count } };
+        const point = { rows, loadSeconds, evaluate: medians, inbox: { list, count, pending: answered.count } };
+        onPoint?.(point);
+        return point;
       };
       const small = await measure(1_000, 0);
       const large = await measure(settings.quick ? 5_000 : 1_000_000, 1_000);
