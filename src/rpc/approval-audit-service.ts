@@ -18,6 +18,7 @@ import {
 } from "../gen/releasegate/v1/approval_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
+import { requestStateToProto } from "./approval-request-convert.js";
 import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
@@ -99,6 +100,9 @@ export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
     passed: e.passed,
     decidedAt: e.decided_at,
     reason: e.reason ?? "",
+    requestId: e.request_id ?? "",
+    requestState: requestStateToProto(e.request_state),
+    supersededBy: e.superseded_by ?? "",
   });
 }
 
