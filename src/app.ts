@@ -39,10 +39,10 @@ import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
 import { createEnvironmentHandlers } from "./rpc/environment-service.js";
+import { createInboxHandlers } from "./rpc/inbox-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
-import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { createWebhookHandlers } from "./rpc/webhook-service.js";
@@ -420,7 +420,7 @@ export class App {
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
       router.service(ApprovalRequestService, {
-        ...createPendingApprovalsPlaceholder(),
+        ...createInboxHandlers({ db: database.db, clock: this.#clock }),
         ...createApprovalRequestHandlers({
           db: database.db,
           clock: this.#clock,

@@ -195,8 +195,4 @@ describe(`opening approval requests on ${testDatabaseKind()}`, () => {
       /^external_approval\.request_timeout_seconds: must be whole seconds between 0 \(off\) and/,
     );
   });
-
-  it("ListPendingApprovals and CountPendingApprovals say they are not implemented yet", async () => {
-    await expectCode(requests(t.bob).countPendingApprovals({ organisation: "acme" }), Code.Unimplemented, /CountPendingApprovals/);
-  });
 });

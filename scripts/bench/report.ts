@@ -3,7 +3,7 @@ import type { StartupResult } from "./footprint.js";
 import type { GateResult, RatioRow } from "./gate.js";
 import type { LoadResult } from "./load.js";
 import { type NotifyResult, notifySection } from "./notify.js";
-import { GROWN_TABLES, type ScaleResult } from "./scale.js";
+import { GROWN_TABLES, PENDING_EVERY, type ScaleResult } from "./scale.js";
 import type { SignalResult } from "./signal.js";
 
 /** A benchmark's outcome: its numbers, or why it could not run. */
@@ -94,10 +94,18 @@ const scaleSection = ({ small, large, plans, seqScans }: ScaleResult) => [
   ),
   `p50 at ${count(large.rows)} rows ÷ at ${count(small.rows)}: ${(large.evaluate.p50 / small.evaluate.p50).toFixed(2)}; the line is ≤ ${SCALE_LINE}: **${large.evaluate.p50 / small.evaluate.p50 <= SCALE_LINE ? "met" : "not met"}**.`,
   "",
-  `Then, at ${count(large.rows)} rows, EvaluatePolicies, two votes from a group member and a grantee (the relay claiming, publishing and marking their events), who may still approve, a Watch resumed after an event and a page of the approval history were called over the wire, and each of the ${plans.length} distinct statements the server sent for them was run again under \`EXPLAIN ANALYZE\` with its recorded parameters (rolled back): a new query is covered without changing the benchmark. Sequential scans of a grown table: ${seqScans.length === 0 ? "**none**" : seqScans.join("; ")}.`,
+  `The approver's inbox at the same sizes: every grown intent has an approval request on prod, pending for 1 in ${PENDING_EVERY} (in the evaluated project and across the others), approved for the rest; one caller, a member of group security, asking for the first page (50) of its inbox and for its count in the evaluated organisation.`,
+  "",
+  ...table(
+    ["rows per table", "pending in the inbox", "ListPendingApprovals p50", "p99", "CountPendingApprovals p50", "p99"],
+    [small, large].map((p) => [count(p.rows), count(p.inbox.pending), ms(p.inbox.list.p50), ms(p.inbox.list.p99), ms(p.inbox.count.p50), ms(p.inbox.count.p99)]),
+  ),
+  `Inbox p50 at ${count(large.rows)} rows ÷ at ${count(small.rows)}: list ${(large.inbox.list.p50 / small.inbox.list.p50).toFixed(2)}, count ${(large.inbox.count.p50 / small.inbox.count.p50).toFixed(2)}.`,
+  "",
+  `Then, at ${count(large.rows)} rows, EvaluatePolicies, two votes from a group member and a grantee (the relay claiming, publishing and marking their events), who may still approve, a Watch resumed after an event, a page of the approval history and two inbox pages and its count were called over the wire, and each of the ${plans.length} distinct statements the server sent for them was run again under \`EXPLAIN ANALYZE\` with its recorded parameters (rolled back): a new query is covered without changing the benchmark. Sequential scans of a grown table: ${seqScans.length === 0 ? "**none**" : seqScans.join("; ")}.`,
   "",
   ...plans.flatMap(({ sql, plan }) => [`<details><summary><code>${sql.slice(0, 90).replace(/</g, "&lt;")}…</code></summary>`, "", "```", sql, "", plan, "```", "", "</details>", ""]),
-  ...errorsNote([small.evaluate, large.evaluate]),
+  ...errorsNote([small.evaluate, large.evaluate, small.inbox.list, small.inbox.count, large.inbox.list, large.inbox.count]),
 ];
 
 function footprintSection(r: BenchReport): string[] {

@@ -2,6 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "../../src/gen/releasegate/v1/approval_query_pb.js";
+import { ApprovalRequestService } from "../../src/gen/releasegate/v1/approval_request_pb.js";
 import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { approveSeeded, createBenchDatabase, evaluateSeeded, grpcTransport, loadCaller, type SeededProject, seedProject, serverEnv, userToken } from "./fixtures.js";
 import { alternatingMedians, type BenchSettings, type LoadResult, runLoad, waitFor } from "./load.js";
@@ -10,7 +11,11 @@ import { deleteStream } from "./signal.js";
 import { type RecordedStatement, startStatementRecorder } from "./statement-recorder.js";
 
 /** The tables grown to the large size: a sequential scan on one of them is what this section looks for. */
-export const GROWN_TABLES = ["release_intents", "deployments", "approval_votes", "approval_history", "outbox", "approver_groups", "approver_group_members", "role_grants"] as const;
+export const GROWN_TABLES = ["release_intents", "deployments", "approval_votes", "approval_history", "outbox", "approver_groups", "approver_group_members", "role_grants", "approval_requests"] as const;
+/** Every this-many-th grown intent has a pending approval request on prod; the others' requests are final (approved). */
+export const PENDING_EVERY = 250;
+/** Whose inbox is measured: a member of group security, eligible for the three-rule approval of the evaluated project. */
+const INBOX_USER = "ann";
 /** How long the relay may take to publish the hot phase's events, milliseconds. */
 const RELAY_TIMEOUT_MS = 15_000;
 
@@ -19,6 +24,8 @@ export interface ScalePoint {
   readonly rows: number;
   readonly loadSeconds: number;
   readonly evaluate: LoadResult;
+  /** ListPendingApprovals (first page, 50) and CountPendingApprovals of INBOX_USER, and the count it answered. */
+  readonly inbox: { readonly list: LoadResult; readonly count: LoadResult; readonly pending: number };
 }
 
 export interface ScaleResult {
@@ -41,7 +48,9 @@ const CHUNK = 200_000;
  * benchmark project (its organisation, for the directory), the rest spread
  * over 5,000 others. Each intent's author gets a group of their own with
  * them in it and a project grant, expiring a day after the intent (most
- * have expired: expired rows are kept).
+ * have expired: expired rows are kept). Each intent has an approval request
+ * on prod, pending for 1 in PENDING_EVERY (in the evaluated project and
+ * across the others), approved for the rest.
  */
 export async function growTo(pool: pg.Pool, seeded: SeededProject, from: number, total: number): Promise<void> {
   for (let lo = from + 1; lo <= total; lo += CHUNK)
@@ -50,7 +59,7 @@ export async function growTo(pool: pg.Pool, seeded: SeededProject, from: number,
          insert into release_intents (id, organisation, project, author_user_id, author_username, registered_by_user_id, registered_by_actor_type, branch, version, created_at)
          select gen_random_uuid(), case when g % 100 = 0 then $3 else 'org-' || (g % 500) end, case when g % 100 = 0 then $4 else 'proj-' || (g % 5000) end,
                 'author-' || (g % 1000), 'author', 'author-' || (g % 1000), 'user', 'main', 'v' || g, now() - make_interval(secs => g)
-         from generate_series($1::int, $2::int) g returning id, organisation, project, author_user_id, created_at),
+         from generate_series($1::int, $2::int) g returning id, organisation, project, author_user_id, created_at, version),
        d as (insert into deployments (organisation, project, environment, release_intent_id, status, finished_at, recorded_at)
              select organisation, project, 'staging', id, 'succeeded', created_at, created_at from new),
        v as (insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
@@ -67,9 +76,13 @@ export async function growTo(pool: pg.Pool, seeded: SeededProject, from: number,
              select ag.organisation, ag.name, new.author_user_id, 'author', 'organisation', '', new.created_at + interval '1 day', new.created_at, 'bench'
              from ag join new on ag.name = 'grown-' || new.id),
        r as (insert into role_grants (id, organisation, user_id, role, scope, scope_id, expires_at, granted_at, granted_by)
-             select gen_random_uuid(), organisation, author_user_id, 'maintainer', 'project', project, created_at + interval '1 day', created_at, 'bench' from new)
+             select gen_random_uuid(), organisation, author_user_id, 'maintainer', 'project', project, created_at + interval '1 day', created_at, 'bench' from new),
+       rq as (insert into approval_requests (id, organisation, project, release_intent_id, environment, state, requested_by_user_id, requested_by_actor_type, opened_by, requested_at, decided_at, decided_by, updated_at)
+              select gen_random_uuid(), organisation, project, id, 'prod', p.state, 'bench-pipeline', 'service', 'request', created_at,
+                     case when p.state = 'pending' then null else created_at end, case when p.state = 'pending' then null else 'system' end, created_at
+              from new, lateral (select case when right(version, -1)::int % $5 = 0 then 'pending' else 'approved' end as state) p)
        select count(*) from new`,
-      [lo, Math.min(total, lo + CHUNK - 1), seeded.project.organisation, seeded.project.project],
+      [lo, Math.min(total, lo + CHUNK - 1), seeded.project.organisation, seeded.project.project, PENDING_EVERY],
     );
   for (const table of GROWN_TABLES) await pool.query(`vacuum analyze ${table}`);
 }
@@ -117,6 +130,12 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, s
     if (m.event !== undefined) break;
   await createClient(ApprovalQueryService, transport).listEligibleApprovers({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod" });
   await audit.listApprovalHistory({ project: seeded.project, releaseIntentId: seeded.intentId, targetEnvironment: "prod", pageSize: 10 });
+  const inbox = createClient(ApprovalRequestService, grpcTransport(baseUrl, await userToken(INBOX_USER)));
+  await inbox.listPendingApprovals({ organisation });
+  const inProject = { organisation, project: seeded.project.project };
+  const first = await inbox.listPendingApprovals(inProject);
+  await inbox.listPendingApprovals({ ...inProject, pageToken: first.nextPageToken });
+  await inbox.countPendingApprovals({ organisation });
   await waitFor("the relay publishing every event", RELAY_TIMEOUT_MS, async () => (await pool.query("select 1 from outbox where published_at is null limit 1")).rowCount === 0);
 }
 
@@ -125,7 +144,13 @@ async function hotPhase(baseUrl: string, seeded: SeededProject, pool: pg.Pool, s
  * database connection runs through a StatementRecorder; then every statement
  * it ran for the hot phase, EXPLAINed at the large size.
  */
-export async function benchScale(settings: BenchSettings, natsUrl: string, dataDir: string): Promise<ScaleResult> {
+export async function benchScale(
+  settings: BenchSettings,
+  natsUrl: string,
+  dataDir: string,
+  /** Told each size's figures as soon as they are measured (before the hot phase, which may still fail). */
+  onPoint?: (point: ScalePoint) => void,
+): Promise<ScaleResult> {
   const database = await createBenchDatabase();
   const recorder = await startStatementRecorder(database.url);
   const { env, stream } = serverEnv(recorder.url, dataDir, natsUrl);
@@ -135,17 +160,27 @@ export async function benchScale(settings: BenchSettings, natsUrl: string, dataD
     try {
       const seeded = await seedProject(server.baseUrl, "scale", true);
       const caller = await loadCaller(server.baseUrl, "bench-pipeline");
+      const inboxCaller = await loadCaller(server.baseUrl, INBOX_USER);
       const measure = async (rows: number, from: number): Promise<ScalePoint> => {
         const started = process.hrtime.bigint();
         await growTo(pool, seeded, from, rows);
         const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
         const options = { callers: 1, durationMs: settings.loadMs, maxCalls: settings.maxCalls, warmupCalls: 100 };
         const [medians] = await alternatingMedians(settings.runs, [() => runLoad(options, evaluateSeeded(caller, seeded))]);
-        return { rows, loadSeconds, evaluate: medians };
+        const organisation = seeded.project.organisation;
+        const [list, count] = await alternatingMedians(settings.runs, [
+          () => runLoad(options, () => inboxCaller.unary(ApprovalRequestService.method.listPendingApprovals, { organisation })),
+          () => runLoad(options, () => inboxCaller.unary(ApprovalRequestService.method.countPendingApprovals, { organisation })),
+        ]);
+        const answered = await createClient(ApprovalRequestService, grpcTransport(server.baseUrl, await userToken(INBOX_USER))).countPendingApprovals({ organisation });
+        const point = { rows, loadSeconds, evaluate: medians, inbox: { list, count, pending: answered.count } };
+        onPoint?.(point);
+        return point;
       };
       const small = await measure(1_000, 0);
       const large = await measure(settings.quick ? 5_000 : 1_000_000, 1_000);
       caller.close();
+      inboxCaller.close();
       await hotPhase(server.baseUrl, seeded, pool, recorder.clear);
       const plans: { sql: string; plan: string }[] = [];
       for (const statement of recorder.statements())

@@ -4,6 +4,7 @@ import { breakGlassCommand } from "./break-glass.js";
 import { DEFAULT_TIMEOUT_SECONDS, EXIT, positiveInt } from "./context.js";
 import { grantsCommand, groupsCommand } from "./directory.js";
 import { environmentsCommand } from "./environments.js";
+import { inboxCommand } from "./inbox.js";
 import { loginCommand, logoutCommand, whoamiCommand } from "./login.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
     deployCommand(),
     ...voteCommands(),
     approversCommand(),
+    inboxCommand(),
     breakGlassCommand(),
     historyCommand(),
     watchCommand(),
