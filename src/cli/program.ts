@@ -8,6 +8,7 @@ import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
 import { tokenCommand } from "./token.js";
+import { uiCommand } from "./ui.js";
 
 /** The `releasegate` command tree (main.ts parses argv with it; tests walk it). */
 export function buildProgram(): Command {
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
     breakGlassCommand(),
     historyCommand(),
     watchCommand(),
+    uiCommand(),
   ])
     program.addCommand(cmd);
 

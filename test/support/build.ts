@@ -12,7 +12,7 @@ function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) hashTree(hash, path);
-    else if (path.endsWith(".ts")) hash.update(path).update(readFileSync(path));
+    else if (/\.(ts|css|html)$/.test(path)) hash.update(path).update(readFileSync(path));
   }
 }
 

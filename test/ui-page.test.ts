@@ -1,0 +1,211 @@
+import { mkdirSync } from "node:fs";
+import * as http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { type Cast, cast, createApprovalPolicy, registerIntent } from "./support/approval-fixtures.js";
+import { buildPage, launchBrowser, newPerson, signInUrl } from "./support/browser.js";
+import { startTestServer, type TestServer, token } from "./support/server.js";
+
+const project = { organisation: "acme", project: "web" };
+/** Screenshots go to docs/screenshots with RELEASEGATE_SCREENSHOTS=1 (npm run screenshots), else to a temp folder. */
+const SHOTS = process.env.RELEASEGATE_SCREENSHOTS === "1" ? join(process.cwd(), "docs", "screenshots") : join(tmpdir(), "rg-ui-shots");
+
+let server: TestServer;
+let browser: Browser;
+let page: Awaited<ReturnType<typeof buildPage>>;
+let t: Cast;
+const pages: Page[] = [];
+
+beforeAll(async () => {
+  page = await buildPage();
+  server = await startTestServer({ uiDir: page.dir });
+  browser = await launchBrowser();
+  t = await cast();
+  await createApprovalPolicy(server, t.ada, project, "two-approvals", "prod", 2);
+  mkdirSync(SHOTS, { recursive: true });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+  page?.dispose();
+});
+
+/** Opens the release page of `intentId` signed in with `tok`, as a new person (own browser context). */
+async function openRelease(tok: string, intentId: string): Promise<Page> {
+  const p = await newPerson(browser);
+  pages.push(p);
+  await p.goto(signInUrl(server.baseUrl, tok, `#/release/${intentId}?org=acme&project=web`));
+  await p.getByRole("heading", { level: 1, name: "Release 1.0.0" }).waitFor();
+  await p.getByText("Live updates: live").waitFor();
+  return p;
+}
+
+const prod = (p: Page) => p.getByRole("region", { name: "prod" });
+
+describe("serving the page", () => {
+  it("answers /ui/ over HTTP/1.1 with the strict Content-Security-Policy and revalidation", async () => {
+    const res = await fetch(`${server.baseUrl}/ui/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(res.headers.get("content-security-policy")).toBe(
+      "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    const html = await res.text();
+    expect(html).not.toMatch(/<script>|<style>|\sstyle=|\son[a-z]+=/);
+    const script = /src="(main-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const js = await fetch(`${server.baseUrl}/ui/${script}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    const again = await fetch(`${server.baseUrl}/ui/${script}`, { headers: { "if-none-match": js.headers.get("etag")! } });
+    expect(again.status).toBe(304);
+  });
+
+  it("answers /ui/ over HTTP/2 (h2c) with the same headers", async () => {
+    const session = http2.connect(server.baseUrl);
+    try {
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const req = session.request({ ":path": "/ui/config.json" });
+        req.on("response", (h) => {
+          req.resume();
+          resolve(h);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(headers[":status"]).toBe(200);
+      expect(headers["content-security-policy"]).toMatch(/^default-src 'self'; script-src 'self'/);
+      expect(headers["content-type"]).toBe("application/json; charset=utf-8");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("redirects /ui to /ui/, refuses unknown files and methods other than GET", async () => {
+    const bare = await fetch(`${server.baseUrl}/ui`, { redirect: "manual" });
+    expect(bare.status).toBe(308);
+    expect(bare.headers.get("location")).toBe("/ui/");
+    expect((await fetch(`${server.baseUrl}/ui/../package.json`)).status).toBe(404);
+    expect((await fetch(`${server.baseUrl}/ui/%2e%2e%2fpackage.json`)).status).toBe(404);
+    const post = await fetch(`${server.baseUrl}/ui/`, { method: "POST", body: "x" });
+    expect(post.status).toBe(405);
+  });
+
+  it("says how to sign in when the page is opened without a sign-in", async () => {
+    const p = await newPerson(browser);
+    pages.push(p);
+    await p.goto(`${server.baseUrl}/ui/`);
+    await p.getByRole("heading", { name: "Sign in" }).waitFor();
+    expect(await p.locator("main code").textContent()).toMatch(/^releasegate ui --sub/);
+    await p.context().close();
+  });
+});
+
+describe("the release page", () => {
+  it("two people approve; each sees the other's vote appear live, and the release passes", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const bob = await openRelease(t.bob, intent);
+    const carol = await openRelease(t.carol, intent);
+    // The sign-in link's token left the address bar.
+    expect(bob.url()).not.toContain("token=");
+    await expect.poll(() => prod(bob).locator(".overall").textContent()).toBe("Overall: blocked");
+
+    await prod(bob).getByLabel("Comment (optional)").fill("looks good to me");
+    await prod(bob).getByRole("button", { name: "Approve" }).click();
+    await prod(bob).getByRole("alert").filter({ hasText: "Approved." }).waitFor();
+    // Carol did nothing: the vote arrives over WatchApprovalEvents.
+    const bobsVote = prod(carol).locator(".votes li", { hasText: "Bob" });
+    await bobsVote.waitFor();
+    expect(await bobsVote.locator(".comment").textContent()).toBe("looks good to me");
+
+    await prod(carol).getByRole("button", { name: "Approve" }).click();
+    await prod(bob).locator(".votes li", { hasText: "Carol" }).waitFor();
+    await expect.poll(() => prod(bob).locator(".overall").textContent()).toBe("Overall: passed");
+    expect(await prod(bob).locator("tbody tr").first().textContent()).toMatch(/two-approvals.*passed/);
+    await bob.screenshot({ path: join(SHOTS, "release.png"), fullPage: true });
+    await bob.context().close();
+    await carol.context().close();
+  });
+
+  it("the author is refused, and sees why: before voting and in the server's answer", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const alice = await openRelease(t.alice, intent);
+    expect(await prod(alice).getByRole("note").textContent()).toMatch(/you are its author/);
+    await prod(alice).getByRole("button", { name: "Approve" }).click();
+    const refusal = prod(alice).getByRole("alert").filter({ hasText: "Not done:" });
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toMatch(/Not done: .*author/i);
+    // Nothing was recorded.
+    expect(await prod(alice).locator(".votes li").count()).toBe(0);
+    await alice.context().close();
+  });
+
+  it("renders a comment holding markup as text: no element is made and no script runs", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const payload = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
+    await server.client(PolicyService, t.bob).approveRelease({ project, releaseIntentId: intent, targetEnvironment: "prod", comment: payload });
+    const carol = await openRelease(t.carol, intent);
+    const comment = prod(carol).locator(".votes .comment");
+    expect(await comment.textContent()).toBe(payload);
+    expect(await comment.locator("script, img").count()).toBe(0);
+    expect(await carol.locator("#history-h + div .comment").first().textContent()).toBe(payload);
+    expect(await carol.evaluate("window.__pwned")).toBeUndefined();
+    await carol.context().close();
+  });
+
+  it("an admin breaks the glass behind a confirmation that requires a reason", async () => {
+    const intent = await registerIntent(server, t.bob, project, "bob");
+    const ada = await openRelease(t.ada, intent);
+    await prod(ada).getByRole("button", { name: "Break glass…" }).click();
+    const dialog = ada.getByRole("dialog", { name: "Break glass for prod" });
+    await dialog.waitFor();
+    await dialog.getByLabel(/^Reason/).fill("too short");
+    await dialog.getByRole("button", { name: "Break glass" }).click();
+    await dialog.getByRole("alert").filter({ hasText: "at least 10 characters" }).waitFor();
+    await dialog.getByLabel(/^Reason/).fill("incident 42: payments are down");
+    await dialog.getByRole("button", { name: "Break glass" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await prod(ada).locator(".break-glass").filter({ hasText: "incident 42: payments are down" }).waitFor();
+    await expect.poll(() => prod(ada).locator(".overall").textContent()).toBe("Overall: passed");
+    expect(await ada.locator(".history li", { hasText: "break glass" }).textContent()).toMatch(/Ada approved \(break glass\)/);
+    await ada.context().close();
+  });
+
+  it("members see no Bypass or Break-glass", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const bob = await openRelease(t.bob, intent);
+    expect(await prod(bob).getByRole("button", { name: "Break glass…" }).count()).toBe(0);
+    expect(await prod(bob).getByRole("button", { name: "Bypass…" }).count()).toBe(0);
+    await bob.context().close();
+  });
+});
+
+describe("the policies page", () => {
+  it("lists the project's policies; an admin switches one off and on", async () => {
+    const ada = await newPerson(browser);
+    await ada.goto(signInUrl(server.baseUrl, t.ada, "#/policies?org=acme&project=web"));
+    const item = ada.locator(".policies > li", { hasText: "two-approvals" });
+    await item.waitFor();
+    expect(await item.textContent()).toMatch(/enabled.*2 approval\(s\) for prod/);
+    await item.getByRole("button", { name: "Disable two-approvals" }).click();
+    await ada.locator(".policies > li.disabled", { hasText: "two-approvals" }).waitFor();
+    const { policies } = await server.client(PolicyService, t.ada).listPolicies({ project });
+    expect(policies.find((p) => p.name === "two-approvals")?.enabled).toBe(false);
+    await ada.getByRole("button", { name: "Enable two-approvals" }).click();
+    await ada.getByRole("button", { name: "Disable two-approvals" }).waitFor();
+    await ada.context().close();
+  });
+
+  it("members get no toggle", async () => {
+    const bob = await newPerson(browser);
+    await bob.goto(signInUrl(server.baseUrl, await token({ sub: "bob", orgs: { acme: "member" } }), "#/policies?org=acme&project=web"));
+    await bob.locator(".policies > li", { hasText: "two-approvals" }).waitFor();
+    expect(await bob.getByRole("button", { name: /able two-approvals/ }).count()).toBe(0);
+    await bob.context().close();
+  });
+});
