@@ -50,7 +50,11 @@ async function boot(): Promise<void> {
   takeTokenFromFragment();
   if (settings.oidc !== undefined) {
     try {
-      await completeSignIn(settings.oidc);
+      const returned = await completeSignIn(settings.oidc);
+      const fresh = current();
+      // A token already expired on arrival would send the person round in circles: say so instead.
+      if (returned !== undefined && fresh !== undefined && isExpired(fresh))
+        throw new Error("the identity provider issued a token that has already expired (is this computer's clock right?)");
     } catch (err) {
       clear();
       showSignIn(settings, `Sign-in did not complete: ${err instanceof Error ? err.message : String(err)}`);

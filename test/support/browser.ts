@@ -22,6 +22,8 @@ const FLAGS = [
   "--disable-sync",
 ];
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+
 /** Bounds every wait on the page: a broken page fails the test in seconds, not at vitest's timeout. */
 export const PAGE_TIMEOUT_MS = 10_000;
 
@@ -43,6 +45,11 @@ export async function buildPage(): Promise<{ dir: string; dispose: () => void }>
 export async function newPerson(browser: Browser): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   context.setDefaultTimeout(PAGE_TIMEOUT_MS);
+  // Only this machine: pages of the identity provider @import web fonts, which must not leave it.
+  await context.route(
+    (url) => !LOOPBACK.test(url.hostname),
+    (route) => route.abort("blockedbyclient"),
+  );
   const page = await context.newPage();
   return page;
 }

@@ -67,9 +67,9 @@ export function current(): Session | undefined {
   return { token, source: sessionStorage.getItem(SOURCE_KEY) === "oidc" ? "oidc" : "local", identity };
 }
 
-/** True once the token's exp has passed (a few seconds early, so a call does not race the expiry). */
+/** True once the token's exp has passed (a call that races the expiry gets UNAUTHENTICATED, handled the same way). */
 export function isExpired(s: Session, nowMs = Date.now()): boolean {
-  return s.identity.exp * 1000 - 5_000 <= nowMs;
+  return s.identity.exp * 1000 <= nowMs;
 }
 
 /**
