@@ -43,6 +43,14 @@ CREATE INDEX IF NOT EXISTS approval_requests_intent_env
 -- The inbox and its count: pending requests of an organisation, oldest first.
 CREATE INDEX IF NOT EXISTS approval_requests_pending_org
   ON approval_requests (organisation, requested_at, id) WHERE state = 'pending';
+-- The inbox per project and environment (eligibility is decided once per
+-- pair): the count groups the pending requests of an organisation by
+-- (project, environment) in an index-only scan, then probes the intent and
+-- the caller's vote by primary key; a filter by project (and environment)
+-- reads only that project's pending requests, oldest first.
+CREATE INDEX IF NOT EXISTS approval_requests_pending_org_project
+  ON approval_requests (organisation, project, environment, requested_at, id, release_intent_id)
+  WHERE state = 'pending';
 -- The reaper: pending requests that are due.
 CREATE INDEX IF NOT EXISTS approval_requests_pending_expiry
   ON approval_requests (expires_at) WHERE state = 'pending' AND expires_at IS NOT NULL;

@@ -4,7 +4,7 @@ import type { DB, PoliciesTable } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
 
-function toPolicy(row: Selectable<PoliciesTable>): Policy {
+export function toPolicy(row: Selectable<PoliciesTable>): Policy {
   // Stored as { kind-specific fields }, kind in policy_type.
   const config = { ...row.config, kind: row.policy_type as PolicyKind } as unknown as PolicyConfig;
   return {
