@@ -39,7 +39,6 @@ import { createInboxHandlers } from "./rpc/inbox-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
-import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { Listener } from "./server/listener.js";
@@ -339,7 +338,6 @@ export class App {
       );
       router.service(ReleaseService, createReleaseHandlers(deps));
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
-      router.service(ApprovalRequestService, createInboxHandlers({ db: database.db, clock: this.#clock }));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(
         BreakGlassService,
@@ -357,8 +355,9 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      // One registration: a second one for the same service replaces the first's paths.
       router.service(ApprovalRequestService, {
-        ...createPendingApprovalsPlaceholder(),
+        ...createInboxHandlers({ db: database.db, clock: this.#clock }),
         ...createApprovalRequestHandlers({
           db: database.db,
           clock: this.#clock,

@@ -196,7 +196,4 @@ describe(`opening approval requests on ${testDatabaseKind()}`, () => {
     );
   });
 
-  it("ListPendingApprovals and CountPendingApprovals say they are not implemented yet", async () => {
-    await expectCode(requests(t.bob).countPendingApprovals({ organisation: "acme" }), Code.Unimplemented, /CountPendingApprovals/);
-  });
 });
