@@ -4,7 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
+import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
+import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { type Cast, cast, createApprovalPolicy, registerIntent } from "./support/approval-fixtures.js";
 import { buildPage, launchBrowser, newPerson, signInUrl } from "./support/browser.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -207,5 +210,47 @@ describe("the policies page", () => {
     await bob.locator(".policies > li", { hasText: "two-approvals" }).waitFor();
     expect(await bob.getByRole("button", { name: /able two-approvals/ }).count()).toBe(0);
     await bob.context().close();
+  });
+});
+
+describe("the inbox", () => {
+  it("lists what waits for me oldest first, with environment, age and progress, and a badge; a row opens the release", async () => {
+    const opened: string[] = [];
+    for (const [version, branch] of [
+      ["api 2.4.0", "main"],
+      ["api 2.5.0-rc.1", "release/2.5"],
+    ]) {
+      const id = randomUUID();
+      await server.client(ReleaseService, t.ada).registerReleaseIntent({ project, releaseIntentId: id, authorUserId: "alice", branch, version });
+      await server.client(ApprovalRequestService, t.ada).requestApproval({ project, releaseIntentId: id, targetEnvironment: "prod" });
+      opened.push(id);
+    }
+    const carol = await newPerson(browser);
+    await carol.goto(signInUrl(server.baseUrl, t.carol, "#/inbox"));
+    const rows = carol.locator("table.inbox tbody tr");
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(2);
+    const first = await rows.nth(0).locator("td").allTextContents();
+    expect(first.slice(0, 3)).toEqual(["api 2.4.0", "acme/web", "prod"]);
+    expect(first[3]).toMatch(/^\d+ s$/);
+    expect(first[5]).toBe("0/2");
+    expect(await rows.nth(1).locator("td").first().textContent()).toBe("api 2.5.0-rc.1");
+    await expect.poll(() => carol.locator("#badge").textContent()).toBe("2");
+    await carol.screenshot({ path: join(SHOTS, "inbox.png"), fullPage: true });
+
+    await rows.nth(0).getByRole("link", { name: "api 2.4.0" }).click();
+    await carol.getByRole("heading", { level: 1, name: "Release api 2.4.0" }).waitFor();
+    expect(carol.url()).toContain(`#/release/${opened[0]}?org=acme&project=web`);
+    await prod(carol).locator(".requests .state").filter({ hasText: "pending" }).waitFor();
+    await carol.context().close();
+  });
+
+  it("says what to do when nothing waits", async () => {
+    const erin = await newPerson(browser);
+    await erin.goto(signInUrl(server.baseUrl, await token({ sub: "erin", orgs: { quiet: "member" } }), "#/inbox"));
+    await erin.getByText("Nothing waits for your approval.").waitFor();
+    expect(await erin.locator("#badge").isHidden()).toBe(true);
+    await erin.getByRole("form", { name: "Open a release" }).waitFor();
+    await erin.context().close();
   });
 });
