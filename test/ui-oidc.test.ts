@@ -89,6 +89,8 @@ describe("single sign-on with OpenID Connect", () => {
     expect(new URL(dana.url()).search).toBe("");
     await dana.goto(`${server.baseUrl}/ui/#/release/${intent}?org=acme&project=web`);
     const prod = dana.getByRole("region", { name: "prod" });
+    await new Promise((r) => setTimeout(r, 5000));
+    console.log("DEBUG", dana.url(), await dana.locator("body").textContent());
     await prod.getByRole("button", { name: "Approve" }).click();
     await prod.locator(".votes li", { hasText: "Dana" }).waitFor();
     await expect.poll(() => prod.locator(".overall").textContent()).toBe("Overall: passed");
@@ -115,6 +117,8 @@ describe("single sign-on with OpenID Connect", () => {
       const dana = await newPerson(browser);
       await signIn(dana, "dana", "Dana");
       const firstExpiry = await tokenExpiryMs(dana);
+      // The next token lives long: exactly one more pass through the provider is expected.
+      idp.idTokenTtlSeconds = 600;
       const before = idp.authorizations;
       await waitFor(() => (Date.now() > firstExpiry ? true : undefined), 10_000, "the ID token to expire");
       await dana.goto(`${server.baseUrl}/ui/#/release/${intent}?org=acme&project=web`);

@@ -95,18 +95,30 @@ async function boot(): Promise<void> {
   replace(who, h("span", { class: "user", title: roles }, session.identity.username), " ", out);
 
   let leave: () => void = () => {};
+  let visit = 0;
   const route = async () => {
     leave();
     leave = () => {};
+    const mine = ++visit;
+    // Each visit renders into its own container: a screen still loading when the
+    // person moves on writes into a detached node, never over the next screen.
+    const view = h("div");
+    replace(main, view);
     const hash = location.hash.replace(/^#\/?/, "");
     const [pathPart = "", queryPart = ""] = hash.split("?", 2);
     const [name = "inbox", ...rest] = pathPart.split("/");
     const screen = SCREENS[name] ?? inboxScreen;
+    let done: () => void = () => {};
     try {
-      leave = await screen(ctx, main, { path: rest.map(decodeURIComponent).join("/"), query: new URLSearchParams(queryPart) });
+      done = await screen(ctx, view, { path: rest.map(decodeURIComponent).join("/"), query: new URLSearchParams(queryPart) });
     } catch (err) {
-      replace(main, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, describeError(err)));
+      replace(view, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, describeError(err)));
     }
+    if (mine !== visit) {
+      done();
+      return;
+    }
+    leave = done;
     main.focus();
   };
   window.addEventListener("hashchange", () => void route());

@@ -48,7 +48,8 @@ export class OidcProviderFixture {
 
   async listen(): Promise<void> {
     const server = createServer((req, res) => {
-      if ((req.url ?? "").startsWith("/auth")) this.authorizations += 1;
+      // "/auth?…" is an authorization request; "/auth/<uid>" resumes one after the login screens.
+      if ((req.url ?? "").startsWith("/auth?")) this.authorizations += 1;
       if (this.#handler === undefined) {
         res.writeHead(503).end("provider not configured yet");
         return;
