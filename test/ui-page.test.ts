@@ -1,10 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomUUID } from "node:crypto";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
