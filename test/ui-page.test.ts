@@ -11,6 +11,7 @@ import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
 import { type Cast, cast, createApprovalPolicy, registerIntent } from "./support/approval-fixtures.js";
 import { buildPage, launchBrowser, newPerson, signInUrl } from "./support/browser.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
+import { TcpProxy } from "./support/tcp-proxy.js";
 
 const project = { organisation: "acme", project: "web" };
 /** Screenshots go to docs/screenshots with RELEASEGATE_SCREENSHOTS=1 (npm run screenshots), else to a temp folder. */
@@ -252,5 +253,36 @@ describe("the inbox", () => {
     expect(await erin.locator("#badge").isHidden()).toBe(true);
     await erin.getByRole("form", { name: "Open a release" }).waitFor();
     await erin.context().close();
+  });
+});
+
+describe("live updates", () => {
+  it("a dropped stream reconnects with backoff and replays the votes cast meanwhile (resume_after_event_id)", async () => {
+    const proxy = await TcpProxy.start(server.app.port);
+    try {
+      const intent = await registerIntent(server, t.ada, project);
+      const carol = await newPerson(browser);
+      await carol.goto(signInUrl(proxy.baseUrl, t.carol, `#/release/${intent}?org=acme&project=web`));
+      await carol.getByText("Live updates: live").waitFor();
+      const dave = await token({ sub: "dave", name: "Dave", orgs: { acme: "member" } });
+      const vote = (tok: string) =>
+        server.client(PolicyService, tok).approveRelease({ project, releaseIntentId: intent, targetEnvironment: "prod" });
+      // A first vote arrives live: the page now has an event to resume after.
+      await vote(dave);
+      await prod(carol).locator(".votes li", { hasText: "Dave" }).waitFor();
+
+      proxy.refusing = true;
+      expect(proxy.cutWhere(/WatchApprovalEvents/)).toBe(1);
+      await carol.getByText(/Live updates: reconnecting in/).waitFor();
+      // Bob votes while Carol's page cannot reach the server.
+      await vote(t.bob);
+      proxy.refusing = false;
+      await carol.getByText("Live updates: live").waitFor({ timeout: 20_000 });
+      await prod(carol).locator(".votes li", { hasText: "Bob" }).waitFor();
+      await expect.poll(() => prod(carol).locator(".overall").textContent()).toBe("Overall: passed");
+      await carol.context().close();
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -26,6 +26,7 @@ export function watchProject(api: Api, project: ProjectRef, handlers: WatchHandl
   let lastEventId = "";
   const seen = new Set<string>();
   let backoff = BACKOFF_START_MS;
+  let dropped = false;
   const loop = async () => {
     while (!abort.signal.aborted) {
       try {
@@ -37,6 +38,9 @@ export function watchProject(api: Api, project: ProjectRef, handlers: WatchHandl
           if (msg.subscribed) {
             handlers.onState("live");
             backoff = BACKOFF_START_MS;
+            // Back after a drop with no event to resume after: what happened meanwhile is only in a reread.
+            if (dropped && lastEventId === "") handlers.onResync();
+            dropped = false;
           }
           const event = msg.event;
           if (event === undefined || seen.has(event.eventId)) continue;
@@ -54,6 +58,7 @@ export function watchProject(api: Api, project: ProjectRef, handlers: WatchHandl
         }
       }
       if (abort.signal.aborted) return;
+      dropped = true;
       handlers.onState(`reconnecting in ${Math.round(backoff / 100) / 10} s`);
       await new Promise((resolve) => setTimeout(resolve, backoff));
       backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
