@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintToken } from "../src/auth/token-verifier.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { ReleaseService } from "../src/gen/releasegate/v1/release_pb.js";
@@ -284,5 +285,44 @@ describe("live updates", () => {
     } finally {
       await proxy.stop();
     }
+  });
+});
+
+describe("usable by everyone", () => {
+  it("works from the keyboard: the comment's label, Tab to Approve, Enter votes", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const bob = await openRelease(t.bob, intent);
+    await prod(bob).getByLabel("Comment (optional)").focus();
+    await bob.keyboard.type("checked the migration plan");
+    await bob.keyboard.press("Tab");
+    expect(await bob.evaluate("document.activeElement.textContent")).toBe("Approve");
+    await bob.keyboard.press("Enter");
+    await prod(bob).locator(".votes li", { hasText: "Bob" }).filter({ hasText: "checked the migration plan" }).waitFor();
+    await bob.context().close();
+  });
+
+  it("fits a phone's width without sideways scrolling", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const phone = await newPerson(browser);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(signInUrl(server.baseUrl, t.carol, `#/release/${intent}?org=acme&project=web`));
+    await prod(phone).getByRole("button", { name: "Approve" }).waitFor();
+    expect(await phone.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await phone.goto(signInUrl(server.baseUrl, t.carol, "#/inbox"));
+    await phone.getByRole("heading", { level: 1, name: "Inbox" }).waitFor();
+    // A second link opened in the same tab is taken in too, not left in the address bar.
+    expect(phone.url()).toBe(`${server.baseUrl}/ui/#/inbox`);
+    expect(await phone.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await phone.context().close();
+  });
+
+  it("a token the server refuses sends the person back to sign in, not to an error page", async () => {
+    const forged = await mintToken("some-other-secret-that-is-32-characters-long", { sub: "eve", orgRoles: { acme: "admin" } });
+    const eve = await newPerson(browser);
+    await eve.goto(signInUrl(server.baseUrl, forged, "#/inbox"));
+    await eve.getByRole("heading", { level: 1, name: "Sign in" }).waitFor();
+    expect(await eve.getByRole("alert").textContent()).toMatch(/sign-in has expired/);
+    expect(await eve.evaluate("sessionStorage.getItem('releasegate.token')")).toBeNull();
+    await eve.context().close();
   });
 });

@@ -97,6 +97,12 @@ async function boot(): Promise<void> {
   let leave: () => void = () => {};
   let visit = 0;
   const route = async () => {
+    // A sign-in link opened in a tab that is already signed in: take its token and start afresh as that person.
+    if (location.hash.startsWith("#token=")) {
+      takeTokenFromFragment();
+      location.reload();
+      return;
+    }
     leave();
     leave = () => {};
     const mine = ++visit;
