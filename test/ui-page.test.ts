@@ -181,6 +181,22 @@ describe("the release page", () => {
     await ada.context().close();
   });
 
+  it("the registrant is told why; as an admin she may bypass with a reason, recorded as an admin override", async () => {
+    const intent = await registerIntent(server, t.ada, project);
+    const ada = await openRelease(t.ada, intent);
+    expect(await prod(ada).getByRole("note").textContent()).toMatch(/you registered it/);
+    await prod(ada).getByRole("button", { name: "Bypass…" }).click();
+    const dialog = ada.getByRole("dialog", { name: "Bypass the approval of prod" });
+    await dialog.getByLabel(/^Reason/).fill("hotfix for the outage, reviewed on the call");
+    await dialog.getByRole("button", { name: "Bypass" }).click();
+    await dialog.waitFor({ state: "detached" });
+    const mine = prod(ada).locator(".votes li", { hasText: "Ada" });
+    await mine.waitFor();
+    expect(await mine.textContent()).toMatch(/Ada approved \(admin override\)/);
+    expect(await mine.locator(".comment").textContent()).toBe("hotfix for the outage, reviewed on the call");
+    await ada.context().close();
+  });
+
   it("members see no Bypass or Break-glass", async () => {
     const intent = await registerIntent(server, t.ada, project);
     const bob = await openRelease(t.bob, intent);
