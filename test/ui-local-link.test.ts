@@ -3,12 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { waitFor } from "./support/approval-fixtures.js";
 import { launchBrowser, newPerson } from "./support/browser.js";
 import { ensureBuilt } from "./support/build.js";
 import { runCli } from "./support/cli.js";
 import { freePort } from "./support/pg-cluster.js";
+
+// A browser scenario is a few page loads and RPCs each bounded by PAGE_TIMEOUT_MS; on a loaded 2-core machine the whole may take a minute.
+vi.setConfig({ testTimeout: 90_000 });
 
 // What a newcomer runs: `npm start` (the built server, local mode on the
 // embedded database, the page from dist/ui) and `releasegate ui`.

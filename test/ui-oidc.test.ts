@@ -1,9 +1,12 @@
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApprovalPolicy, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { buildPage, launchBrowser, newPerson } from "./support/browser.js";
 import { OidcProviderFixture } from "./support/oidc-provider.js";
 import { startTestServer, type TestServer } from "./support/server.js";
+
+// A browser scenario is a few page loads and RPCs each bounded by PAGE_TIMEOUT_MS; on a loaded 2-core machine the whole may take a minute.
+vi.setConfig({ testTimeout: 90_000 });
 
 const CLIENT_ID = "releasegate-ui";
 const project = { organisation: "acme", project: "web" };

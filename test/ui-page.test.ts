@@ -4,7 +4,7 @@ import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { mintToken } from "../src/auth/token-verifier.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
@@ -13,6 +13,9 @@ import { type Cast, cast, createApprovalPolicy, registerIntent } from "./support
 import { buildPage, launchBrowser, newPerson, signInUrl } from "./support/browser.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
+
+// A browser scenario is a few page loads and RPCs each bounded by PAGE_TIMEOUT_MS; on a loaded 2-core machine the whole may take a minute.
+vi.setConfig({ testTimeout: 90_000 });
 
 const project = { organisation: "acme", project: "web" };
 /** Screenshots go to docs/screenshots with RELEASEGATE_SCREENSHOTS=1 (npm run screenshots), else to a temp folder. */

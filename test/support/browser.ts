@@ -25,7 +25,7 @@ const FLAGS = [
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
 
 /** Bounds every wait on the page: a broken page fails the test in seconds, not at vitest's timeout. */
-export const PAGE_TIMEOUT_MS = 10_000;
+export const PAGE_TIMEOUT_MS = 15_000;
 
 /** Headless Chromium, one per test file (close it in afterAll). */
 export async function launchBrowser(): Promise<Browser> {
