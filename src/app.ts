@@ -48,6 +48,7 @@ import { createReleaseHandlers } from "./rpc/release-service.js";
 import { createWebhookHandlers } from "./rpc/webhook-service.js";
 import { Listener } from "./server/listener.js";
 import { createNodeHandler } from "./server/node-handler.js";
+import { createUiHandler } from "./server/static-ui.js";
 import { ApprovalEventHub } from "./signal/event-hub.js";
 import { NatsPublisher } from "./signal/nats-publisher.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./signal/outbox-relay.js";
@@ -60,6 +61,8 @@ export interface AppOptions {
   readonly database?: Database;
   /** Metrics hooks for the outbox relay. */
   readonly relayHooks?: Pick<OutboxRelayOptions, "onPublished" | "onPublishError">;
+  /** Folder of the built page served at /ui/ (default: dist/ui). */
+  readonly uiDir?: string;
 }
 
 /** What the RPC handler is built from (started in App.start). */
@@ -419,6 +422,7 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      // One registration: a second one for the same service replaces the first's paths.
       router.service(ApprovalRequestService, {
         ...createInboxHandlers({ db: database.db, clock: this.#clock }),
         ...createApprovalRequestHandlers({
@@ -447,6 +451,18 @@ export class App {
   /** Binds the RPC port (one port, every protocol) and the admin port (/healthz, /readyz, /metrics). */
   async #serve(handler: RpcHandler, health: ServerHealth): Promise<void> {
     const { config, logger } = this.#options;
+    // The page (/ui/) on the same port as the API, so it calls the API from its own origin.
+    const ui = createUiHandler({
+      dir: this.#options.uiDir,
+      settings: {
+        oidc: config.oidc,
+        localMode:
+          config.jwt.localMode === true &&
+          config.jwt.secret === undefined &&
+          config.jwt.publicKey === undefined &&
+          config.jwt.jwksUrl === undefined,
+      },
+    });
     this.#listener = new Listener(
       {
         host: config.host,
@@ -456,7 +472,9 @@ export class App {
             ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile }
             : undefined,
       },
-      handler,
+      (req, res) => {
+        if (!ui(req, res)) handler(req, res);
+      },
     );
     await this.#listener.start();
     this.#admin = new AdminServer({

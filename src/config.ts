@@ -109,6 +109,12 @@ export interface Config {
   /** RELEASEGATE_PUBLIC_URL: where people reach this server (links in notifications). */
   readonly publicUrl: string;
   readonly webhooks: WebhookConfig;
+  /**
+   * Single sign-on for the page (/ui/): OpenID Connect issuer and public
+   * client id (RELEASEGATE_OIDC_ISSUER, RELEASEGATE_OIDC_CLIENT_ID). The page
+   * sends the ID token it gets, verified like every token (jwt above).
+   */
+  readonly oidc?: { readonly issuer: string; readonly clientId: string };
 }
 
 const emptyToUndefined = (v: unknown) => (v === "" ? undefined : v);
@@ -195,6 +201,8 @@ const EnvSchema = z.object({
       .regex(/^[A-Za-z0-9_:./-]{1,128}$/, "must be a claim name: 1-128 letters, digits, '_', ':', '.', '/' or '-'")
       .default(DEFAULT_JWT_GROUPS_CLAIM),
   ),
+  RELEASEGATE_OIDC_ISSUER: z.preprocess(emptyToUndefined, z.url({ abort: true }).check(jwksUrlCheck).optional()),
+  RELEASEGATE_OIDC_CLIENT_ID: optionalString,
   TLS_CERT_FILE: optionalString,
   TLS_KEY_FILE: optionalString,
   MAX_REQUEST_BYTES: positiveInt(DEFAULT_MAX_REQUEST_BYTES),
@@ -272,6 +280,8 @@ function crossFieldProblems(env: NodeJS.ProcessEnv, purpose: ConfigPurpose): str
         set("RELEASEGATE_LOCAL_MODE") ? "RELEASEGATE_LOCAL_MODE=false" : "DATABASE_URL is set"
       }): set one of them, or RELEASEGATE_LOCAL_MODE=true to sign tokens with a secret created in DATA_DIR`,
     );
+  if (set("RELEASEGATE_OIDC_ISSUER") !== set("RELEASEGATE_OIDC_CLIENT_ID"))
+    problems.push("RELEASEGATE_OIDC_ISSUER: RELEASEGATE_OIDC_ISSUER and RELEASEGATE_OIDC_CLIENT_ID must be set together");
   if (set("TLS_CERT_FILE") !== set("TLS_KEY_FILE"))
     problems.push("TLS_CERT_FILE: TLS_CERT_FILE and TLS_KEY_FILE must be set together");
   return problems;
@@ -348,5 +358,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
       backoffMaxMs: e.WEBHOOK_BACKOFF_MAX_MS,
       concurrency: e.WEBHOOK_CONCURRENCY,
     }),
+    oidc:
+      e.RELEASEGATE_OIDC_ISSUER !== undefined && e.RELEASEGATE_OIDC_CLIENT_ID !== undefined
+        ? Object.freeze({ issuer: e.RELEASEGATE_OIDC_ISSUER, clientId: e.RELEASEGATE_OIDC_CLIENT_ID })
+        : undefined,
   });
 }

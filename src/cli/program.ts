@@ -10,6 +10,7 @@ import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
 import { tokenCommand } from "./token.js";
+import { uiCommand } from "./ui.js";
 import { packageVersion } from "./version.js";
 import { webhooksCommand } from "./webhooks.js";
 
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
     historyCommand(),
     watchCommand(),
     webhooksCommand(),
+    uiCommand(),
   ])
     program.addCommand(cmd);
 

@@ -12,7 +12,7 @@ function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) hashTree(hash, path);
-    else if (path.endsWith(".ts")) hash.update(path).update(readFileSync(path));
+    else if (/\.(ts|css|html)$/.test(path)) hash.update(path).update(readFileSync(path));
   }
 }
 
@@ -47,6 +47,8 @@ export async function ensureBuilt(): Promise<void> {
         await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: ROOT }).catch((err: unknown) => {
           if (!existsSync(join(ROOT, "dist/src/main.js"))) throw err;
         });
+        // The page (dist/ui), as `npm run build` builds it after tsc.
+        await promisify(execFile)(process.execPath, [join(ROOT, "dist/scripts/build-ui.js")], { cwd: ROOT });
         writeFileSync(STAMP, want);
       }
     } finally {

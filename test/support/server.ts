@@ -92,6 +92,8 @@ export interface StartOptions {
   shared?: TestDatabase;
   /** Log here instead of nowhere (tests of the log lines). */
   logger?: Logger;
+  /** Serve the page (/ui/) from this build (test/support/browser.ts builds one). */
+  uiDir?: string;
 }
 
 /** A test server's configuration: 127.0.0.1, ports 0, the test JWT secret, silent; `env` overrides. */
@@ -115,7 +117,7 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   const db = options.shared ?? (await createTestDatabase(options.kind ?? testDatabaseKind()));
   // The app must not close a shared database: hand it a wrapper whose destroy is a no-op.
   const database = options.shared ? { ...db.database, destroy: async () => {} } : db.database;
-  const app = new App({ config, logger: options.logger ?? pino({ level: "silent" }), clock: options.clock, database });
+  const app = new App({ config, logger: options.logger ?? pino({ level: "silent" }), clock: options.clock, database, uiDir: options.uiDir });
   await app.start();
   const baseUrl = `http://127.0.0.1:${app.port}`;
   const grpc = (tok?: string) =>
