@@ -16,6 +16,7 @@ import { ServerReflection } from "./gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApprovalAuditService } from "./gen/releasegate/v1/approval_pb.js";
 import { ApprovalQueryService } from "./gen/releasegate/v1/approval_query_pb.js";
+import { ApprovalRequestService } from "./gen/releasegate/v1/approval_request_pb.js";
 import { ApproverService } from "./gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "./gen/releasegate/v1/break_glass_pb.js";
 import { EnvironmentService } from "./gen/releasegate/v1/environment_pb.js";
@@ -29,6 +30,7 @@ import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
+import { createApprovalRequestHandlers } from "./rpc/approval-request-service.js";
 import { createApprovalHandlers } from "./rpc/approval-service.js";
 import { createApproverHandlers } from "./rpc/approver-service.js";
 import { createBreakGlassHandlers } from "./rpc/break-glass-service.js";
@@ -36,6 +38,7 @@ import { createEnvironmentHandlers } from "./rpc/environment-service.js";
 import { authInterceptor, errorMappingInterceptor } from "./rpc/interceptors.js";
 import { concurrencyLimitInterceptor, withDefaultDeadline } from "./rpc/limits.js";
 import { observabilityInterceptor } from "./rpc/observability.js";
+import { createPendingApprovalsPlaceholder } from "./rpc/pending-approvals-unimplemented.js";
 import { createPolicyHandlers } from "./rpc/policy-service.js";
 import { createReleaseHandlers } from "./rpc/release-service.js";
 import { Listener } from "./server/listener.js";
@@ -76,6 +79,7 @@ const SERVED: readonly DescService[] = [
   ApproverService,
   EnvironmentService,
   ApprovalQueryService,
+  ApprovalRequestService,
   Health,
   ServerReflection,
   ServerReflectionV1Alpha,
@@ -348,6 +352,16 @@ export class App {
         EnvironmentService,
         createEnvironmentHandlers({ db: database.db, clock: this.#clock, onEnvironmentsChanged: policyCache.invalidate }),
       );
+      router.service(ApprovalRequestService, {
+        ...createPendingApprovalsPlaceholder(),
+        ...createApprovalRequestHandlers({
+          db: database.db,
+          clock: this.#clock,
+          subjectPrefix: config.natsSubjectPrefix,
+          loadProject: policyCache.get,
+          onOutboxCommitted: () => relay.wake(),
+        }),
+      });
       router.service(Health, createHealthHandlers(health));
       router.service(ServerReflection, createReflectionHandlers(reflection));
       router.service(ServerReflectionV1Alpha, createReflectionV1AlphaHandlers(reflection));

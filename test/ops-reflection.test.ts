@@ -50,6 +50,7 @@ describe.each(["v1", "v1alpha"])("grpc.reflection.%s over a grpc-js client", (ve
       "grpc.reflection.v1alpha.ServerReflection",
       "releasegate.v1.ApprovalAuditService",
       "releasegate.v1.ApprovalQueryService",
+      "releasegate.v1.ApprovalRequestService",
       "releasegate.v1.ApproverService",
       "releasegate.v1.BreakGlassService",
       "releasegate.v1.EnvironmentService",

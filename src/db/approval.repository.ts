@@ -9,16 +9,40 @@ import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
 
-/** Current votes for an intent in one environment, in the order first cast. */
-export async function listCurrentVotes(db: Db, releaseIntentId: string, environment: string): Promise<Vote[]> {
-  const rows = await db
+/**
+ * Current votes for an intent in one environment, in the order first cast.
+ * `requestId`: only the votes cast on that request (a string), only those
+ * cast before any request (null), or all (undefined).
+ */
+export async function listCurrentVotes(
+  db: Db,
+  releaseIntentId: string,
+  environment: string,
+  requestId?: string | null,
+): Promise<Vote[]> {
+  let q = db
     .selectFrom("approval_votes")
     .select(["user_id", "username", "decision", "decision_kind", "decided_at", "comment", "voter_idp_groups", "voter_token_role"])
     .where("release_intent_id", "=", releaseIntentId)
-    .where("environment", "=", environment)
-    .orderBy("first_cast_seq")
-    .execute();
+    .where("environment", "=", environment);
+  if (requestId === null) q = q.where("request_id", "is", null);
+  else if (requestId !== undefined) q = q.where("request_id", "=", requestId);
+  const rows = await q.orderBy("first_cast_seq").execute();
   return rows.map(toVote);
+}
+
+/**
+ * The first request of an intent and environment adopts the votes cast
+ * before requests existed (request_id NULL), so they keep counting.
+ */
+export async function adoptLegacyVotes(db: Db, releaseIntentId: string, environment: string, requestId: string): Promise<void> {
+  await db
+    .updateTable("approval_votes")
+    .set({ request_id: requestId })
+    .where("release_intent_id", "=", releaseIntentId)
+    .where("environment", "=", environment)
+    .where("request_id", "is", null)
+    .execute();
 }
 
 interface VoteColumns {

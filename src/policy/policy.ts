@@ -50,6 +50,12 @@ export interface ExternalApprovalConfig {
   readonly rules?: readonly ApprovalRule[];
   /** Each approver counts for at most one rule (only meaningful with rules). */
   readonly distinctApprovers?: boolean;
+  /** Seconds after which a pending approval request expires (issue 13); absent or 0: never. */
+  readonly requestTimeoutSeconds?: number;
+  /** Approvals older than this many seconds stop counting at evaluation time; absent or 0: no limit. */
+  readonly maxApprovalAgeSeconds?: number;
+  /** A current rejection by an eligible voter blocks the policy (the request becomes rejected); default off. */
+  readonly rejectBlocks?: boolean;
 }
 
 export type PolicyConfig = SoakTimeConfig | BranchRestrictionConfig | ExternalApprovalConfig;

@@ -35,6 +35,11 @@ const CASE_TO_KIND = {
   externalApproval: "external_approval",
 } as const satisfies Record<string, PolicyKind>;
 
+/** An int64 count of seconds as a number; out-of-range values stay out of range for validation to name. */
+function secondsFromWire(v: bigint): number {
+  return v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER) ? Number.NaN : Number(v);
+}
+
 /** RFC 3339 with milliseconds, UTC. */
 export function rfc3339(d: Date): string {
   return d.toISOString();
@@ -84,6 +89,7 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
       );
     case "externalApproval": {
       const { targetEnvironment, requiredApprovals, rules, distinctApprovers } = config.value;
+      const { requestTimeoutSeconds, maxApprovalAgeSeconds, rejectBlocks } = config.value;
       if (rules.length > APPROVAL_RULES_MAX)
         throw new InvalidArgumentError("external_approval.rules", `must have at most ${APPROVAL_RULES_MAX} rules`);
       return validatePolicyConfig(
@@ -95,6 +101,9 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
             ? { rules: rules.map((r, i) => approvalRuleFromInput(r, `external_approval.rules[${i}]`)) }
             : {}),
           ...(distinctApprovers ? { distinctApprovers } : {}),
+          ...(requestTimeoutSeconds !== 0n ? { requestTimeoutSeconds: secondsFromWire(requestTimeoutSeconds) } : {}),
+          ...(maxApprovalAgeSeconds !== 0n ? { maxApprovalAgeSeconds: secondsFromWire(maxApprovalAgeSeconds) } : {}),
+          ...(rejectBlocks ? { rejectBlocks } : {}),
         },
         "external_approval",
       );
@@ -155,9 +164,9 @@ export function policyToProto(p: Policy): PolicyMsg {
           requiredApprovals: c.requiredApprovals,
           rules: (c.rules ?? []).map(ruleToProto),
           distinctApprovers: c.distinctApprovers === true,
-          requestTimeoutSeconds: 0n,
-          maxApprovalAgeSeconds: 0n,
-          rejectBlocks: false,
+          requestTimeoutSeconds: BigInt(c.requestTimeoutSeconds ?? 0),
+          maxApprovalAgeSeconds: BigInt(c.maxApprovalAgeSeconds ?? 0),
+          rejectBlocks: c.rejectBlocks === true,
         },
       };
       break;
