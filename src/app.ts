@@ -333,7 +333,18 @@ export class App {
           onReplayed: (events) => metrics.watchReplayed.inc(events),
         }),
       );
-      router.service(ReleaseService, createReleaseHandlers(deps));
+      router.service(
+        ReleaseService,
+        createReleaseHandlers({
+          ...deps,
+          subjectPrefix: config.natsSubjectPrefix,
+          onOutboxCommitted: () => relay.wake(),
+          onSuperseded: (project, supersessions) => {
+            for (const s of supersessions)
+              metrics.supersessions.inc({ organisation: project.organisation, project: project.project, environment: s.environment });
+          },
+        }),
+      );
       router.service(ApprovalQueryService, createApprovalQueryHandlers(deps));
       router.service(ApproverService, createApproverHandlers({ db: database.db, clock: this.#clock }));
       router.service(

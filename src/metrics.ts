@@ -35,6 +35,8 @@ export interface Metrics {
   readonly watchFeedInterruptions: Counter;
   /** `break_glass_total{organisation, project, environment}`: approval gates opened by an admin's break-glass. */
   readonly breakGlass: Counter<"organisation" | "project" | "environment">;
+  /** `supersessions_total{organisation, project, environment}`: pending approval requests a newer release superseded. */
+  readonly supersessions: Counter<"organisation" | "project" | "environment">;
 }
 
 /** Metric name prefix. */
@@ -104,6 +106,12 @@ export function createMetrics(): Metrics {
     breakGlass: new Counter({
       name: `${METRICS_PREFIX}break_glass_total`,
       help: "Approval gates opened by an organisation admin's break-glass (BreakGlassService), by organisation, project and environment; every one deserves a look",
+      labelNames: ["organisation", "project", "environment"],
+      registers,
+    }),
+    supersessions: new Counter({
+      name: `${METRICS_PREFIX}supersessions_total`,
+      help: "Pending approval requests superseded by a newer release intent (supersede-pending policies), by organisation, project and environment",
       labelNames: ["organisation", "project", "environment"],
       registers,
     }),

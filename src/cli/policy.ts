@@ -13,6 +13,7 @@ const TYPES = {
   soak: PolicyType.SOAK_TIME,
   branch: PolicyType.BRANCH_RESTRICTION,
   approval: PolicyType.EXTERNAL_APPROVAL,
+  "supersede-pending": PolicyType.SUPERSEDE_PENDING,
 };
 type TypeName = keyof typeof TYPES;
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3_600, d: 86_400 };
@@ -31,6 +32,7 @@ interface ConfigOptions {
   duration?: bigint;
   pattern?: string;
   required?: number;
+  sameBranchOnly?: boolean;
 }
 
 /** The request's `config` oneof from the command line; undefined when no config option was given. */
@@ -52,6 +54,11 @@ function configFrom(o: ConfigOptions, type: TypeName | undefined) {
         case: "externalApproval" as const,
         value: { targetEnvironment: target, requiredApprovals: o.required ?? 0 },
       };
+    case "supersede-pending":
+      return {
+        case: "supersedePending" as const,
+        value: { targetEnvironment: target, sameBranchOnly: o.sameBranchOnly === true },
+      };
     default:
       return undefined;
   }
@@ -63,7 +70,8 @@ function configOptions(cmd: Command): Command {
     .option("--source <env>", "soak: environment the release must have soaked in")
     .option("--duration <time>", "soak: minimum time since the deploy to --source (90s, 30m, 2h, 1d)", parseDuration)
     .option("--pattern <regex>", "branch: RE2 pattern the release branch must match, e.g. ^main$")
-    .option("--required <n>", "approval: approvals required", positiveInt);
+    .option("--required <n>", "approval: approvals required", positiveInt)
+    .option("--same-branch-only", "supersede-pending: only a newer release on the same branch supersedes");
 }
 
 function describe(p: Policy): string {
@@ -75,6 +83,8 @@ function describe(p: Policy): string {
       return `${c.value.targetEnvironment}: branch ~ ${c.value.branchPattern}`;
     case "externalApproval":
       return `${c.value.targetEnvironment}: ${c.value.requiredApprovals} approval(s)`;
+    case "supersedePending":
+      return `${c.value.targetEnvironment}: newer release supersedes${c.value.sameBranchOnly ? " (same branch only)" : ""}`;
     default:
       return "";
   }

@@ -3,10 +3,11 @@ import { loadRuleDirectory } from "../approval/load-rule-directory.js";
 import type { Clock } from "../clock.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
+import { readSupersedeFacts } from "../db/supersede.repository.js";
 import { undeclaredEnvironmentEvaluation } from "../environment/declared-environments.js";
 import { intentNotFound } from "../release/release.js";
 import { applicablePolicies, type EvaluationFacts, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
-import type { ProjectRef, ProjectRules } from "./policy.js";
+import type { Policy, ProjectRef, ProjectRules } from "./policy.js";
 
 export interface EvaluateReleaseDeps {
   readonly db: Kysely<DB>;
@@ -35,6 +36,18 @@ function branchFacts(requested: string | undefined, intentBranch: string | undef
   return { branch: intentBranch };
 }
 
+/** Whether the applicable policies include a supersede policy, and one that looks at the branch. */
+function supersedeReads(applicable: readonly Policy[]): { withBranch: boolean } | undefined {
+  let found = false;
+  let withBranch = false;
+  for (const p of applicable) {
+    if (p.config.kind !== "supersede_pending") continue;
+    found = true;
+    if (p.config.sameBranchOnly) withBranch = true;
+  }
+  return found ? { withBranch } : undefined;
+}
+
 /**
  * The evaluation use case: may this release go to this environment now?
  * Reads the facts the applicable policies need (one round trip), then decides
@@ -60,15 +73,20 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       ...new Set(applicable.flatMap((p) => (p.config.kind === "soak_time" ? [p.config.sourceEnvironment] : []))),
     ];
     const needsVotes = applicable.some((p) => p.config.kind === "external_approval");
+    // Supersede facts only for a named intent under a supersede policy: other evaluations pay nothing.
+    const supersede = intentId === undefined ? undefined : supersedeReads(applicable);
     const now = clock.now();
     // Rules are judged only for an intent; their directory rows are read alongside the facts.
-    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory] = await Promise.all([
+    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory, supersedeFacts] = await Promise.all([
       readEvaluationRows(db, project, {
         releaseIntentId: intentId,
         sourceEnvironments,
         votesEnvironment: needsVotes ? targetEnvironment : undefined,
       }),
       intentId === undefined ? undefined : loadRuleDirectory(db, project, targetEnvironment, applicable, now),
+      intentId === undefined || supersede === undefined
+        ? undefined
+        : readSupersedeFacts(db, project, intentId, targetEnvironment, supersede.withBranch),
     ]);
     if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
     return evaluateApplicable(applicable, {
@@ -87,6 +105,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       lastSuccessfulDeploy,
       votes,
       breakGlass,
+      ...(supersedeFacts !== undefined ? { supersede: supersedeFacts } : {}),
     });
   };
 }

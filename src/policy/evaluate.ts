@@ -3,6 +3,7 @@ import { judgeApprovalPolicy, type RulesContext } from "../approval/rules.js";
 import { type ApprovalState, approvalState, type Vote } from "../approval/vote.js";
 import { compileBranchPattern } from "./branch-pattern.js";
 import type { BranchRestrictionConfig, ExternalApprovalConfig, Policy, PolicyKind, SoakTimeConfig } from "./policy.js";
+import { judgeSupersede, type SupersedeFacts } from "./supersede.js";
 
 /**
  * Everything the rules need to decide, fetched beforehand by the caller.
@@ -31,6 +32,8 @@ export interface EvaluationFacts {
   readonly rules?: RulesContext;
   /** The newest break-glass on the intent for the target environment: every approval policy passes. */
   readonly breakGlass?: BreakGlassMark;
+  /** Newer intents and the target deployment, when a supersede policy applies to a named intent. */
+  readonly supersede?: SupersedeFacts;
 }
 
 export interface PolicyEvaluation {
@@ -86,6 +89,10 @@ export function evaluatePolicy(policy: Policy, facts: EvaluationFacts): PolicyEv
       return evaluateBranchRestriction(policy.name, c, facts);
     case "external_approval":
       return evaluateExternalApproval(policy.name, c, facts);
+    case "supersede_pending": {
+      const { passed, reason } = judgeSupersede(policy.name, c, facts.releaseIntentId, facts.supersede);
+      return evaluation(policy.name, c.kind, passed, reason);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 /** Domain model of a policy, independent of protobuf and SQL. */
-export type PolicyKind = "soak_time" | "branch_restriction" | "external_approval";
+export type PolicyKind = "soak_time" | "branch_restriction" | "external_approval" | "supersede_pending";
 
 export interface SoakTimeConfig {
   readonly kind: "soak_time";
@@ -58,7 +58,20 @@ export interface ExternalApprovalConfig {
   readonly rejectBlocks?: boolean;
 }
 
-export type PolicyConfig = SoakTimeConfig | BranchRestrictionConfig | ExternalApprovalConfig;
+/**
+ * Forest's supersede-pending policy: once a newer release intent of the
+ * project is registered (on the same branch with `sameBranchOnly`), an older
+ * one not yet deployed to the target environment does not pass there.
+ * Forest's `cancel_in_progress` is not supported (validation refuses it).
+ */
+export interface SupersedePendingConfig {
+  readonly kind: "supersede_pending";
+  readonly targetEnvironment: string;
+  /** Only a newer intent on the same branch supersedes; an intent without a branch is never superseded. */
+  readonly sameBranchOnly: boolean;
+}
+
+export type PolicyConfig = SoakTimeConfig | BranchRestrictionConfig | ExternalApprovalConfig | SupersedePendingConfig;
 
 export interface ProjectRef {
   readonly organisation: string;

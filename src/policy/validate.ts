@@ -104,6 +104,10 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
         );
       return validateRequestOptions(validateApprovalRules({ ...config, targetEnvironment }, prefix), prefix);
     }
+    case "supersede_pending": {
+      const targetEnvironment = requireEnvironment(config.targetEnvironment, `${prefix}.target_environment`);
+      return { kind: "supersede_pending", targetEnvironment, sameBranchOnly: config.sameBranchOnly === true };
+    }
   }
 }
 
@@ -128,6 +132,31 @@ function validateRequestOptions(config: ExternalApprovalConfig, prefix: string):
     ...(maxApprovalAgeSeconds ? { maxApprovalAgeSeconds } : {}),
     ...(rejectBlocks === true ? { rejectBlocks: true } : {}),
   };
+}
+
+/** Forest's SupersedePendingConfig as it arrives on the wire. */
+export interface SupersedePendingInput {
+  readonly targetEnvironment: string;
+  readonly sameBranchOnly: boolean;
+  readonly cancelInProgress: boolean;
+}
+
+/**
+ * Validates a supersede-pending config from the wire. `cancel_in_progress`
+ * (Forest: also stop a rollout already under way) has no meaning here:
+ * releasegate does not run deployments, so it refuses true rather than
+ * silently ignore it.
+ */
+export function supersedeConfigFromInput(input: SupersedePendingInput, prefix: string): PolicyConfig {
+  if (input.cancelInProgress)
+    throw new InvalidArgumentError(
+      `${prefix}.cancel_in_progress`,
+      "not supported; releasegate does not run deployments, so it cannot cancel one in progress: leave it false",
+    );
+  return validatePolicyConfig(
+    { kind: "supersede_pending", targetEnvironment: input.targetEnvironment, sameBranchOnly: input.sameBranchOnly },
+    prefix,
+  );
 }
 
 /** A rule as it arrives: both fields possible, to be checked. */

@@ -5,12 +5,21 @@ import type { Clock } from "../clock.js";
 import { insertIntentIfAbsent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
 import { AlreadyExistsError, PermissionDeniedError } from "../errors.js";
-import type { ProjectRef } from "../policy/policy.js";
+import type { ProjectRef, ProjectRules } from "../policy/policy.js";
 import { type ReleaseIntent, sameIntentContent } from "./release.js";
+import { type Supersession, supersedeOlderRequests, supersedePolicies } from "./supersede.js";
 
 export interface RegisterIntentDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
+  /** Reads a project's policies and declared environments (the policy cache in production). */
+  readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
+  /** JetStream subject prefix events are addressed to (config NATS_SUBJECT_PREFIX). */
+  readonly subjectPrefix: string;
+  /** Called after a registration committed outbox events (wakes the in-process relay). */
+  readonly onOutboxCommitted?: () => void;
+  /** Called with what a committed registration superseded (metrics). */
+  readonly onSuperseded?: (project: ProjectRef, supersessions: readonly Supersession[]) => void;
 }
 
 /** A validated, authorised RegisterReleaseIntent request ("" = not given). */
@@ -27,7 +36,10 @@ export interface RegisterIntentCommand {
 /**
  * Registers a release intent, idempotently: the same id with the same content
  * answers the stored intent (`created: false`), with other content
- * ALREADY_EXISTS.
+ * ALREADY_EXISTS. When the project has an enabled supersede-pending policy,
+ * a new intent supersedes the older intents' pending approval requests in
+ * the same transaction (src/release/supersede.ts); a repeated registration
+ * supersedes nothing.
  */
 export function createRegisterIntent(
   deps: RegisterIntentDeps,
@@ -60,7 +72,27 @@ export function createRegisterIntent(
       registeredByUserId: caller.userId,
       registeredByActorType: caller.actorType,
     };
-    const { intent, created } = await insertIntentIfAbsent(deps.db, candidate);
+    const { policies } = await deps.loadProject(project);
+    // Without a supersede policy, one statement and no transaction (the common case).
+    const { intent, created, supersessions } =
+      supersedePolicies(policies).length === 0
+        ? { ...(await insertIntentIfAbsent(deps.db, candidate)), supersessions: [] }
+        : await deps.db.transaction().execute(async (trx) => {
+            const inserted = await insertIntentIfAbsent(trx, candidate);
+            if (!inserted.created) return { ...inserted, supersessions: [] };
+            const supersessions = await supersedeOlderRequests(trx, {
+              project,
+              newerIntentId: inserted.intent.id,
+              policies,
+              now: candidate.createdAt,
+              subjectPrefix: deps.subjectPrefix,
+            });
+            return { ...inserted, supersessions };
+          });
+    if (supersessions.length > 0) {
+      deps.onOutboxCommitted?.();
+      deps.onSuperseded?.(project, supersessions);
+    }
     if (!created && !sameIntentContent(intent, candidate))
       throw new AlreadyExistsError(`release intent ${cmd.id} is already registered with different content`);
     return { intent, created };

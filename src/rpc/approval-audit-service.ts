@@ -16,6 +16,7 @@ import {
   ListApprovalHistoryResponseSchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
+import { ApprovalRequestState } from "../gen/releasegate/v1/approval_request_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
 import { accessOf } from "./context.js";
@@ -99,7 +100,17 @@ export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
     passed: e.passed,
     decidedAt: e.decided_at,
     reason: e.reason ?? "",
+    requestId: e.request_id ?? "",
+    requestState: requestStateToProto(e.request_state),
+    supersededBy: e.superseded_by ?? "",
   });
+}
+
+/** `superseded` → APPROVAL_REQUEST_STATE_SUPERSEDED; unknown or absent: UNSPECIFIED. */
+function requestStateToProto(state: string | undefined): ApprovalRequestState {
+  if (state === undefined) return ApprovalRequestState.UNSPECIFIED;
+  const value = (ApprovalRequestState as unknown as Record<string, number | undefined>)[state.toUpperCase()];
+  return value ?? ApprovalRequestState.UNSPECIFIED;
 }
 
 /** releasegate.v1.ApprovalAuditService: the read-only history and the live decision feed. */

@@ -21,18 +21,20 @@ import {
 } from "../gen/releasegate/v1/approval_rules_pb.js";
 import type { PolicyEvaluation } from "../policy/evaluate.js";
 import { APPROVAL_RULES_MAX, type ApprovalRule, type Policy, type PolicyConfig, type PolicyKind } from "../policy/policy.js";
-import { approvalRuleFromInput, validatePolicyConfig } from "../policy/validate.js";
+import { approvalRuleFromInput, supersedeConfigFromInput, validatePolicyConfig } from "../policy/validate.js";
 
 const KIND_TO_TYPE: Record<PolicyKind, PolicyType> = {
   soak_time: PolicyType.SOAK_TIME,
   branch_restriction: PolicyType.BRANCH_RESTRICTION,
   external_approval: PolicyType.EXTERNAL_APPROVAL,
+  supersede_pending: PolicyType.SUPERSEDE_PENDING,
 };
 
 const CASE_TO_KIND = {
   soakTime: "soak_time",
   branchRestriction: "branch_restriction",
   externalApproval: "external_approval",
+  supersedePending: "supersede_pending",
 } as const satisfies Record<string, PolicyKind>;
 
 /** An int64 count of seconds as a number; out-of-range values stay out of range for validation to name. */
@@ -56,8 +58,7 @@ export function configFromProto(config: ConfigOneof): PolicyConfig | undefined {
     case undefined:
       return undefined;
     case "supersedePending":
-      // Placeholder until the supersede policy kind lands (issue 13).
-      throw new InvalidArgumentError("supersede_pending", "is not supported by this server yet");
+      return supersedeConfigFromInput(config.value, "supersede_pending");
     case "soakTime": {
       const d = config.value.durationSeconds;
       // int64 arrives as bigint; beyond the safe range only the sign matters
@@ -116,9 +117,8 @@ export function requireConfigMatchingType(config: ConfigOneof, policyType: Polic
   if (config.case === undefined)
     throw new InvalidArgumentError(
       "config",
-      "is required: set one of soak_time, branch_restriction, external_approval",
+      "is required: set one of soak_time, branch_restriction, external_approval, supersede_pending",
     );
-  if (config.case === "supersedePending") return configFromProto(config)!;
   const kind = CASE_TO_KIND[config.case];
   if (policyType !== KIND_TO_TYPE[kind]) {
     const name = PolicyType[policyType] ?? String(policyType);
@@ -167,6 +167,17 @@ export function policyToProto(p: Policy): PolicyMsg {
           requestTimeoutSeconds: BigInt(c.requestTimeoutSeconds ?? 0),
           maxApprovalAgeSeconds: BigInt(c.maxApprovalAgeSeconds ?? 0),
           rejectBlocks: c.rejectBlocks === true,
+        },
+      };
+      break;
+    case "supersede_pending":
+      config = {
+        case: "supersedePending",
+        value: {
+          $typeName: "forest.v1.SupersedePendingConfig",
+          targetEnvironment: c.targetEnvironment,
+          sameBranchOnly: c.sameBranchOnly,
+          cancelInProgress: false,
         },
       };
       break;

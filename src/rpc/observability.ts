@@ -46,7 +46,7 @@ function countDecisions(metrics: Metrics, method: string, message: unknown, acto
   if (mine !== undefined) metrics.approvalDecisions.inc({ kind: mine.decisionKind || "peer", decision: mine.decision });
 }
 
-const POLICY_TYPES = ["unspecified", "soak_time", "branch_restriction", "external_approval"];
+const POLICY_TYPES = ["unspecified", "soak_time", "branch_restriction", "external_approval", "supersede_pending"];
 function policyTypeName(t: number): string {
   return POLICY_TYPES[t] ?? String(t);
 }

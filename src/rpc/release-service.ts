@@ -21,7 +21,7 @@ import { NAME_FIELD_MAX, type ProjectRef, type ProjectRules } from "../policy/po
 import { requireProject, requireUuid } from "../policy/validate.js";
 import { createReadIntent } from "../release/read-intent.js";
 import { createRecordDeployment, requireFinishedAtNotAhead } from "../release/record-deployment.js";
-import { createRegisterIntent } from "../release/register-intent.js";
+import { createRegisterIntent, type RegisterIntentDeps } from "../release/register-intent.js";
 import type { ReleaseIntent } from "../release/release.js";
 import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
@@ -31,6 +31,12 @@ export interface ReleaseServiceDeps {
   readonly clock: Clock;
   /** Reads a project's policies and declared environments (the policy cache in production). */
   readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
+  /** JetStream subject prefix of supersede events (config NATS_SUBJECT_PREFIX). */
+  readonly subjectPrefix: string;
+  /** Wakes the in-process relay after a registration superseded requests. */
+  readonly onOutboxCommitted?: () => void;
+  /** Called with what a committed registration superseded (metrics). */
+  readonly onSuperseded?: RegisterIntentDeps["onSuperseded"];
 }
 
 const LABEL_MAX = 256;
