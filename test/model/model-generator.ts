@@ -320,6 +320,8 @@ export class CommandGenerator {
 
   /** The environment the supersede and requests sequences gate. */
   #target: string | undefined;
+  /** The intent+environment a request command last touched: votes often follow it (on a cancelled request, say). */
+  #focus: { id: string; project: ProjectRef; environment: string } | undefined;
 
   /** RequestApproval, GetApprovalRequest or CancelApprovalRequest on a known intent (in supersede sequences also a new release). */
   #requestCommand(): Command {
@@ -328,6 +330,7 @@ export class CommandGenerator {
     const org = project.organisation;
     const environment = this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
     const r = this.#rand();
+    this.#focus = { id, project, environment };
     if (r < 0.4)
       return { kind: "requestApproval", caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9), project, id, environment };
     if (r < 0.72) return { kind: "getRequest", caller: this.#caller(this.#membersOf(org)), project, id, environment };
@@ -340,7 +343,8 @@ export class CommandGenerator {
 
   #vote(): Command {
     {
-      const { id, project } = this.#intent();
+      const focus = this.#focus !== undefined && this.#chance(0.4) ? this.#focus : undefined;
+      const { id, project } = focus ?? this.#intent();
       const decision = this.#chance(0.75) ? "approved" : "rejected";
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
@@ -360,7 +364,7 @@ export class CommandGenerator {
         caller,
         project,
         id,
-        environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
+        environment: focus?.environment ?? this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
         decision,
         // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
         bypass,
