@@ -43,9 +43,9 @@ export interface ApprovalDecidedEvent {
   readonly voter_user_id: string;
   readonly voter_username: string;
   /** A vote's decision; on a request's lifecycle event, the request's new state. */
-  readonly decision: Decision | ApprovalRequestStateValue | "";
+  readonly decision: Decision | ApprovalRequestStateValue;
   /** A vote's kind; on a lifecycle event `request_<state>` (e.g. `request_expired`). */
-  readonly decision_kind: DecisionKind | RequestDecisionKind | "";
+  readonly decision_kind: DecisionKind | RequestDecisionKind;
   readonly current_approvals: number;
   readonly required_approvals: number;
   /** Every approval policy for the environment is satisfied. */

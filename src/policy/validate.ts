@@ -111,29 +111,6 @@ export function validatePolicyConfig(config: PolicyConfig, prefix: string): Poli
   }
 }
 
-/** Longest request timeout and approval age, in seconds (a year: anything longer is a typo). */
-export const REQUEST_SECONDS_MAX = 366 * 24 * 3600;
-
-/** The request options of issue 13: whole seconds 0..REQUEST_SECONDS_MAX; zeros and false stored as absent. */
-function validateRequestOptions(config: ExternalApprovalConfig, prefix: string): ExternalApprovalConfig {
-  const { requestTimeoutSeconds, maxApprovalAgeSeconds, rejectBlocks, ...base } = config;
-  for (const [field, v] of [
-    ["request_timeout_seconds", requestTimeoutSeconds],
-    ["max_approval_age_seconds", maxApprovalAgeSeconds],
-  ] as const)
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > REQUEST_SECONDS_MAX))
-      throw new InvalidArgumentError(
-        `${prefix}.${field}`,
-        `must be whole seconds between 0 (off) and ${REQUEST_SECONDS_MAX} (got ${v})`,
-      );
-  return {
-    ...base,
-    ...(requestTimeoutSeconds ? { requestTimeoutSeconds } : {}),
-    ...(maxApprovalAgeSeconds ? { maxApprovalAgeSeconds } : {}),
-    ...(rejectBlocks === true ? { rejectBlocks: true } : {}),
-  };
-}
-
 /** Forest's SupersedePendingConfig as it arrives on the wire. */
 export interface SupersedePendingInput {
   readonly targetEnvironment: string;
@@ -157,6 +134,29 @@ export function supersedeConfigFromInput(input: SupersedePendingInput, prefix: s
     { kind: "supersede_pending", targetEnvironment: input.targetEnvironment, sameBranchOnly: input.sameBranchOnly },
     prefix,
   );
+}
+
+/** Longest request timeout and approval age, in seconds (a year: anything longer is a typo). */
+export const REQUEST_SECONDS_MAX = 366 * 24 * 3600;
+
+/** The request options of issue 13: whole seconds 0..REQUEST_SECONDS_MAX; zeros and false stored as absent. */
+function validateRequestOptions(config: ExternalApprovalConfig, prefix: string): ExternalApprovalConfig {
+  const { requestTimeoutSeconds, maxApprovalAgeSeconds, rejectBlocks, ...base } = config;
+  for (const [field, v] of [
+    ["request_timeout_seconds", requestTimeoutSeconds],
+    ["max_approval_age_seconds", maxApprovalAgeSeconds],
+  ] as const)
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > REQUEST_SECONDS_MAX))
+      throw new InvalidArgumentError(
+        `${prefix}.${field}`,
+        `must be whole seconds between 0 (off) and ${REQUEST_SECONDS_MAX} (got ${v})`,
+      );
+  return {
+    ...base,
+    ...(requestTimeoutSeconds ? { requestTimeoutSeconds } : {}),
+    ...(maxApprovalAgeSeconds ? { maxApprovalAgeSeconds } : {}),
+    ...(rejectBlocks === true ? { rejectBlocks: true } : {}),
+  };
 }
 
 /** A rule as it arrives: both fields possible, to be checked. */

@@ -16,9 +16,9 @@ import {
   ListApprovalHistoryResponseSchema,
   WatchApprovalEventsResponseSchema,
 } from "../gen/releasegate/v1/approval_pb.js";
-import { ApprovalRequestState } from "../gen/releasegate/v1/approval_request_pb.js";
 import { requireProject, requireUuid } from "../policy/validate.js";
 import type { ApprovalEventHub } from "../signal/event-hub.js";
+import { requestStateToProto } from "./approval-request-convert.js";
 import { accessOf } from "./context.js";
 import { rfc3339 } from "./convert.js";
 
@@ -104,13 +104,6 @@ export function eventToProto(e: ApprovalDecidedEvent): ApprovalEvent {
     requestState: requestStateToProto(e.request_state),
     supersededBy: e.superseded_by ?? "",
   });
-}
-
-/** `superseded` → APPROVAL_REQUEST_STATE_SUPERSEDED; unknown or absent: UNSPECIFIED. */
-function requestStateToProto(state: string | undefined): ApprovalRequestState {
-  if (state === undefined) return ApprovalRequestState.UNSPECIFIED;
-  const value = (ApprovalRequestState as unknown as Record<string, number | undefined>)[state.toUpperCase()];
-  return value ?? ApprovalRequestState.UNSPECIFIED;
 }
 
 /** releasegate.v1.ApprovalAuditService: the read-only history and the live decision feed. */
