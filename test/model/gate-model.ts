@@ -689,7 +689,7 @@ export class GateModel {
       this.#history.set(key(cmd.project), history);
       history.add(`${cmd.id}|${env}|${caller.sub}`);
     };
-    const after = this.#settle(cmd.project, intent, env, voted, now, cmd.decision === "rejected" ? caller.sub : undefined).map((r) => {
+    const after = this.#settle(cmd.project, intent, env, voted, now, true, cmd.decision === "rejected" ? caller.sub : undefined).map((r) => {
       const next = withNewest(list, r, newest === undefined);
       return { view: viewOf(next), commit: () => {
         this.#requests.set(k, next);
@@ -802,7 +802,7 @@ export class GateModel {
    * registrant), approved when every enabled approval policy passes, pending
    * when one does not; several where the spec leaves the verdict open.
    */
-  #settle(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest, now: number, rejecter?: string): ModelRequest[] {
+  #settle(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest, now: number, atVote: boolean, rejecter?: string): ModelRequest[] {
     if (r.state !== "pending") return [r];
     const gates = this.#gates(p, env).map((g) => g.config as ApprovalConfig);
     const out: ModelRequest[] = [];
@@ -827,18 +827,19 @@ export class GateModel {
       // ends the request as rejected the spec does not say.
       out.push(rejected);
     }
-    const verdict = this.#allPass(p, intent, env, r, now);
+    // At a vote, whether the maximum approval age already applies ("stop counting at evaluation") is open.
+    const verdict = this.#allPass(p, intent, env, r, now, atVote);
     if (verdict !== false) out.push({ ...r, state: "approved" });
     if (verdict !== true) out.push(r);
     return out;
   }
 
   /** Whether every enabled approval policy of `env` passes on request `r` at `now` (break-glass: all do). */
-  #allPass(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest | undefined, now: number): boolean | undefined {
+  #allPass(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest | undefined, now: number, atVote = false): boolean | undefined {
     if (this.#breakGlass.has(`${intent.id}|${env}`)) return true;
     let all: boolean | undefined = true;
     for (const g of this.#gates(p, env)) {
-      const v = this.#verdict(g.config as ApprovalConfig, p, intent, r, now).passed;
+      const v = this.#verdict(g.config as ApprovalConfig, p, intent, r, now, atVote).passed;
       if (v === false) return false;
       if (v === undefined) all = undefined;
     }
@@ -854,7 +855,14 @@ export class GateModel {
    * whether an aged rejection still does. undefined where the readings differ.
    * `current`: the approvals that count, where the spec fixes the number.
    */
-  #verdict(c: ApprovalConfig, p: ProjectRef, intent: ModelIntent, r: ModelRequest | undefined, now: number): { passed: boolean | undefined; current: number | undefined } {
+  #verdict(
+    c: ApprovalConfig,
+    p: ProjectRef,
+    intent: ModelIntent,
+    r: ModelRequest | undefined,
+    now: number,
+    atVote = false,
+  ): { passed: boolean | undefined; current: number | undefined } {
     if (r === undefined) return { passed: false, current: 0 };
     if (r.state !== "pending" && r.state !== "approved") return { passed: false, current: undefined };
     const parties = this.#parties(intent);
@@ -865,9 +873,10 @@ export class GateModel {
     const results = new Set<boolean>();
     for (const overrides of ruled && votes.some((x) => x.party && x.v.decision === "approved") ? both : [true])
       for (const unclear of votes.some((x) => x.age === "unclear") ? both : [true])
+        for (const ageless of atVote && votes.some((x) => x.age !== "fresh") ? both : [false])
         for (const partyRejects of rejections.some((x) => x.party) ? both : [true])
           for (const agedRejects of rejections.some((x) => x.age === "aged") ? both : [true]) {
-            const counts = (age: string) => age === "fresh" || (age === "unclear" && unclear);
+            const counts = (age: string) => ageless || age === "fresh" || (age === "unclear" && unclear);
             if (rejections.some((x) => (!x.party || partyRejects) && (counts(x.age) || (x.age === "aged" && agedRejects)))) {
               results.add(false);
               continue;
@@ -1216,7 +1225,7 @@ export class GateModel {
         this.#tags.push(r === undefined ? "request opened by an evaluation" : "approved request no longer passes: a new one");
       } else if (verdict !== true) after = [keep, opened];
     } else if (r.state === "pending") {
-      after = this.#settle(p, intent, env, r, now).map((x) => set(withNewest(list, x, false)));
+      after = this.#settle(p, intent, env, r, now, false).map((x) => set(withNewest(list, x, false)));
       if (after.length === 1 && after[0]!.view.state === "approved") this.#tags.push("request approved by an evaluation");
     }
     return { at: { project: p, id: intent.id, environment: env }, before, after };
