@@ -223,7 +223,7 @@ export class GateModel {
   /** `${intent}|${env}` → its approval requests, oldest first; votes live on them (issue 13). */
   readonly #requests = new Map<string, ModelRequest[]>();
   /** `${intent}|${env}` → the supersessions recorded at registrations of newer intents (issue 13). */
-  readonly #superseded = new Map<string, { readonly by: string; readonly policy: string }[]>();
+  readonly #superseded = new Map<string, { readonly by: string; readonly policy: string; readonly sameBranch: boolean }[]>();
   /** Situations met while deciding the current command (for the test's tags). */
   #tags: string[] = [];
   /** organisation → group name → group. */
@@ -594,7 +594,7 @@ export class GateModel {
         if (sameBranch && (older.branch === "" || older.branch !== branch)) continue;
         if (this.#deployedTo(older.id, target)) continue;
         const k = `${older.id}|${target}`;
-        this.#superseded.set(k, [...(this.#superseded.get(k) ?? []), { by: newer, policy: name }]);
+        this.#superseded.set(k, [...(this.#superseded.get(k) ?? []), { by: newer, policy: name, sameBranch }]);
         const r = this.#newest(k, now);
         if (r?.state !== "pending") continue;
         const list = this.#requests.get(k)!;
@@ -1176,26 +1176,28 @@ export class GateModel {
       }
       case "supersede": {
         if (intent === undefined) return { name, type: "supersede", passed: true };
-        const recorded = this.#superseded.get(`${intent.id}|${c.target}`) ?? [];
-        if (recorded.length > 0) {
-          this.#tags.push("evaluate: superseded older intent holds");
-          const one = recorded.length === 1 && recorded[0]!.policy === name;
-          return {
-            name,
-            type: "supersede",
-            passed: false,
-            ...(one ? { reason: `superseded by ${recorded[0]!.by} (policy '${name}')` } : { reasonIncludes: "superseded by " }),
-          };
-        }
         const mine = [...this.intents.values()].filter((i) => i.project === intent.project);
-        if (mine[mine.length - 1] === intent && [...this.#superseded.values()].some((l) => l.some((x) => x.by === intent.id)))
-          this.#tags.push("evaluate: newest not superseded");
-        // Not superseded at a registration, yet a newer intent exists (the policy came, or was turned
-        // on, later): whether the answer judges it then the spec does not say, so it may hold.
+        // Newer intents by registration order, under this policy's branch rule.
         const newer = mine
           .slice(mine.indexOf(intent) + 1)
-          .some((n) => !c.sameBranch || (intent.branch !== "" && n.branch === intent.branch));
-        return { name, type: "supersede", passed: newer && !this.#deployedTo(intent.id, c.target) ? undefined : true };
+          .filter((n) => !c.sameBranch || (intent.branch !== "" && n.branch === intent.branch));
+        const deployed = this.#deployedTo(intent.id, c.target);
+        // Supersessions this very policy (same name, same branch rule) recorded at a registration: they hold,
+        // unless the intent has since been deployed there (then the question is moot, and either answer goes).
+        const recorded = (this.#superseded.get(`${intent.id}|${c.target}`) ?? []).filter((x) => x.policy === name && x.sameBranch === c.sameBranch);
+        if (recorded.length > 0) {
+          this.#tags.push("evaluate: superseded older intent holds");
+          // The reason names the newer intent: exact where the first recorded one is also the first newer one.
+          const by = recorded[0]!.by;
+          const exact = newer[0]?.id === by ? { reason: `superseded by ${by} (policy '${name}')` } : { reasonIncludes: "superseded by " };
+          return { name, type: "supersede", passed: deployed ? undefined : false, ...(deployed ? {} : exact) };
+        }
+        if (mine[mine.length - 1] === intent && [...this.#superseded.values()].some((l) => l.some((x) => x.by === intent.id)))
+          this.#tags.push("evaluate: newest not superseded");
+        // Not superseded at a registration by this policy, yet a newer intent exists (the policy came, was
+        // turned on or changed later, or another policy superseded it): whether the answer judges it now the
+        // spec does not say, so it may hold.
+        return { name, type: "supersede", passed: newer.length > 0 && !deployed ? undefined : true };
       }
     }
   }
