@@ -233,7 +233,12 @@ class SequenceRun {
       compare(cmd, exp, got);
       if (exp.request !== undefined) {
         const admin = ADMINS[baseOrg(exp.request.at.project.organisation)]!;
+        const read = performance.now();
         const view = await wire.view(exp.request.at, await tokenFor(admin, this.#seq));
+        const r = timing.get("read request back") ?? { ms: 0, n: 0 };
+        r.ms += performance.now() - read;
+        r.n++;
+        timing.set("read request back", r);
         trace[trace.length - 1] += ` request=${typeof view === "string" ? view : `${view.count}:${view.state}`}`;
         compareRequest(cmd, exp, got, view)?.commit();
       }
