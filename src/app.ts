@@ -28,6 +28,8 @@ import { createMetrics, type Metrics, registerDatabaseMetrics } from "./metrics.
 import { createPolicyCache, invalidateOnPolicyChange, type PolicyCache } from "./policy/policy-cache.js";
 import { createDescriptorIndex } from "./reflection/descriptor-index.js";
 import { createReflectionHandlers, createReflectionV1AlphaHandlers } from "./reflection/reflection-service.js";
+import { createExpireDueRequests } from "./requests/expire-due-requests.js";
+import { RequestReaper } from "./requests/request-reaper.js";
 import { createApprovalAuditHandlers, DEFAULT_REPLAY_OVERLAP_MS } from "./rpc/approval-audit-service.js";
 import { createApprovalQueryHandlers } from "./rpc/approval-query-service.js";
 import { createApprovalRequestHandlers } from "./rpc/approval-request-service.js";
@@ -100,6 +102,7 @@ export class App {
   #hub?: ApprovalEventHub;
   #publisher?: NatsPublisher;
   #relay?: OutboxRelay;
+  #reaper?: RequestReaper;
   /** Aborted first on stop: ends Watch streams so serving can stop promptly. */
   readonly #shutdown = new AbortController();
   #stopPolicyInvalidation?: () => Promise<void>;
@@ -151,6 +154,7 @@ export class App {
     const { hub, relay } = await this.#startSignals(database);
     const health = this.#createHealth(database);
     await this.#serve(this.#rpcHandler({ database, verifier, policyCache, hub, relay, health }), health);
+    this.#startReaper(database, relay);
     // Migrations ran and the ports are bound: SERVING once the database answers.
     await health.markReady();
     this.#logListening(database);
@@ -260,6 +264,27 @@ export class App {
     this.#publisher?.start();
     relay.start();
     return { hub, relay };
+  }
+
+  /** The approval-request reaper of this replica (every replica runs one; they never expire a request twice). */
+  #startReaper(database: Database, relay: OutboxRelay): void {
+    const { config, logger } = this.#options;
+    const metrics = this.#metrics;
+    this.#reaper = new RequestReaper({
+      intervalMs: config.reaperIntervalMs,
+      logger,
+      tick: createExpireDueRequests({
+        db: database.db,
+        clock: this.#clock,
+        subjectPrefix: config.natsSubjectPrefix,
+        onOutboxCommitted: () => relay.wake(),
+        onExpired: (requests) => {
+          for (const r of requests)
+            metrics.requestsExpired.inc({ organisation: r.organisation, project: r.project, environment: r.environment });
+        },
+      }),
+    });
+    this.#reaper.start();
   }
 
   /** Every service's handlers behind the interceptors, with the default deadline. */
@@ -413,6 +438,7 @@ export class App {
     this.#health?.markDraining();
     this.#shutdown.abort();
     await this.#listener?.stop(graceMs);
+    await this.#reaper?.stop();
     // Relay flushes what it can, then NATS drains, then nothing listens any more.
     await this.#relay?.stop();
     await this.#publisher?.stop();

@@ -24,6 +24,8 @@ export const DEFAULT_WATCH_HEARTBEAT_MS = 15_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** Default token claim holding the caller's identity-provider groups (an array of strings). */
 export const DEFAULT_JWT_GROUPS_CLAIM = "groups";
+/** Default interval of the approval-request reaper (expires due requests on every replica): 1 s. */
+export const DEFAULT_REAPER_INTERVAL_MS = 1_000;
 /** Default pg pool size. */
 export const DEFAULT_DB_POOL_SIZE = 10;
 
@@ -72,6 +74,8 @@ export interface Config {
   /** Keep-alive interval of a quiet Watch stream, in ms; 0: none. */
   readonly watchHeartbeatMs: number;
   readonly shutdownGraceMs: number;
+  /** Interval of the approval-request reaper, in ms (RELEASEGATE_REAPER_INTERVAL_MS). */
+  readonly reaperIntervalMs: number;
   readonly logLevel: string;
   /** Undefined: pretty on a TTY, JSON otherwise. */
   readonly logFormat?: "json" | "pretty";
@@ -169,6 +173,7 @@ const EnvSchema = z.object({
   MAX_WATCH_STREAMS: positiveInt(DEFAULT_MAX_WATCH_STREAMS),
   WATCH_HEARTBEAT_MS: nonNegativeInt(DEFAULT_WATCH_HEARTBEAT_MS),
   SHUTDOWN_GRACE_MS: positiveInt(DEFAULT_SHUTDOWN_GRACE_MS),
+  RELEASEGATE_REAPER_INTERVAL_MS: positiveInt(DEFAULT_REAPER_INTERVAL_MS),
   LOG_FORMAT: z.preprocess(emptyToUndefined, z.enum(["json", "pretty"]).optional()),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
@@ -289,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadCo
     maxWatchStreams: e.MAX_WATCH_STREAMS,
     watchHeartbeatMs: e.WATCH_HEARTBEAT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    reaperIntervalMs: e.RELEASEGATE_REAPER_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
   });

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { pendingRequestsByEnvironment } from "./db/approval-request.repository.js";
 import type { Database } from "./db/database.js";
 import { outboxBacklog, PENDING_SCAN_PER_GATE, PENDING_WINDOW_DAYS, pendingApprovalAges } from "./metrics-queries.js";
 
@@ -37,6 +38,8 @@ export interface Metrics {
   readonly breakGlass: Counter<"organisation" | "project" | "environment">;
   /** `supersessions_total{organisation, project, environment}`: pending approval requests a newer release superseded. */
   readonly supersessions: Counter<"organisation" | "project" | "environment">;
+  /** `approval_requests_expired_total{organisation, project, environment}`: requests this replica's reaper expired. */
+  readonly requestsExpired: Counter<"organisation" | "project" | "environment">;
 }
 
 /** Metric name prefix. */
@@ -115,6 +118,12 @@ export function createMetrics(): Metrics {
       labelNames: ["organisation", "project", "environment"],
       registers,
     }),
+    requestsExpired: new Counter({
+      name: `${METRICS_PREFIX}approval_requests_expired_total`,
+      help: "Approval requests this replica's reaper expired (request timeout), by organisation, project and environment (sum over replicas)",
+      labelNames: ["organisation", "project", "environment"],
+      registers,
+    }),
   };
 }
 
@@ -166,6 +175,28 @@ export function registerDatabaseMetrics(metrics: Metrics, database: Database): v
       for (const age of (await pendingAges()) ?? []) this.observe(age);
     },
   });
+  const pendingRequests = oncePerScrape(() => pendingRequestsByEnvironment(db).catch(() => undefined));
+  for (const [name, help, value] of [
+    ["approval_requests_pending", "Pending approval requests by organisation, project and environment (exact)", "count"],
+    [
+      "approval_requests_pending_oldest_age_seconds",
+      "Age of the oldest pending approval request by organisation, project and environment, in seconds",
+      "oldestAgeSeconds",
+    ],
+  ] as const)
+    new Gauge({
+      name: `${METRICS_PREFIX}${name}`,
+      help,
+      labelNames: ["organisation", "project", "environment"],
+      registers,
+      async collect() {
+        this.reset();
+        const rows = await pendingRequests();
+        if (rows === undefined) return;
+        for (const r of rows)
+          this.set({ organisation: r.organisation, project: r.project, environment: r.environment }, r[value]);
+      },
+    });
   new Gauge({
     name: `${METRICS_PREFIX}db_pool_connections`,
     help: "Database pool connections by state (in_use, idle, waiting = requests queued for one)",

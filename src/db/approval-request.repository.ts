@@ -176,7 +176,14 @@ export async function openPendingRequest(
       superseded_by: null,
       updated_at: at,
     })
-    .onConflict((oc) => oc.columns(["release_intent_id", "environment"]).where("state", "=", "pending").doNothing())
+    // The predicate is a literal: a bound parameter does not prove the partial index's WHERE, so
+    // a prepared statement (src/db/auto-prepare.ts) would find no arbiter index.
+    .onConflict((oc) =>
+      oc
+        .columns(["release_intent_id", "environment"])
+        .where(sql<boolean>`state = 'pending'`)
+        .doNothing(),
+    )
     .returningAll()
     .executeTakeFirst();
   if (inserted !== undefined) {
@@ -329,27 +336,25 @@ export async function expireRequest(trx: Transaction<DB>, r: ApprovalRequest, su
   });
 }
 
-/** Pending requests per organisation/project/environment (metrics; index approval_requests_pending_org). */
-export async function countPendingByEnvironment(
+/**
+ * Pending requests per organisation, project and environment, with the age
+ * of the oldest in seconds on the database's clock (metrics). Exact: reads
+ * the partial index approval_requests_pending_org, pending rows only.
+ */
+export async function pendingRequestsByEnvironment(
   db: Db,
-): Promise<{ organisation: string; project: string; environment: string; count: number; oldest: Date }[]> {
-  const rows = await db
-    .selectFrom("approval_requests")
-    .select((eb) => [
-      "organisation",
-      "project",
-      "environment",
-      eb.fn.countAll<string>().as("n"),
-      eb.fn.min("requested_at").as("oldest"),
-    ])
-    .where("state", "=", "pending")
-    .groupBy(["organisation", "project", "environment"])
-    .execute();
+): Promise<{ organisation: string; project: string; environment: string; count: number; oldestAgeSeconds: number }[]> {
+  const { rows } = await sql<{ organisation: string; project: string; environment: string; n: string; age: number | null }>`
+    select organisation, project, environment, count(*) as n,
+           extract(epoch from (now() - min(requested_at)))::float8 as age
+      from approval_requests
+     where state = 'pending'
+     group by organisation, project, environment`.execute(db);
   return rows.map((r) => ({
     organisation: r.organisation,
     project: r.project,
     environment: r.environment,
     count: Number(r.n),
-    oldest: new Date(r.oldest as unknown as string),
+    oldestAgeSeconds: Math.max(0, r.age ?? 0),
   }));
 }
