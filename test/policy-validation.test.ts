@@ -71,7 +71,7 @@ describe.each(PROTOCOLS)("CreatePolicy validation over %s", (protocol) => {
   it("requires a config", async () => {
     await invalid(
       { config: { case: undefined } },
-      "config: is required: set one of soak_time, branch_restriction, external_approval",
+      "config: is required: set one of soak_time, branch_restriction, external_approval, supersede_pending",
     );
   });
 
