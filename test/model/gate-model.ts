@@ -718,8 +718,9 @@ export class GateModel {
     anyOf(undeclared);
     if (this.#gates(cmd.project, env).length === 0) throw new Refusal(refusal("FailedPrecondition"));
     const k = `${cmd.id}|${env}`;
-    const list = this.#requests.get(k) ?? [];
+    // The newest first: a due request turns expired, and the list read after it says so.
     const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
     const at = { project: cmd.project, id: cmd.id, environment: env };
     const before = viewOf(list);
     if (newest?.state === "pending") {
@@ -756,8 +757,9 @@ export class GateModel {
     if (stranger) this.#tags.push("cancel by a stranger refused");
     anyOf(undeclared, stranger ? refusal("PermissionDenied") : undefined);
     const k = `${cmd.id}|${env}`;
-    const list = this.#requests.get(k) ?? [];
+    // The newest first: a due request turns expired, and the list read after it says so.
     const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
     const at = { project: cmd.project, id: cmd.id, environment: env };
     const before = viewOf(list);
     if (newest?.state !== "pending") {
@@ -936,8 +938,9 @@ export class GateModel {
     if (refused !== undefined) anyOf(refused);
     // Issue 13: break-glass approves the pending request; with none, whether it opens one (approved) is open.
     const k = `${cmd.id}|${env}`;
-    const list = this.#requests.get(k) ?? [];
+    // The newest first: a due request turns expired, and the list read after it says so.
     const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
     const before = viewOf(list);
     const keep: RequestOption = { view: before, commit };
     let after: RequestOption[] = [keep];
