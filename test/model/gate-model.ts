@@ -590,7 +590,7 @@ export class GateModel {
       if (!pol.enabled || pol.config.kind !== "supersede") continue;
       const { target, sameBranch } = pol.config;
       for (const older of this.intents.values()) {
-        if (older.id === newer || older.project !== key(p)) continue;
+        if (older.id === newer || older.project !== key(p) || !this.#before(older, this.intents.get(newer)!)) continue;
         if (sameBranch && (older.branch === "" || older.branch !== branch)) continue;
         if (this.#deployedTo(older.id, target)) continue;
         const k = `${older.id}|${target}`;
@@ -606,6 +606,18 @@ export class GateModel {
       }
     }
     return first;
+  }
+
+  /**
+   * Whether intent `a` is older than `b`: registered before it (the issue's
+   * "a newer intent is registered"). MODEL_SUPERSEDE_TIE=id adopts the
+   * supersede branch's documented reading instead, server time with ties by
+   * id (see /work/notes/model13-findings.md), to look past that disagreement.
+   */
+  #before(a: ModelIntent, b: ModelIntent): boolean {
+    if (process.env.MODEL_SUPERSEDE_TIE === "id") return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
+    const order = [...this.intents.keys()];
+    return order.indexOf(a.id) < order.indexOf(b.id);
   }
 
   #deployedTo(intentId: string, env: string): boolean {
@@ -1182,8 +1194,9 @@ export class GateModel {
         const mine = [...this.intents.values()].filter((i) => i.project === intent.project);
         // Newer intents by registration order, under this policy's branch rule.
         const newer = mine
-          .slice(mine.indexOf(intent) + 1)
-          .filter((n) => !c.sameBranch || (intent.branch !== "" && n.branch === intent.branch));
+          .filter((n) => this.#before(intent, n))
+          .filter((n) => !c.sameBranch || (intent.branch !== "" && n.branch === intent.branch))
+          .sort((x, y) => (this.#before(x, y) ? -1 : 1));
         const deployed = this.#deployedTo(intent.id, c.target);
         // Supersessions this very policy (same name, same branch rule) recorded at a registration: they hold,
         // unless the intent has since been deployed there (then the question is moot, and either answer goes).
