@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { createApprovalPolicy, registerIntent } from "./support/approval-fixtures.js";
 import { testDatabaseKind } from "./support/database.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -65,7 +66,9 @@ describe("concurrent votes", () => {
     const final = await client.getExternalApprovalState(vote);
     expect(final.state?.decisions.map((d) => d.userId)).toEqual(["bob"]);
     expect([a.state?.decisions.length, b.state?.decisions.length]).toEqual([1, 1]);
-    const history = await server.client(ApprovalAuditService, bob).listApprovalHistory({ project, releaseIntentId: id });
+    const listed = await server.client(ApprovalAuditService, bob).listApprovalHistory({ project, releaseIntentId: id });
+    // The votes (the request the first one opened has its own row, request_pending).
+    const history = { entries: listed.entries.filter((e) => !e.decisionKind.startsWith("request_")) };
     expect(history.entries).toHaveLength(2);
     // Whichever ran second saw the first as its previous decision.
     expect(history.entries[0]?.previousDecision).toBe("");
@@ -76,11 +79,15 @@ describe("concurrent votes", () => {
   it("a vote whose basis went stale while it waited is decided again on the fresh votes (the locked path)", async () => {
     // A second session holds the intent row while the vote reads its basis and tries to write.
     await withLockScene(async ({ server: pgServer, raw, id, voteWaitsOnLock }) => {
+      const bob = await token({ sub: "bob", orgs: { acme: "member" } });
+      // The request is open already, so the vote takes the optimistic path (a first vote would open it under the lock).
+      await pgServer
+        .client(ApprovalRequestService, bob)
+        .requestApproval({ project, releaseIntentId: id, targetEnvironment: "prod" });
       const before = (await pgServer.app.metrics.voteConflicts.get()).values[0]?.value ?? 0;
       await raw.query("begin");
       await raw.query("select 1 from release_intents where id = $1 for no key update", [id]);
 
-      const bob = await token({ sub: "bob", orgs: { acme: "member" } });
       const voting = pgServer
         .client(PolicyService, bob)
         .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
@@ -88,8 +95,9 @@ describe("concurrent votes", () => {
       await voteWaitsOnLock();
       // Meanwhile another vote commits, as a vote does: its row and a version bump.
       await raw.query(
-        `insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at)
-         values ($1, 'prod', 'zoe', 'Zoe', 'approved', 'peer', now(), now())`,
+        `insert into approval_votes (release_intent_id, environment, user_id, username, decision, decision_kind, first_cast_at, decided_at, request_id)
+         values ($1, 'prod', 'zoe', 'Zoe', 'approved', 'peer', now(), now(),
+                 (select id from approval_requests where release_intent_id = $1 and state = 'pending'))`,
         [id],
       );
       await raw.query("update release_intents set vote_version = vote_version + 1 where id = $1", [id]);
@@ -99,7 +107,10 @@ describe("concurrent votes", () => {
       expect(res.state?.decisions.map((d) => d.userId)).toEqual(["zoe", "bob"]);
       expect(res.state?.currentApprovals).toBe(2);
       expect((await pgServer.app.metrics.voteConflicts.get()).values[0]?.value).toBe(before + 1);
-      const { rows } = await raw.query("select count(*)::int as n from approval_history where release_intent_id = $1", [id]);
+      const { rows } = await raw.query(
+        "select count(*)::int as n from approval_history where release_intent_id = $1 and decision_kind not like 'request_%'",
+        [id],
+      );
       expect(rows[0]?.n).toBe(1);
     });
   });
@@ -126,7 +137,7 @@ describe("a deadlock inside a vote", () => {
       const res = await changing;
       expect(res.state?.decisions.map((d) => [d.userId, d.decision])).toEqual([["bob", "rejected"]]);
       const { rows } = await raw.query(
-        "select decision, previous_decision from approval_history where release_intent_id = $1 order by seq",
+        "select decision, previous_decision from approval_history where release_intent_id = $1 and decision_kind not like 'request_%' order by seq",
         [id],
       );
       expect(rows).toEqual([

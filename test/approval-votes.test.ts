@@ -67,13 +67,14 @@ describe("approve, reject, state", () => {
     });
   });
 
-  it("treats a rejection as a changeable vote, keeping first-cast order", async () => {
+  it("treats a rejection as a changeable vote while the request is pending, keeping first-cast order", async () => {
     const id = await registerIntent(server, t.pipeline, project);
     await policy(t.bob).externalApproveRelease(target(id));
-    await policy(t.carol).externalApproveRelease(target(id));
     const rejected = await policy(t.bob).externalRejectRelease({ ...target(id), comment: "found a bug" });
-    expect(rejected.state?.currentApprovals).toBe(1);
-    expect(rejected.state?.decisions.map((d) => [d.userId, d.decision])).toEqual([
+    expect(rejected.state?.currentApprovals).toBe(0);
+    const carol = await policy(t.carol).externalApproveRelease(target(id));
+    expect(carol.state?.currentApprovals).toBe(1);
+    expect(carol.state?.decisions.map((d) => [d.userId, d.decision])).toEqual([
       ["bob", "rejected"],
       ["carol", "approved"],
     ]);
@@ -83,6 +84,12 @@ describe("approve, reject, state", () => {
       ["bob", "approved"],
       ["carol", "approved"],
     ]);
+    // The gate passed: the request is approved, which is final; a later rejection is refused saying so.
+    await expectCode(
+      policy(t.bob).externalRejectRelease(target(id)),
+      Code.FailedPrecondition,
+      /^target_environment: approval request \S+ for release intent \S+ in prod was approved by bob at .*; open a new one with RequestApproval/,
+    );
   });
 
   it("lets the author reject their own release intent", async () => {
@@ -128,7 +135,9 @@ describe("four-eyes rule and bypass", () => {
     const history = await server
       .client(ApprovalAuditService, t.bob)
       .listApprovalHistory({ project, releaseIntentId: id });
+    // The vote opened the intent's approval request (Forest clients vote without asking), then counted on it.
     expect(history.entries).toMatchObject([
+      { userId: "ada", decision: "pending", decisionKind: "request_pending", previousDecision: "" },
       { userId: "ada", decision: "approved", decisionKind: "admin_override", previousDecision: "", comment: "hotfix for the outage" },
     ]);
   });
@@ -275,8 +284,9 @@ describe("history", () => {
     await policy(t.bob).externalApproveRelease(vote);
     await policy(t.bob).externalRejectRelease({ ...vote, comment: "wait" });
     await policy(t.bob).externalApproveRelease(vote);
-    await policy(t.ada).externalApproveRelease({ ...vote, forceBypass: true, comment: REASON });
     await policy(t.carol).externalRejectRelease(vote);
+    // The second approval passes the gate: the vote's request becomes approved in the same transaction.
+    await policy(t.ada).externalApproveRelease({ ...vote, forceBypass: true, comment: REASON });
 
     const audit = server.client(ApprovalAuditService, t.alice);
     const seen: string[] = [];
@@ -293,13 +303,15 @@ describe("history", () => {
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
-    expect(pages).toBe(3);
+    expect(pages).toBe(4);
     expect(seen).toEqual([
+      "bob:->pending:request_pending",
       "bob:->approved:peer",
       "bob:approved>rejected:peer",
       "bob:rejected>approved:peer",
-      "ada:->approved:admin_override",
       "carol:->rejected:peer",
+      "ada:->approved:admin_override",
+      "ada:pending>approved:request_approved",
     ]);
     expect([...sequences].sort((a, b) => (a < b ? -1 : 1))).toEqual(sequences);
   });
@@ -313,7 +325,12 @@ describe("history", () => {
     await policy(t.bob).externalApproveRelease({ project: p, releaseIntentId: b, targetEnvironment: "prod" });
     const audit = server.client(ApprovalAuditService, t.alice);
     const onlyB = await audit.listApprovalHistory({ project: p, releaseIntentId: b });
-    expect(onlyB.entries.map((e) => e.releaseIntentId)).toEqual([b]);
+    // b's request opened, bob's vote, and the request approved by it.
+    expect(onlyB.entries.map((e) => [e.releaseIntentId, e.decisionKind])).toEqual([
+      [b, "request_pending"],
+      [b, "peer"],
+      [b, "request_approved"],
+    ]);
     expect(onlyB.nextPageToken).toBe("");
     const none = await audit.listApprovalHistory({ project: p, targetEnvironment: "staging" });
     expect(none.entries).toEqual([]);

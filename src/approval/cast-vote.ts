@@ -4,13 +4,23 @@ import type { Caller } from "../auth/caller.js";
 import { isAdmin } from "../auth/permissions.js";
 import type { Role } from "../auth/roles.js";
 import type { Clock } from "../clock.js";
-import { lockVoteBasis, readVoteBasis, type VoteBasis, type VoteWrite, writeVote } from "../db/approval.repository.js";
+import {
+  currentVoteVersion,
+  lockVoteBasis,
+  readVoteBasis,
+  type VoteBasis,
+  type VoteWrite,
+  writeVote,
+} from "../db/approval.repository.js";
+import { finishRequest } from "../db/approval-request.repository.js";
 import { outboxInsertFor } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
 import { requireDeclared } from "../environment/declared-environments.js";
-import { isRetryableDbError, PermissionDeniedError } from "../errors.js";
+import { FailedPreconditionError, isRetryableDbError, PermissionDeniedError } from "../errors.js";
 import type { ApprovalRule, Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
+import { openRequestIn } from "../requests/open-request.js";
+import { asSeenAt, finalRequestMessage } from "../requests/request-state.js";
 import { approvalSubject } from "../signal/subject.js";
 import { isEligible, type RuleDirectory, type VoterFacts, whatMakesEligible } from "./eligibility.js";
 import { APPROVAL_DECIDED, type ApprovalDecidedEvent } from "./event.js";
@@ -50,6 +60,21 @@ export interface VoteCommand {
 interface Decided {
   readonly state: GateState;
   readonly write: VoteWrite;
+  /** No request exists yet: this vote opens one (opened_by `vote`). */
+  readonly opens: boolean;
+  /** What the vote does to its pending request: approves it (the gate passes) or rejects it (reject_blocks). */
+  readonly ends?: { readonly to: "approved" | "rejected"; readonly reason: string };
+}
+
+/** The first reject_blocks policy for which this rejection counts (the voter is eligible), if any. */
+function blockingPolicy(gate: readonly Policy[], voter: VoterFacts, dir: RuleDirectory | undefined): Policy | undefined {
+  for (const p of gate) {
+    if (p.config.kind !== "external_approval" || p.config.rejectBlocks !== true) continue;
+    const rules = p.config.rules ?? [];
+    if (rules.length === 0) return p;
+    if (dir !== undefined && rules.some((r) => isEligible(r, voter, dir))) return p;
+  }
+  return undefined;
 }
 
 async function delay(ms: number): Promise<void> {
@@ -90,6 +115,10 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
     const now = directory?.now ?? clock.now();
     const voter = { userId: caller.userId, idpGroups: caller.idpGroups, tokenRole: cmd.tokenRole };
     if (decision === "approved" && directory !== undefined) requireEligible(gate, voter, directory, intentId);
+    // Votes belong to the newest request; a final one (or one past its expiry) takes none.
+    const request = basis.request === undefined ? undefined : asSeenAt(basis.request, now);
+    if (request !== undefined && request.state !== "pending")
+      throw new FailedPreconditionError("target_environment", finalRequestMessage(request));
     const cast: Vote = {
       userId: caller.userId,
       username: caller.username,
@@ -111,6 +140,12 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
             },
           };
     const state = gateState(gate, withVote(basis.votes, cast), rulesContext, basis.breakGlass);
+    const blocking = decision === "rejected" ? blockingPolicy(gate, voter, directory) : undefined;
+    const ends = blocking
+      ? { to: "rejected" as const, reason: `rejected by ${caller.userId} (policy '${blocking.name}' blocks on a rejection)` }
+      : state.passed
+        ? { to: "approved" as const, reason: `approved by ${caller.userId}'s vote: every approval policy on ${environment} passes` }
+        : undefined;
     const event: ApprovalDecidedEvent = {
       event_id: randomUUID(),
       kind: APPROVAL_DECIDED,
@@ -124,13 +159,16 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       decision_kind: decisionKind,
       current_approvals: state.strictest.currentApprovals,
       required_approvals: state.strictest.requiredApprovals,
-      passed: state.passed,
+      passed: state.passed && blocking === undefined,
       decided_at: now.toISOString(),
+      ...(request !== undefined ? { request_id: request.id, request_state: ends?.to ?? "pending" } : {}),
     };
     const previous = basis.votes.find((v) => v.userId === caller.userId)?.decision;
     const subject = approvalSubject(deps.subjectPrefix, project.organisation, project.project, environment);
     return {
-      state,
+      state: blocking === undefined ? state : { ...state, passed: false },
+      opens: request === undefined,
+      ...(ends !== undefined ? { ends } : {}),
       write: {
         project,
         releaseIntentId: intentId,
@@ -138,6 +176,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
         vote: cast,
         ...(previous !== undefined ? { previous } : {}),
         basisVersion: basis.version,
+        ...(request !== undefined ? { requestId: request.id } : {}),
         outbox: outboxInsertFor(event, subject),
       },
     };
@@ -160,22 +199,54 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       loadRuleDirectory(db, project, environment, gate, clock.now()),
     ]);
     const optimistic = decide(cmd, policies, basis, directory);
-    try {
-      if (await writeVote(db, optimistic.write)) {
-        deps.onOutboxCommitted?.();
-        return optimistic.state;
+    // A vote that opens, approves or rejects its request writes under the intent lock (below).
+    if (!optimistic.opens && optimistic.ends === undefined) {
+      try {
+        if (await writeVote(db, optimistic.write)) {
+          deps.onOutboxCommitted?.();
+          return optimistic.state;
+        }
+      } catch (err) {
+        // Contention surfaced as a deadlock/serialization error: the locked path below settles it.
+        if (!isRetryableDbError(err)) throw err;
       }
-    } catch (err) {
-      // Contention surfaced as a deadlock/serialization error: the locked path below settles it.
-      if (!isRetryableDbError(err)) throw err;
+      deps.onVoteConflict?.();
     }
-    deps.onVoteConflict?.();
     for (let attempt = 1; ; attempt++) {
       try {
         const state = await db.transaction().execute(async (trx) => {
-          const locked = decide(cmd, policies, await lockVoteBasis(trx, project, intentId, environment), directory);
+          const basis = await lockVoteBasis(trx, project, intentId, environment);
+          let locked = decide(cmd, policies, basis, directory);
+          if (locked.opens && basis !== undefined) {
+            // Forest's clients vote without asking: the first vote opens the request (adopting earlier votes).
+            const { request } = await openRequestIn(trx, {
+              project,
+              intentId,
+              environment,
+              requestedBy: { userId: cmd.caller.userId, username: cmd.caller.username, actorType: cmd.caller.actorType },
+              openedBy: "vote",
+              gate: approvalPoliciesFor(policies, environment),
+              now: directory?.now ?? clock.now(),
+              subjectPrefix: deps.subjectPrefix,
+            });
+            locked = decide(cmd, policies, { ...basis, request, version: await currentVoteVersion(trx, intentId) }, directory);
+          }
           // Cannot fail while we hold the lock; if it does, the invariant is broken: write nothing.
           if (!(await writeVote(trx, locked.write))) throw new Error("vote version changed under the intent row lock");
+          const requestId = locked.write.requestId;
+          if (locked.ends !== undefined && requestId !== undefined)
+            await finishRequest(trx, {
+              id: requestId,
+              to: locked.ends.to,
+              actor: { userId: cmd.caller.userId, username: cmd.caller.username },
+              decidedAt: locked.write.vote.decidedAt,
+              reason: locked.ends.reason,
+              counts: {
+                currentApprovals: locked.state.strictest.currentApprovals,
+                requiredApprovals: locked.state.strictest.requiredApprovals,
+              },
+              subjectPrefix: deps.subjectPrefix,
+            });
           return locked.state;
         });
         deps.onOutboxCommitted?.();

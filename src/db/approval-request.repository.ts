@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
+import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from "kysely";
 import { type ApprovalDecidedEvent, requestEventKind } from "../approval/event.js";
 import type { ProjectRef } from "../policy/policy.js";
 import type { ApprovalRequest, FinalState, OpenedBy } from "../requests/request-state.js";
@@ -28,6 +28,42 @@ function toRequest(r: Selectable<ApprovalRequestsTable>): ApprovalRequest {
     ...(r.decision_reason !== null ? { reason: r.decision_reason } : {}),
     ...(r.superseded_by !== null ? { supersededBy: r.superseded_by } : {}),
   };
+}
+
+/** The id of the newest request of `intent` (an SQL uuid expression) in `environment`: a scalar subquery (index approval_requests_intent_env). */
+export function newestRequestIdSql(intent: RawBuilder<unknown>, environment: string): RawBuilder<string | null> {
+  return sql<string | null>`(select r.id from approval_requests r
+     where r.release_intent_id = ${intent} and r.environment = ${environment}
+     order by r.requested_at desc, r.id desc limit 1)`;
+}
+
+/** The newest request of `intent` in `environment` as one JSON object (null when none): read with `requestFromJson`. */
+export function newestRequestJsonSql(intent: RawBuilder<unknown>, environment: string): RawBuilder<unknown> {
+  return sql`(select row_to_json(r) from approval_requests r
+     where r.release_intent_id = ${intent} and r.environment = ${environment}
+     order by r.requested_at desc, r.id desc limit 1)`;
+}
+
+/** A request from `row_to_json` (timestamps as ISO strings); undefined for null. */
+export function requestFromJson(json: unknown): ApprovalRequest | undefined {
+  if (json === null || json === undefined) return undefined;
+  const r = (typeof json === "string" ? JSON.parse(json) : json) as Selectable<ApprovalRequestsTable>;
+  return toRequest(r);
+}
+
+/**
+ * Takes the intent row lock (FOR NO KEY UPDATE) every change of its
+ * requests and votes holds: transitions, votes and break-glass serialise per
+ * intent. False when the intent does not exist.
+ */
+export async function lockIntent(trx: Transaction<DB>, releaseIntentId: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom("release_intents")
+    .select("id")
+    .where("id", "=", releaseIntentId)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /** The newest request of an intent and environment (index approval_requests_intent_env). */
@@ -116,6 +152,8 @@ async function recordTransition(
   const event = lifecycleEvent(r, actor, at, counts);
   const outbox = outboxInsertFor(event, approvalSubject(subjectPrefix, r.organisation, r.project, r.environment));
   const iso = at.toISOString();
+  // A transition changes what votes are decided on: an optimistic vote read before it must decide again.
+  await sql`update release_intents set vote_version = vote_version + 1 where id = ${r.releaseIntentId}::uuid`.execute(trx);
   await sql`
     insert into approval_history
       (organisation, project, release_intent_id, environment, user_id, username, decision, previous_decision,
@@ -297,7 +335,8 @@ export async function supersedePendingRequests(trx: Transaction<DB>, c: Supersed
  * oldest expiry first, each with its history row and `approval.expired`
  * event (decided_by `system`, decided_at its expires_at), in the caller's
  * transaction. Rows another replica is expiring are skipped (SKIP LOCKED),
- * so no request is expired twice. Index approval_requests_pending_expiry.
+ * so no request is expired twice; so are requests whose intent another
+ * transaction holds (the next tick takes them). Index approval_requests_pending_expiry.
  */
 export async function expireDueRequests(
   trx: Transaction<DB>,
@@ -311,11 +350,13 @@ export async function expireDueRequests(
            decision_reason = 'request timeout: no decision by ' || to_char(r.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            updated_at = ${now.toISOString()}::timestamptz
      where r.id in (
-       select id from approval_requests
-        where state = 'pending' and expires_at is not null and expires_at <= ${now.toISOString()}::timestamptz
-        order by expires_at
+       select d.id from approval_requests d join release_intents i on i.id = d.release_intent_id
+        where d.state = 'pending' and d.expires_at is not null and d.expires_at <= ${now.toISOString()}::timestamptz
+        order by d.expires_at
         limit ${limit}
-        for update skip locked)
+        -- The intent row too: a request whose intent a vote or cancel holds waits for the next
+        -- tick instead of deadlocking with it (they lock the intent, then the request).
+        for no key update of d, i skip locked)
        and r.state = 'pending'
     returning r.*`.execute(trx);
   const expired = rows.map(toRequest);

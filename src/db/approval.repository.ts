@@ -3,6 +3,8 @@ import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "..
 import type { Decision, DecisionKind, Vote } from "../approval/vote.js";
 import { parseRole } from "../auth/roles.js";
 import type { ProjectRef } from "../policy/policy.js";
+import type { ApprovalRequest } from "../requests/request-state.js";
+import { findNewestRequest, newestRequestIdSql, newestRequestJsonSql, requestFromJson } from "./approval-request.repository.js";
 import { findBreakGlass } from "./break-glass.repository.js";
 import type { OutboxInsert } from "./outbox.repository.js";
 import type { DB } from "./schema.js";
@@ -109,10 +111,12 @@ export interface VoteBasis {
   readonly registeredByUserId: string;
   readonly registeredByActorType: string;
   readonly version: string;
-  /** Current votes in the environment, in the order first cast. */
+  /** Current votes in the environment that count: those of the newest request (before any request: those cast then). */
   readonly votes: Vote[];
   /** The newest break-glass on the intent in the environment, if any. */
   readonly breakGlass?: BreakGlassMark;
+  /** The newest approval request of the intent in the environment, if any. */
+  readonly request?: ApprovalRequest;
 }
 
 /**
@@ -138,7 +142,9 @@ export async function readVoteBasis(
                  json_build_array(${VOTE_JSON_COLUMNS})
                  order by v.first_cast_seq)
         from approval_votes v
-        where v.release_intent_id = i.id and v.environment = ${environment})`.as("votes"),
+        where v.release_intent_id = i.id and v.environment = ${environment}
+          and v.request_id is not distinct from ${newestRequestIdSql(sql`i.id`, environment)})`.as("votes"),
+      sql<unknown>`${newestRequestJsonSql(sql`i.id`, environment)}`.as("request"),
       sql<BreakGlassJson | null>`(
         select json_build_array(b.user_id, b.username, b.reason, b.recorded_at)
         from break_glass b
@@ -159,6 +165,7 @@ export async function readVoteBasis(
         version: row.version,
         votes: votesFromJson(row.votes),
         breakGlass: breakGlassFromJson(row.break_glass),
+        request: requestFromJson(row.request),
       };
 }
 
@@ -191,14 +198,26 @@ export async function lockVoteBasis(
     .forNoKeyUpdate()
     .executeTakeFirst();
   if (row === undefined) return undefined;
+  const request = await findNewestRequest(trx, releaseIntentId, environment);
   return {
     authorUserId: row.author_user_id,
     registeredByUserId: row.registered_by_user_id,
     registeredByActorType: row.registered_by_actor_type,
     version: row.version,
-    votes: await listCurrentVotes(trx, releaseIntentId, environment),
+    votes: await listCurrentVotes(trx, releaseIntentId, environment, request?.id ?? null),
     breakGlass: await findBreakGlass(trx, releaseIntentId, environment),
+    ...(request !== undefined ? { request } : {}),
   };
+}
+
+/** The intent's vote version now (under its row lock: after this transaction's own transitions). */
+export async function currentVoteVersion(trx: Transaction<DB>, releaseIntentId: string): Promise<string> {
+  const row = await trx
+    .selectFrom("release_intents")
+    .select(sql<string>`vote_version::text`.as("version"))
+    .where("id", "=", releaseIntentId)
+    .executeTakeFirstOrThrow();
+  return row.version;
 }
 
 /** A vote to write, decided on the basis whose version it names. */
@@ -211,6 +230,8 @@ export interface VoteWrite {
   readonly previous?: Decision;
   /** `VoteBasis.version` the vote was decided on. */
   readonly basisVersion: string;
+  /** The approval request the vote is cast on. */
+  readonly requestId?: string;
   /** The outbox row: its event, the event's JetStream subject, and the NOTIFY channel and payload. */
   readonly outbox: OutboxInsert;
 }
@@ -243,14 +264,16 @@ export async function writeVote(db: Db, w: VoteWrite): Promise<boolean> {
     ), upserted as (
       insert into approval_votes
         (release_intent_id, environment, user_id, username, decision, decision_kind, comment, first_cast_at, decided_at,
-         voter_idp_groups, voter_token_role)
+         voter_idp_groups, voter_token_role, request_id)
       select id, ${w.environment}, ${vote.userId}, ${vote.username}, ${vote.decision}, ${vote.decisionKind},
-             ${comment}::text, ${at}::timestamptz, ${at}::timestamptz, ${idpGroups}::jsonb, ${tokenRole}::text
+             ${comment}::text, ${at}::timestamptz, ${at}::timestamptz, ${idpGroups}::jsonb, ${tokenRole}::text,
+             ${w.requestId ?? null}::uuid
       from bumped
       on conflict (release_intent_id, environment, user_id) do update set
         username = excluded.username, decision = excluded.decision, decision_kind = excluded.decision_kind,
         comment = excluded.comment, decided_at = excluded.decided_at,
-        voter_idp_groups = excluded.voter_idp_groups, voter_token_role = excluded.voter_token_role
+        voter_idp_groups = excluded.voter_idp_groups, voter_token_role = excluded.voter_token_role,
+        request_id = excluded.request_id
       returning 1
     ), logged as (
       insert into approval_history

@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Caller } from "../auth/caller.js";
 import type { Clock } from "../clock.js";
-import { findNewestRequest, finishRequest } from "../db/approval-request.repository.js";
+import { findNewestRequest, finishRequest, lockIntent } from "../db/approval-request.repository.js";
 import { findIntent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
 import { requireDeclared } from "../environment/declared-environments.js";
@@ -59,6 +59,7 @@ export function createCancelRequest(deps: CancelRequestDeps): (cmd: CancelReques
     if (intent === undefined) throw intentNotFound(project, intentId);
     requireMayCancel(cmd, intent);
     const request = await db.transaction().execute(async (trx) => {
+      await lockIntent(trx, intentId);
       const now = clock.now();
       const newest = await findNewestRequest(trx, intentId, environment);
       const nothing = `nothing to cancel for release intent ${intentId} in ${environment}`;

@@ -6,6 +6,7 @@ import { adoptLegacyVotes } from "../db/approval.repository.js";
 import {
   expireRequest,
   findNewestRequest,
+  lockIntent,
   openPendingRequest,
 } from "../db/approval-request.repository.js";
 import { findIntent } from "../db/release.repository.js";
@@ -75,6 +76,8 @@ export interface OpenInTransaction {
  * before requests existed (request_id NULL); a later one starts with none.
  */
 export async function openRequestIn(trx: Transaction<DB>, o: OpenInTransaction): Promise<OpenRequestOutcome> {
+  // Callers that hold the intent lock already (votes) take it again at no cost.
+  await lockIntent(trx, o.intentId);
   const newest = await findNewestRequest(trx, o.intentId, o.environment);
   if (newest !== undefined && newest.state === "pending") {
     if (!isDue(newest, o.now)) return { request: newest, created: false };
