@@ -177,7 +177,7 @@ export class CommandGenerator {
   /** Issue 13's options of an approval policy: the sequence's timeout, a maximum age and reject_blocks, now and then invalid. */
   #requestOptions(): { timeout?: number; maxAge?: number; rejectBlocks?: boolean } {
     const requests = this.#theme === "requests";
-    const maxAge = this.#chance(requests ? 0.5 : 0.1) ? this.#pick([600, 3600]) : 0;
+    const maxAge = this.#chance(requests ? 0.5 : 0.1) ? this.#pick([120, 600, 3600]) : 0;
     const rejectBlocks = this.#chance(requests ? 0.4 : 0.1);
     if (this.#chance(0.03)) return this.#chance(0.5) ? { timeout: -1, maxAge, rejectBlocks } : { timeout: this.#timeout, maxAge: -60, rejectBlocks };
     // Forest's clients send none of them: absent when all are off.
@@ -326,6 +326,8 @@ export class CommandGenerator {
   /** RequestApproval, GetApprovalRequest or CancelApprovalRequest on a known intent (in supersede sequences also a new release). */
   #requestCommand(): Command {
     if (this.#theme === "supersede" && this.#chance(0.3)) return this.#register(this.#projects[0]);
+    // Requests sequences move the clock more, so that requests expire and approvals age under their eyes.
+    if (this.#theme === "requests" && this.#chance(0.15)) return { kind: "advance", seconds: this.#pick([60, 150, 300, 900]) };
     const { id, project } = this.#intent();
     const org = project.organisation;
     const environment = this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
