@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService, PolicyType } from "../src/gen/forest/v1/policy_pb.js";
@@ -215,6 +216,36 @@ describe(`superseding pending requests on ${testDatabaseKind()}`, () => {
       version: "1.0.0",
     });
     expect((await requestState(project, old))?.state).toBe(ApprovalRequestState.PENDING);
+  });
+
+  it("a vote racing the superseding registration either lands first or is refused; never an internal error", async () => {
+    const project = await gatedProject();
+    for (let round = 0; round < 8; round++) {
+      const old = await register(project);
+      await server.client(ApprovalRequestService, t.pipeline).requestApproval(at(project, old));
+      clock.advance(1);
+      const newer = randomUUID();
+      const [vote, registration] = await Promise.allSettled([
+        server.client(PolicyService, t.bob).externalApproveRelease(at(project, old)),
+        server.client(ReleaseService, t.pipeline).registerReleaseIntent({
+          project,
+          releaseIntentId: newer,
+          authorUserId: "alice",
+          branch: "main",
+        }),
+      ]);
+      expect(registration.status, `round ${round}: registration`).toBe("fulfilled");
+      if (vote.status === "rejected")
+        expect(ConnectError.from(vote.reason).code, `round ${round}: vote`).toBe(Code.FailedPrecondition);
+      expect(await requestState(project, old), `round ${round}`).toMatchObject({
+        state: ApprovalRequestState.SUPERSEDED,
+        supersededBy: newer,
+      });
+      // A vote after the supersession is refused, saying what happened.
+      await expect(server.client(PolicyService, t.carol).externalApproveRelease(at(project, old))).rejects.toMatchObject({
+        code: Code.FailedPrecondition,
+      });
+    }
   });
 
   it("counts supersessions in the metrics", async () => {

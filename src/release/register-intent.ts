@@ -4,10 +4,23 @@ import { isAdmin } from "../auth/permissions.js";
 import type { Clock } from "../clock.js";
 import { insertIntentIfAbsent } from "../db/release.repository.js";
 import type { DB } from "../db/schema.js";
-import { AlreadyExistsError, PermissionDeniedError } from "../errors.js";
+import { AlreadyExistsError, isRetryableDbError, PermissionDeniedError } from "../errors.js";
 import type { ProjectRef, ProjectRules } from "../policy/policy.js";
 import { type ReleaseIntent, sameIntentContent } from "./release.js";
 import { type Supersession, supersedeOlderRequests, supersedePolicies } from "./supersede.js";
+
+/** Attempts of a superseding registration that hit a serialization failure or deadlock. */
+const REGISTER_ATTEMPTS = 3;
+
+async function withRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isRetryableDbError(err) || attempt >= REGISTER_ATTEMPTS) throw err;
+    }
+  }
+}
 
 export interface RegisterIntentDeps {
   readonly db: Kysely<DB>;
@@ -77,18 +90,20 @@ export function createRegisterIntent(
     const { intent, created, supersessions } =
       supersedePolicies(policies).length === 0
         ? { ...(await insertIntentIfAbsent(deps.db, candidate)), supersessions: [] }
-        : await deps.db.transaction().execute(async (trx) => {
-            const inserted = await insertIntentIfAbsent(trx, candidate);
-            if (!inserted.created) return { ...inserted, supersessions: [] };
-            const supersessions = await supersedeOlderRequests(trx, {
-              project,
-              newerIntentId: inserted.intent.id,
-              policies,
-              now: candidate.createdAt,
-              subjectPrefix: deps.subjectPrefix,
-            });
-            return { ...inserted, supersessions };
-          });
+        : await withRetry(() =>
+            deps.db.transaction().execute(async (trx) => {
+              const inserted = await insertIntentIfAbsent(trx, candidate);
+              if (!inserted.created) return { ...inserted, supersessions: [] };
+              const supersessions = await supersedeOlderRequests(trx, {
+                project,
+                newerIntentId: inserted.intent.id,
+                policies,
+                now: candidate.createdAt,
+                subjectPrefix: deps.subjectPrefix,
+              });
+              return { ...inserted, supersessions };
+            }),
+          );
     if (supersessions.length > 0) {
       deps.onOutboxCommitted?.();
       deps.onSuperseded?.(project, supersessions);

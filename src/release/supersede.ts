@@ -1,5 +1,5 @@
 import type { Transaction } from "kysely";
-import { supersedePendingRequests } from "../db/approval-request.repository.js";
+import { lockIntent, supersedePendingRequests } from "../db/approval-request.repository.js";
 import type { DB } from "../db/schema.js";
 import { findSupersedeCandidates } from "../db/supersede.repository.js";
 import type { Policy, ProjectRef, SupersedePendingConfig } from "../policy/policy.js";
@@ -50,6 +50,9 @@ export async function supersedeOlderRequests(trx: Transaction<DB>, ctx: Supersed
   for (const policy of supersedePolicies(ctx.policies)) {
     const environment = policy.config.targetEnvironment;
     const older = await findSupersedeCandidates(trx, project, newerIntentId, environment, policy.config.sameBranchOnly);
+    // Intent rows first, in id order, as votes and every other transition do
+    // (intent, then request): a concurrent vote on an old intent cannot deadlock with us.
+    for (const id of older) await lockIntent(trx, id);
     const ended = await supersedePendingRequests(trx, {
       organisation: project.organisation,
       project: project.project,
