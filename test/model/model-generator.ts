@@ -254,7 +254,7 @@ export class CommandGenerator {
     }
     // Issue 13: a gate with the sequence's timeout, a release that asks for approval and a vote; for
     // supersede, the same gate with a supersede policy on its environment and releases on few branches.
-    if ((this.#theme === "requests" && step < 4) || (this.#theme === "supersede" && step < 6)) {
+    if ((this.#theme === "requests" && step < 7) || (this.#theme === "supersede" && step < 6)) {
       const main = this.#projects[0]!;
       const admin = ADMIN_OF[main.organisation]!;
       this.#target ??= this.#pick(TARGETS);
@@ -262,9 +262,14 @@ export class CommandGenerator {
       if (step === 0) return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: gate };
       if (this.#theme === "supersede" && step === 1)
         return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: this.#supersedeConfig(this.#target) };
+      // Requests: ask, vote, let time pass (past a maximum age or the timeout, or not), look.
+      if (this.#theme === "requests" && step === 4) return this.#vote();
+      if (this.#theme === "requests" && step === 5) return { kind: "advance", seconds: this.#pick([30, 150, 700, 1000]) };
+      if (this.#theme === "requests" && step === 6) return this.#evaluate();
       if (step === 1 || step === 2 || step === 4) return this.#register(main);
       if (step === 3) {
         const id = [...this.#model.intents.values()].at(-1)?.id ?? this.uuid();
+        this.#focus = { id, project: main, environment: this.#target };
         return { kind: "requestApproval", caller: this.#pick(this.#servicesOf(main.organisation)), project: main, id, environment: this.#target };
       }
       return this.#requestCommand();
@@ -328,11 +333,13 @@ export class CommandGenerator {
     if (this.#theme === "supersede" && this.#chance(0.3)) return this.#register(this.#projects[0]);
     // Requests sequences move the clock more, so that requests expire and approvals age under their eyes.
     if (this.#theme === "requests" && this.#chance(0.15)) return { kind: "advance", seconds: this.#pick([60, 150, 300, 900]) };
+    if (this.#theme === "requests" && this.#focus !== undefined && this.#chance(0.2)) return this.#evaluate();
     const { id, project } = this.#intent();
     const org = project.organisation;
     const environment = this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
     const r = this.#rand();
     this.#focus = { id, project, environment };
+    if (r < 0.4 && this.#theme === "requests" && this.#chance(0.3)) return this.#vote();
     if (r < 0.4)
       return { kind: "requestApproval", caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9), project, id, environment };
     if (r < 0.72) return { kind: "getRequest", caller: this.#caller(this.#membersOf(org)), project, id, environment };
@@ -361,12 +368,15 @@ export class CommandGenerator {
             ? this.#pick(eligible)
             : this.#caller(this.#membersOf(project.organisation), 0.85);
       const bypass = decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12);
+      const environment =
+        focus?.environment ?? this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
+      if (this.#theme === "requests" || this.#theme === "supersede") this.#focus = { id, project, environment };
       return {
         kind: "vote",
         caller,
         project,
         id,
-        environment: focus?.environment ?? this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
+        environment,
         decision,
         // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
         bypass,
@@ -563,6 +573,12 @@ export class CommandGenerator {
   }
 
   #evaluate(): Command {
+    // Often the intent+environment a request command or vote last touched: its request's life is what counts.
+    const focus = this.#focus;
+    if (focus !== undefined && this.#chance(0.35)) {
+      const org = focus.project.organisation;
+      return { kind: "evaluate", caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9), project: focus.project, environment: focus.environment, id: focus.id };
+    }
     const wantIntent = this.#chance(0.75);
     const { id, project } = wantIntent ? this.#intent() : { id: undefined, project: this.#project() };
     const intent = id === undefined ? undefined : this.#model.intents.get(id);
