@@ -332,6 +332,8 @@ export class App {
       clock: this.#clock,
       loadProject: policyCache.get,
       onPolicyChanged: policyCache.invalidate,
+      subjectPrefix: config.natsSubjectPrefix,
+      onOutboxCommitted: () => relay.wake(),
     };
     const approvalHandlers = createApprovalHandlers({
       db: database.db,

@@ -162,10 +162,18 @@ describe(`break-glass on ${testDatabaseKind()}`, () => {
     await breakGlass(t.ada).breakGlass(request(id));
     const vote = await policies(t.carol).externalRejectRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     expect(vote.state?.breakGlass).toMatch(/^break-glass by ada at /);
-    const events = await waitFor(async () => {
-      const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
-      return all.length === 2 ? all : undefined;
-    }, 10_000, "the break-glass and the vote event");
+    // The vote opened the intent's request (requested), and as the gate is open it is approved at once.
+    const all = await waitFor(async () => {
+      const stored = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
+      return stored.length === 4 ? stored : undefined;
+    }, 10_000, "the break-glass, the vote and the request's events");
+    expect(all.map((m) => m.event.kind)).toEqual([
+      "approval.break_glass",
+      "approval.requested",
+      "approval.decided",
+      "approval.approved",
+    ]);
+    const events = all.filter((m) => m.event.kind !== "approval.requested" && m.event.kind !== "approval.approved");
     expect(events[1]?.event).toMatchObject({ kind: "approval.decided", voter_user_id: "carol", passed: true });
   });
 
@@ -174,7 +182,11 @@ describe(`break-glass on ${testDatabaseKind()}`, () => {
     await policies(t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     clock.set(new Date(START + 7_200_000));
     await breakGlass(t.ada).breakGlass(request(id));
-    const { entries } = await audit(t.alice).listApprovalHistory({ project, releaseIntentId: id });
+    const listed = await audit(t.alice).listApprovalHistory({ project, releaseIntentId: id });
+    // Bob's vote opened the request (request_pending first) and the break-glass approved it (request_approved last).
+    expect(listed.entries.map((e) => e.decisionKind)).toEqual(["request_pending", "peer", "break_glass", "request_approved"]);
+    expect(listed.entries[3]).toMatchObject({ userId: "ada", decision: "approved", comment: REASON });
+    const entries = listed.entries.filter((e) => !e.decisionKind.startsWith("request_"));
     expect(entries).toHaveLength(2);
     expect(entries[1]).toMatchObject({
       releaseIntentId: id,
@@ -197,10 +209,17 @@ describe(`break-glass on ${testDatabaseKind()}`, () => {
     const id = await registerIntent(server, t.pipeline, project);
     await policies(t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     const { eventId, recordedAt } = await breakGlass(t.ada).breakGlass(request(id));
-    const stored = await waitFor(async () => {
+    const everything = await waitFor(async () => {
       const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
-      return all.length === 2 ? all : undefined;
-    }, 10_000, "the vote and the break-glass in the stream");
+      return all.length === 4 ? all : undefined;
+    }, 10_000, "the request, the vote, the break-glass and the approval in the stream");
+    expect(everything.map((m) => m.event.kind)).toEqual([
+      "approval.requested",
+      "approval.decided",
+      "approval.break_glass",
+      "approval.approved",
+    ]);
+    const stored = everything.filter((m) => m.event.kind === "approval.decided" || m.event.kind === "approval.break_glass");
     const glass = stored[1];
     expect(glass?.subject).toBe(`${names.prefix}.acme.web.prod`);
     expect(glass?.msgId).toBe(eventId);
@@ -221,7 +240,8 @@ describe(`break-glass on ${testDatabaseKind()}`, () => {
       decided_at: recordedAt,
       reason: REASON,
     });
-    await waitFor(() => (evaluateIds.filter((x) => x === id).length === 2 ? true : undefined), 10_000, "core messages");
+    // One core message per event of the intent.
+    await waitFor(() => (evaluateIds.filter((x) => x === id).length === 4 ? true : undefined), 10_000, "core messages");
   });
 
   it("is delivered by WatchApprovalEvents with its kind, decision kind and reason", async () => {

@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import type { Caller } from "../auth/caller.js";
 import type { Clock } from "../clock.js";
 import { lockVoteBasis } from "../db/approval.repository.js";
+import { finishRequest } from "../db/approval-request.repository.js";
 import { writeBreakGlass } from "../db/break-glass.repository.js";
 import { outboxInsertFor } from "../db/outbox.repository.js";
 import type { DB } from "../db/schema.js";
@@ -10,6 +11,7 @@ import { requireDeclared } from "../environment/declared-environments.js";
 import { FailedPreconditionError, isRetryableDbError } from "../errors.js";
 import type { Policy, ProjectRef, ProjectRules } from "../policy/policy.js";
 import { intentNotFound } from "../release/release.js";
+import { asSeenAt } from "../requests/request-state.js";
 import { approvalSubject } from "../signal/subject.js";
 import type { BreakGlassMark } from "./break-glass-mark.js";
 import { APPROVAL_BREAK_GLASS, type ApprovalDecidedEvent } from "./event.js";
@@ -99,6 +101,18 @@ export function createBreakGlass(deps: BreakGlassDeps): (cmd: BreakGlassCommand)
       });
       // The intent row is locked by us: it cannot have gone.
       if (!written) throw new Error("release intent vanished under its row lock");
+      // The gate is open: its pending request (if any, and not past its expiry) is approved by the admin.
+      const request = basis.request === undefined ? undefined : asSeenAt(basis.request, mark.recordedAt);
+      if (request?.state === "pending")
+        await finishRequest(trx, {
+          id: request.id,
+          to: "approved",
+          actor: { userId: caller.userId, username: caller.username },
+          decidedAt: mark.recordedAt,
+          reason,
+          counts: { currentApprovals: state.strictest.currentApprovals, requiredApprovals: state.strictest.requiredApprovals },
+          subjectPrefix: deps.subjectPrefix,
+        });
       return { recordedAt: mark.recordedAt, eventId: event.event_id, state };
     });
   }

@@ -86,7 +86,10 @@ async function delay(ms: number): Promise<void> {
  * eyes, then the gate state after it) and writes the vote, its history row
  * and its outbox event atomically. Returns the gate state after the vote.
  */
-export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promise<GateState> {
+/** The gate after a vote, and the request the vote was cast on (its state after the vote). */
+export type VoteOutcome = GateState & { readonly request?: { readonly id: string; readonly state: string } };
+
+export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promise<VoteOutcome> {
   const { db, clock } = deps;
 
   /**
@@ -144,7 +147,13 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
     const ends = blocking
       ? { to: "rejected" as const, reason: `rejected by ${caller.userId} (policy '${blocking.name}' blocks on a rejection)` }
       : state.passed
-        ? { to: "approved" as const, reason: `approved by ${caller.userId}'s vote: every approval policy on ${environment} passes` }
+        ? {
+            to: "approved" as const,
+            reason:
+              basis.breakGlass !== undefined
+                ? `the gate is open: break-glass by ${basis.breakGlass.userId}: ${basis.breakGlass.reason}`
+                : `approved by ${caller.userId}'s vote: every approval policy on ${environment} passes`,
+          }
         : undefined;
     const event: ApprovalDecidedEvent = {
       event_id: randomUUID(),
@@ -188,7 +197,10 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
    * round trips, no transaction held open). If one did, decide again under
    * the intent row lock, where the write cannot lose.
    */
-  return async function castVote(cmd: VoteCommand): Promise<GateState> {
+  const outcome = (d: Decided): VoteOutcome =>
+    d.write.requestId === undefined ? d.state : { ...d.state, request: { id: d.write.requestId, state: d.ends?.to ?? "pending" } };
+
+  return async function castVote(cmd: VoteCommand): Promise<VoteOutcome> {
     const { project, intentId, environment } = cmd;
     const { policies, environments } = await deps.loadProject(project);
     // Before the intent lookup: a vote on an undeclared name gates nothing.
@@ -204,7 +216,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
       try {
         if (await writeVote(db, optimistic.write)) {
           deps.onOutboxCommitted?.();
-          return optimistic.state;
+          return outcome(optimistic);
         }
       } catch (err) {
         // Contention surfaced as a deadlock/serialization error: the locked path below settles it.
@@ -247,7 +259,7 @@ export function createCastVote(deps: CastVoteDeps): (cmd: VoteCommand) => Promis
               },
               subjectPrefix: deps.subjectPrefix,
             });
-          return locked.state;
+          return outcome(locked);
         });
         deps.onOutboxCommitted?.();
         return state;

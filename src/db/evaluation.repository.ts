@@ -2,7 +2,9 @@ import { type Kysely, sql, type Transaction } from "kysely";
 import { type BreakGlassJson, type BreakGlassMark, breakGlassFromJson } from "../approval/break-glass-mark.js";
 import type { Vote } from "../approval/vote.js";
 import type { ProjectRef } from "../policy/policy.js";
+import type { ApprovalRequest } from "../requests/request-state.js";
 import { VOTE_JSON_COLUMNS, type VoteJson, votesFromJson } from "./approval.repository.js";
+import { newestRequestIdSql, newestRequestJsonSql, requestFromJson } from "./approval-request.repository.js";
 import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -25,6 +27,8 @@ export interface EvaluationRows {
   readonly votes: Vote[];
   /** The newest break-glass on the intent in `votesEnvironment`, if any. */
   readonly breakGlass?: BreakGlassMark;
+  /** The newest approval request of the intent in `votesEnvironment`, if any (votes are that request's). */
+  readonly request?: ApprovalRequest;
 }
 
 /**
@@ -66,7 +70,11 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
       : sql`(select json_agg(json_build_array(${VOTE_JSON_COLUMNS})
                              order by v.first_cast_seq)
              from approval_votes v
-             where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment})`;
+             where v.release_intent_id = ${intentId}::uuid and v.environment = ${reads.votesEnvironment}
+               and v.request_id is not distinct from ${newestRequestIdSql(sql`${intentId}::uuid`, reads.votesEnvironment!)})`;
+  const requestPart = !wantsVotes
+    ? sql`null::json`
+    : newestRequestJsonSql(sql`${intentId}::uuid`, reads.votesEnvironment!);
   const breakGlassPart = !wantsVotes
     ? sql`null::json`
     : sql`(select json_build_array(b.user_id, b.username, b.reason, b.recorded_at) from break_glass b
@@ -78,13 +86,16 @@ export async function readEvaluationRows(db: Db, project: ProjectRef, reads: Eva
     deploys: [string, string][] | null;
     votes: VoteJson[] | null;
     break_glass: BreakGlassJson | null;
+    request: unknown;
   }>`select ${intentPart} as intent, ${deploysPart} as deploys, ${votesPart} as votes,
-            ${breakGlassPart} as break_glass`.execute(db);
+            ${breakGlassPart} as break_glass, ${requestPart} as request`.execute(db);
   const row = rows[0];
   const lastSuccessfulDeploy = new Map<string, Date>();
   for (const [env, recordedAt] of row?.deploys ?? []) lastSuccessfulDeploy.set(env, new Date(recordedAt));
   const breakGlass = breakGlassFromJson(row?.break_glass);
+  const request = requestFromJson(row?.request);
   return {
+    ...(request !== undefined ? { request } : {}),
     intent: row?.intent ?? undefined,
     lastSuccessfulDeploy,
     votes: votesFromJson(row?.votes),

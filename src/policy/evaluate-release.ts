@@ -1,17 +1,25 @@
 import type { Kysely } from "kysely";
 import { loadRuleDirectory } from "../approval/load-rule-directory.js";
+import { approvalPoliciesFor } from "../approval/rules.js";
 import type { Clock } from "../clock.js";
+import { finishRequest, lockIntent } from "../db/approval-request.repository.js";
 import { readEvaluationRows } from "../db/evaluation.repository.js";
 import type { DB } from "../db/schema.js";
 import { readSupersedeFacts } from "../db/supersede.repository.js";
 import { undeclaredEnvironmentEvaluation } from "../environment/declared-environments.js";
 import { intentNotFound } from "../release/release.js";
+import { openRequestIn } from "../requests/open-request.js";
+import { type ApprovalRequest, asSeenAt, describeOutcome, SYSTEM_ACTOR } from "../requests/request-state.js";
 import { applicablePolicies, type EvaluationFacts, type EvaluationResult, evaluateApplicable } from "./evaluate.js";
 import type { Policy, ProjectRef, ProjectRules } from "./policy.js";
 
 export interface EvaluateReleaseDeps {
   readonly db: Kysely<DB>;
   readonly clock: Clock;
+  /** JetStream subject prefix of the request events an evaluation writes (config NATS_SUBJECT_PREFIX). */
+  readonly subjectPrefix: string;
+  /** Called after an evaluation committed a request transition's outbox event. */
+  readonly onOutboxCommitted?: () => void;
   /** Reads a project's policies and declared environments (the policy cache in production). */
   readonly loadProject: (project: ProjectRef) => Promise<ProjectRules>;
 }
@@ -23,6 +31,8 @@ export interface EvaluationQuery {
   /** The request's branch; undefined or "" when not given. */
   readonly branch?: string;
   readonly intentId?: string;
+  /** Who evaluates: opens the approval request when an approval policy is unsatisfied. */
+  readonly caller?: { readonly userId: string; readonly username: string; readonly actorType: string };
 }
 
 /**
@@ -57,7 +67,8 @@ function supersedeReads(applicable: readonly Policy[]): { withBranch: boolean } 
  */
 export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: EvaluationQuery) => Promise<EvaluationResult> {
   const { db, clock } = deps;
-  return async ({ project, targetEnvironment, branch, intentId }) => {
+  return async (q) => {
+    const { project, targetEnvironment, branch, intentId } = q;
     const rules = await deps.loadProject(project);
     const undeclared = undeclaredEnvironmentEvaluation(rules.environments, targetEnvironment, project);
     if (undeclared !== undefined) {
@@ -77,7 +88,7 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
     const supersede = intentId === undefined ? undefined : supersedeReads(applicable);
     const now = clock.now();
     // Rules are judged only for an intent; their directory rows are read alongside the facts.
-    const [{ intent, lastSuccessfulDeploy, votes, breakGlass }, directory, supersedeFacts] = await Promise.all([
+    const [{ intent, lastSuccessfulDeploy, votes, breakGlass, request }, directory, supersedeFacts] = await Promise.all([
       readEvaluationRows(db, project, {
         releaseIntentId: intentId,
         sourceEnvironments,
@@ -89,7 +100,9 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
         : readSupersedeFacts(db, project, intentId, targetEnvironment, supersede.withBranch),
     ]);
     if (intentId !== undefined && intent === undefined) throw intentNotFound(project, intentId);
-    return evaluateApplicable(applicable, {
+    const seen = request === undefined ? undefined : asSeenAt(request, now);
+    const blocked = seen !== undefined && seen.state !== "pending" && seen.state !== "approved";
+    const result = evaluateApplicable(applicable, {
       ...(directory !== undefined && intent !== undefined
         ? {
             rules: {
@@ -106,6 +119,74 @@ export function createEvaluateRelease(deps: EvaluateReleaseDeps): (q: Evaluation
       votes,
       breakGlass,
       ...(supersedeFacts !== undefined ? { supersede: supersedeFacts } : {}),
+      ...(blocked ? { requestBlock: requestBlockReason(seen) } : {}),
     });
+    const settled =
+      intentId !== undefined && needsVotes && !blocked
+        ? await settleRequest(deps, { project, environment: targetEnvironment, intentId, applicable, result, request: seen, now, caller: q.caller })
+        : seen;
+    return settled === undefined ? result : { ...result, request: { id: settled.id, state: settled.state } };
   };
+}
+
+/** Why a final request blocks, in words a person acts on (what happened, what to do). */
+function requestBlockReason(r: ApprovalRequest): string {
+  return `approval request ${r.id} ${describeOutcome(r)}; ask again with RequestApproval (releasegate request)`;
+}
+
+interface Settle {
+  readonly project: ProjectRef;
+  readonly environment: string;
+  readonly intentId: string;
+  readonly applicable: readonly Policy[];
+  readonly result: EvaluationResult;
+  readonly request: ApprovalRequest | undefined;
+  readonly now: Date;
+  readonly caller: EvaluationQuery["caller"];
+}
+
+/**
+ * What an evaluation does to the intent's approval request: opens one when
+ * an approval policy is unsatisfied and there is none yet (or the newest was
+ * approved but no longer passes, e.g. approvals aged out), and approves a
+ * pending one when every approval policy passes (decided_by `system`). A
+ * final request other than approved is reported, never reopened.
+ */
+async function settleRequest(deps: EvaluateReleaseDeps, s: Settle): Promise<ApprovalRequest | undefined> {
+  let approvalsPass = true;
+  for (const e of s.result.evaluations) if (e.kind === "external_approval" && !e.passed) approvalsPass = false;
+  const state = s.request?.state;
+  const opens = !approvalsPass && (state === undefined || state === "approved");
+  const approves = approvalsPass && state === "pending";
+  if (!opens && !approves) return s.request;
+  const gate = approvalPoliciesFor(s.applicable, s.environment);
+  const after = await deps.db.transaction().execute(async (trx): Promise<ApprovalRequest | undefined> => {
+    if (opens) {
+      const caller = s.caller ?? { userId: SYSTEM_ACTOR, username: SYSTEM_ACTOR, actorType: "service" };
+      const { request } = await openRequestIn(trx, {
+        project: s.project,
+        intentId: s.intentId,
+        environment: s.environment,
+        requestedBy: caller,
+        openedBy: "evaluation",
+        gate,
+        now: s.now,
+        subjectPrefix: deps.subjectPrefix,
+      });
+      return request;
+    }
+    if (s.request === undefined) return undefined;
+    await lockIntent(trx, s.intentId);
+    // Undefined when someone decided it meanwhile: then it says what it is on the next read.
+    return finishRequest(trx, {
+      id: s.request.id,
+      to: "approved",
+      actor: { userId: SYSTEM_ACTOR, username: SYSTEM_ACTOR },
+      decidedAt: s.now,
+      reason: `every approval policy on ${s.environment} passes (evaluation)`,
+      subjectPrefix: deps.subjectPrefix,
+    });
+  });
+  deps.onOutboxCommitted?.();
+  return after ?? s.request;
 }

@@ -34,6 +34,12 @@ export interface EvaluationFacts {
   readonly breakGlass?: BreakGlassMark;
   /** Newer intents and the target deployment, when a supersede policy applies to a named intent. */
   readonly supersede?: SupersedeFacts;
+  /**
+   * Set when the intent's newest approval request in the target environment
+   * ended other than approved (or is past its expiry): every approval policy
+   * fails with this reason (what happened, what to do), break-glass aside.
+   */
+  readonly requestBlock?: string;
 }
 
 export interface PolicyEvaluation {
@@ -50,6 +56,8 @@ export interface EvaluationResult {
   readonly evaluations: readonly PolicyEvaluation[];
   /** True when every evaluation passed (true for none). */
   readonly allPassed: boolean;
+  /** The intent's approval request in the target environment after the evaluation (set by the use case). */
+  readonly request?: { readonly id: string; readonly state: string };
 }
 
 // The per-request hot path (EvaluatePolicies, and the gate check of every
@@ -170,6 +178,26 @@ function evaluateBranchRestriction(
     : evaluation(name, c.kind, false, `branch ${branch} does not match required pattern ${c.branchPattern}`);
 }
 
+const NO_VOTES: readonly Vote[] = [];
+
+/**
+ * max_approval_age_seconds: approvals decided longer ago than it (server
+ * clock) stop counting; rejections stay. Without the option every vote counts.
+ */
+function splitByAge(
+  c: ExternalApprovalConfig,
+  votes: readonly Vote[],
+  now: Date,
+): { counted: readonly Vote[]; lapsed: readonly Vote[] } {
+  const max = c.maxApprovalAgeSeconds;
+  if (max === undefined || max <= 0) return { counted: votes, lapsed: NO_VOTES };
+  const oldest = now.getTime() - max * 1000;
+  const counted: Vote[] = [];
+  const lapsed: Vote[] = [];
+  for (const v of votes) (v.decision === "approved" && v.decidedAt.getTime() < oldest ? lapsed : counted).push(v);
+  return { counted, lapsed };
+}
+
 function evaluateExternalApproval(
   name: string,
   c: ExternalApprovalConfig,
@@ -183,12 +211,18 @@ function evaluateExternalApproval(
       "approval required — no release intent",
       approvalState(c.requiredApprovals, []),
     );
-  const { state, passed, rulesSummary } = judgeApprovalPolicy(c, facts.votes, facts.rules, facts.breakGlass);
+  const { counted, lapsed } = splitByAge(c, facts.votes, facts.now);
+  const { state, passed, rulesSummary } = judgeApprovalPolicy(c, counted, facts.rules, facts.breakGlass);
   if (facts.breakGlass !== undefined) return evaluation(name, c.kind, true, breakGlassReason(facts.breakGlass), state);
+  if (facts.requestBlock !== undefined) return evaluation(name, c.kind, false, facts.requestBlock, state);
   let rejections = 0;
   for (const v of state.decisions) if (v.decision !== "approved") rejections++;
   const note = rejections > 0 ? ` (${rejections} rejected)` : "";
-  const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}${rulesSummary === undefined ? "" : `; ${rulesSummary}`}`;
+  const aged =
+    lapsed.length === 0
+      ? ""
+      : `; ${lapsed.map((v) => `approval by ${v.userId} lapsed at ${new Date(v.decidedAt.getTime() + (c.maxApprovalAgeSeconds ?? 0) * 1000).toISOString()}`).join(", ")} (max approval age ${c.maxApprovalAgeSeconds}s)`;
+  const tally = `${state.currentApprovals}/${c.requiredApprovals}${note}${rulesSummary === undefined ? "" : `; ${rulesSummary}`}${aged}`;
   return passed
     ? evaluation(name, c.kind, true, `approved: ${tally}`, state)
     : evaluation(name, c.kind, false, `awaiting approval: ${tally}`, state);

@@ -75,7 +75,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     // The voter as seen here: an admin grant on this project lets force_bypass through.
     const caller = await callerAt(access, project.organisation, at);
     authorizeBypass({ forceBypass, voterId: caller.userId, voterIsAdmin: isAdmin(caller, project.organisation) });
-    const { strictest } = await castVote({
+    const { strictest, request } = await castVote({
       caller,
       decision,
       forceBypass,
@@ -85,7 +85,7 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
       comment,
       tokenRole: access.caller.orgRoles.get(project.organisation),
     });
-    return approvalStateToProto(strictest);
+    return approvalStateToProto(strictest, request);
   }
 
   const approve: ServiceImpl<typeof PolicyService>["externalApproveRelease"] = async (req, ctx) =>
@@ -99,8 +99,8 @@ export function createApprovalHandlers(deps: ApprovalServiceDeps): Pick<ServiceI
     const intentId = requireUuid(req.releaseIntentId, "release_intent_id");
     const environment = requireEnvironment(req.targetEnvironment, "target_environment");
     await authorize(accessOf(ctx), project.organisation, "approval.read", { project: project.project, environment });
-    const { strictest } = await readState({ project, intentId, environment });
-    return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest) });
+    const { strictest, request } = await readState({ project, intentId, environment });
+    return create(GetExternalApprovalStateResponseSchema, { state: approvalStateToProto(strictest, request) });
   };
 
   return {

@@ -223,8 +223,16 @@ export function voteToProto(v: Vote) {
   };
 }
 
-export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
+/** The approval request an approval state belongs to (its votes are the ones shown). */
+export interface RequestRef {
+  readonly id: string;
+  readonly state: string;
+}
+
+export function approvalStateToProto(s: ApprovalState, request?: RequestRef): ExternalApprovalState {
   return create(ExternalApprovalStateSchema, {
+    requestId: request?.id ?? "",
+    requestState: request?.state ?? "",
     requiredApprovals: s.requiredApprovals,
     currentApprovals: s.currentApprovals,
     decisions: s.decisions.map(voteToProto),
@@ -233,12 +241,12 @@ export function approvalStateToProto(s: ApprovalState): ExternalApprovalState {
   });
 }
 
-export function evaluationToProto(e: PolicyEvaluation): PolicyEvaluationMsg {
+export function evaluationToProto(e: PolicyEvaluation, request?: RequestRef): PolicyEvaluationMsg {
   return create(PolicyEvaluationSchema, {
     policyName: e.policyName,
     policyType: e.kind === undefined ? PolicyType.UNSPECIFIED : KIND_TO_TYPE[e.kind],
     passed: e.passed,
     reason: e.reason,
-    externalApprovalState: e.approval === undefined ? undefined : approvalStateToProto(e.approval),
+    externalApprovalState: e.approval === undefined ? undefined : approvalStateToProto(e.approval, request),
   });
 }

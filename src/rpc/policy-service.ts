@@ -73,13 +73,15 @@ export function createPolicyHandlers(
         req.releaseIntentId === undefined || req.releaseIntentId === ""
           ? undefined
           : requireUuid(req.releaseIntentId, "release_intent_id");
-      await authorize(accessOf(ctx), project.organisation, "policy.evaluate", {
+      const access = accessOf(ctx);
+      await authorize(access, project.organisation, "policy.evaluate", {
         project: project.project,
         environment: targetEnvironment,
       });
-      const result = await evaluate({ project, targetEnvironment, branch: req.branch, intentId });
+      const { userId, username, actorType } = access.caller;
+      const result = await evaluate({ project, targetEnvironment, branch: req.branch, intentId, caller: { userId, username, actorType } });
       return create(EvaluatePoliciesResponseSchema, {
-        evaluations: result.evaluations.map(evaluationToProto),
+        evaluations: result.evaluations.map((e) => evaluationToProto(e, result.request)),
         allPassed: result.allPassed,
       });
     },
