@@ -746,10 +746,14 @@ export class GateModel {
     // so is whether a superseded intent may ask again.
     const approved = newest?.state === "approved";
     const superseded = this.#superseded.has(k);
+    const after = approved ? [opened, { view: before, commit: () => {} }] : [opened];
+    // A superseded intent asking again: refused, or a request opened and superseded at once (the
+    // supersede branch's answer, consistent with "superseded there").
+    if (superseded) after.push(this.#bornSuperseded(k, list, now, "request", cmd.project, env));
     answer({
       codes: superseded ? ["ok", "FailedPrecondition"] : ["ok"],
       value: { created: approved ? undefined : true },
-      request: { at, before, after: approved ? [opened, { view: before, commit: () => {} }] : [opened] },
+      request: { at, before, after },
     });
   }
 
@@ -786,6 +790,12 @@ export class GateModel {
       value: { state: "cancelled" },
       request: { at, before, after: [{ view: viewOf(next), commit: () => this.#requests.set(k, next) }] },
     });
+  }
+
+  /** A request opened on an intent already superseded at `env`, superseded at once (its newer intent is not compared). */
+  #bornSuperseded(k: string, list: readonly ModelRequest[], now: number, openedBy: ModelRequest["openedBy"], p: ProjectRef, env: string): RequestOption {
+    const next = [...list, { ...this.#fresh(p, env, openedBy, now), state: "superseded" as const }];
+    return { view: viewOf(next), commit: () => this.#requests.set(k, next) };
   }
 
   /** The newest request of `k`, a due pending one turned expired (it counts as expired at once). */
@@ -1241,7 +1251,7 @@ export class GateModel {
       if (verdict === false && !this.#superseded.has(k)) {
         after = [opened];
         this.#tags.push(r === undefined ? "request opened by an evaluation" : "approved request no longer passes: a new one");
-      } else if (verdict !== true) after = [keep, opened];
+      } else if (verdict !== true) after = [keep, opened, ...(this.#superseded.has(k) ? [this.#bornSuperseded(k, list, now, "evaluation", p, env)] : [])];
     } else if (r.state === "pending") {
       after = this.#settle(p, intent, env, r, now, false).map((x) => set(withNewest(list, x, false)));
       if (after.length === 1 && after[0]!.view.state === "approved") this.#tags.push("request approved by an evaluation");
