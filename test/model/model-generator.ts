@@ -259,11 +259,15 @@ export class CommandGenerator {
       const admin = ADMIN_OF[main.organisation]!;
       this.#target ??= this.#pick(TARGETS);
       const gate: WireConfig = { kind: "approval", target: this.#target, required: 1 + Math.floor(this.#rand() * 2), ...this.#requestOptions() };
-      if (step === 0) return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: gate };
+      if (step === 0) {
+        this.#gateRejects = gate.kind === "approval" && gate.rejectBlocks === true;
+        return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: gate };
+      }
       if (this.#theme === "supersede" && step === 1)
         return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: this.#supersedeConfig(this.#target) };
       // Requests: ask, vote, let time pass (past a maximum age or the timeout, or not), look.
-      if (this.#theme === "requests" && step === 4) return this.#vote();
+      // On a reject_blocks gate, often a rejection: an eligible one rejects the request.
+      if (this.#theme === "requests" && step === 4) return this.#vote(this.#gateRejects && this.#chance(0.5) ? "rejected" : undefined);
       if (this.#theme === "requests" && step === 5) return { kind: "advance", seconds: this.#pick([30, 150, 700, 1000]) };
       if (this.#theme === "requests" && step === 6) return this.#evaluate();
       if (step === 1 || step === 2 || step === 4) return this.#register(main);
@@ -350,11 +354,14 @@ export class CommandGenerator {
     return { kind: "cancelRequest", caller, project, id, environment, reason: this.#chance(0.5) ? "wrong build" : undefined };
   }
 
-  #vote(): Command {
+  /** Whether the requests sequence's first gate has reject_blocks. */
+  #gateRejects = false;
+
+  #vote(forced?: "approved" | "rejected"): Command {
     {
       const focus = this.#focus !== undefined && this.#chance(0.4) ? this.#focus : undefined;
       const { id, project } = focus ?? this.#intent();
-      const decision = this.#chance(0.75) ? "approved" : "rejected";
+      const decision = forced ?? (this.#chance(0.75) ? "approved" : "rejected");
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
       const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
