@@ -30,6 +30,16 @@ import {
   type WireRule,
 } from "./model-commands.js";
 import { folded } from "./model-environment.js";
+import {
+  ageOf,
+  due,
+  type ModelRequest,
+  type RequestExpect,
+  type RequestOption,
+  viewOf,
+  voteOn,
+  withNewest,
+} from "./model-requests.js";
 
 /** Branch patterns the model knows, with an equivalent JS RegExp (all linear and RE2-compatible). */
 export const PATTERNS: Readonly<Record<string, RegExp>> = {
@@ -62,13 +72,28 @@ export interface Expectation {
    * refusal): the state change, to run only when the service succeeded.
    */
   readonly commit?: () => void;
+  /** Issue 13: what the command must do to one intent+environment's approval requests. */
+  readonly request?: RequestExpect;
+  /** Situations the model met while deciding (the test's tags). */
+  readonly tags?: readonly string[];
 }
 
 export type PolicyKind = WireConfig["kind"];
 type Config =
   | { kind: "soak"; target: string; source: string; seconds: number }
   | { kind: "branch"; target: string; pattern: string }
-  | { kind: "approval"; target: string; required: number; rules: readonly Rule[]; distinct: boolean };
+  | {
+      kind: "approval";
+      target: string;
+      required: number;
+      rules: readonly Rule[];
+      distinct: boolean;
+      /** Issue 13, in seconds (0: none). */
+      timeout: number;
+      maxAge: number;
+      rejectBlocks: boolean;
+    }
+  | { kind: "supersede"; target: string; sameBranch: boolean };
 
 /** A valid approval rule: a group of the organisation or a minimum role. */
 type Rule = { readonly group: string; readonly required: number } | { readonly minRole: Role; readonly required: number };
@@ -80,6 +105,8 @@ export interface ModelEvaluation {
   readonly passed: boolean | undefined;
   /** Only where the spec fixes the wording. */
   readonly reason?: string;
+  /** Where the spec fixes only part of the wording: the reason must contain it. */
+  readonly reasonIncludes?: string;
   /** `current` undefined for a policy with rules (what the total counts is the implementation's to show). */
   readonly approvals?: { readonly required: number; readonly current: number | undefined };
 }
@@ -133,12 +160,6 @@ interface Grant extends Scope {
   readonly role: Role;
 }
 
-interface VoteRecord {
-  readonly decision: "approved" | "rejected";
-  /** The voter's identity-provider groups from the token at vote time (issue 12 records them with the vote). */
-  readonly idp: readonly string[];
-}
-
 interface BreakGlass {
   readonly by: string;
   readonly at: number;
@@ -176,6 +197,10 @@ class Open {
 function open(codes: readonly Outcome[], value: unknown, commit: () => void): never {
   throw new Open({ codes: ["ok", ...codes], value, commit });
 }
+/** A step that built its whole expectation (codes, answer, effects on requests). */
+function answer(e: Expectation): never {
+  throw new Open(e);
+}
 
 /** The refusals of one step whose order the spec does not fix: any of them may come first. */
 function anyOf(...candidates: (Expectation | undefined)[]): void {
@@ -195,8 +220,12 @@ export class GateModel {
   readonly #projects = new Map<string, ProjectState>();
   readonly intents = new Map<string, ModelIntent>();
   readonly #deployments: Deployment[] = [];
-  /** `${intent}|${env}` → voter → decision. */
-  readonly #votes = new Map<string, Map<string, VoteRecord>>();
+  /** `${intent}|${env}` → its approval requests, oldest first; votes live on them (issue 13). */
+  readonly #requests = new Map<string, ModelRequest[]>();
+  /** `${intent}|${env}` → the supersessions recorded at registrations of newer intents (issue 13). */
+  readonly #superseded = new Map<string, { readonly by: string; readonly policy: string; readonly sameBranch: boolean }[]>();
+  /** Situations met while deciding the current command (for the test's tags). */
+  #tags: string[] = [];
   /** organisation → group name → group. */
   readonly #groups = new Map<string, Map<string, Group>>();
   readonly #grants: Grant[] = [];
@@ -239,10 +268,11 @@ export class GateModel {
   /** What `cmd` must do at the server's time `now` (ms); applies it when it must succeed. */
   apply(cmd: Command, now: number): Expectation {
     if (cmd.kind === "advance") return { codes: ["ok"] };
+    this.#tags = [];
     try {
-      return { codes: ["ok"], value: this.#run(cmd, CALLERS[cmd.caller]!, now) };
+      return { codes: ["ok"], value: this.#run(cmd, CALLERS[cmd.caller]!, now), tags: this.#tags };
     } catch (e) {
-      if (e instanceof Refusal || e instanceof Open) return e.expectation;
+      if (e instanceof Refusal || e instanceof Open) return { ...e.expectation, tags: this.#tags };
       throw e;
     }
   }
@@ -338,7 +368,23 @@ export class GateModel {
         if (this.#intentIn(cmd.project, cmd.id) === undefined) throw new Refusal(refusal("NotFound"));
         const gates = this.#gates(cmd.project, env);
         if (gates.length === 0) throw new Refusal(refusal("NotFound"));
-        return { current: gates.some((g) => hasRules(g.config)) ? undefined : this.#approvals(cmd.id, env) };
+        return { current: this.#current(gates.map((g) => g.config as ApprovalConfig), this.#newest(`${cmd.id}|${env}`, now)) };
+      }
+      case "requestApproval":
+        return this.#requestApproval(cmd, caller, now);
+      case "cancelRequest":
+        return this.#cancelRequest(cmd, caller, now);
+      case "getRequest": {
+        const env = shape([["target_environment", cmd.environment, true]])[0]!;
+        this.#authorise(caller, cmd.project.organisation, { project: cmd.project.project, env }, "viewer", now);
+        const undeclared = this.#undeclared(cmd.project, [["target_environment", env]]);
+        if (this.#intentIn(cmd.project, cmd.id) === undefined) anyOf(undeclared, refusal("NotFound"));
+        this.#newest(`${cmd.id}|${env}`, now);
+        const view = viewOf(this.#requests.get(`${cmd.id}|${env}`) ?? []);
+        if (view.state === "expired") this.#tags.push("expired by time");
+        // A read of an undeclared environment: whether it is refused like a vote the spec does not say.
+        if (undeclared !== undefined) open(["FailedPrecondition"], view, () => {});
+        return view;
       }
       case "evaluate":
         return this.#evaluate(cmd, caller, now);
@@ -395,19 +441,36 @@ export class GateModel {
   }
 
   #config(c: WireConfig): Config {
-    const field = { soak: "soak_time", branch: "branch_restriction", approval: "external_approval" }[c.kind];
+    const field = FIELDS[c.kind];
     const checks: [string, string, boolean][] = [[`${field}.target_environment`, c.target, true]];
     if (c.kind === "soak") checks.push([`${field}.source_environment`, c.source, true]);
     const errors: Expectation[] = [];
-    if (c.kind === "approval")
+    if (c.kind === "approval") {
       (c.rules ?? []).forEach((r, i) => {
         if (ruleProblem(r) !== undefined) errors.push(refusal("InvalidArgument", { prefixes: [`external_approval.rules[${i}]`] }));
       });
+      // Issue 13's durations: whole seconds, 0 for none; a negative one names its field.
+      for (const [f, v] of [["request_timeout_seconds", c.timeout ?? 0], ["max_approval_age_seconds", c.maxAge ?? 0]] as const)
+        if (v < 0) errors.push(refusal("InvalidArgument", { prefixes: [`external_approval.${f}`, f] }));
+    }
+    // Forest's cancel_in_progress is not supported (issue 13): validation rejects true.
+    if (c.kind === "supersede" && c.cancelInProgress)
+      errors.push(refusal("InvalidArgument", { prefixes: ["supersede_pending.cancel_in_progress", "cancel_in_progress"] }));
     const [target, source] = shape(checks, errors) as [string, string | undefined];
     if (c.kind === "soak") return { ...c, target, source: source! };
     if (c.kind === "branch") return { ...c, target };
+    if (c.kind === "supersede") return { kind: "supersede", target, sameBranch: c.sameBranch };
     const rules = (c.rules ?? []).map((r): Rule => (r.group !== "" ? { group: r.group, required: r.required } : { minRole: r.minRole as Role, required: r.required }));
-    return { kind: "approval", target, required: c.required, rules, distinct: c.distinct ?? false };
+    return {
+      kind: "approval",
+      target,
+      required: c.required,
+      rules,
+      distinct: c.distinct ?? false,
+      timeout: c.timeout ?? 0,
+      maxAge: c.maxAge ?? 0,
+      rejectBlocks: c.rejectBlocks ?? false,
+    };
   }
 
   /**
@@ -437,7 +500,7 @@ export class GateModel {
   }
 
   #undeclaredIn(p: ProjectRef, c: Config): Expectation | undefined {
-    const field = { soak: "soak_time", branch: "branch_restriction", approval: "external_approval" }[c.kind];
+    const field = FIELDS[c.kind];
     const envs: [string, string][] = [[`${field}.target_environment`, c.target]];
     if (c.kind === "soak") envs.push([`${field}.source_environment`, c.source]);
     return this.#undeclared(p, envs);
@@ -508,7 +571,57 @@ export class GateModel {
       content,
       request: { authorField: cmd.author, caller: caller.sub, version: cmd.version },
     });
+    const request = this.#supersede(cmd.project, cmd.id, cmd.branch, now);
+    if (request !== undefined) answer({ codes: ["ok"], value: { created: true, author }, request });
     return { created: true, author };
+  }
+
+  /**
+   * Supersede-pending on the registration of `newer`: for each enabled
+   * supersede policy of the project, every older intent (same branch when
+   * same_branch_only; then a no-branch intent never) not yet deployed
+   * successfully to the policy's target is superseded there, and its pending
+   * request becomes superseded. Answers the effect on the first pending
+   * request it superseded, for the test to read back.
+   */
+  #supersede(p: ProjectRef, newer: string, branch: string, now: number): RequestExpect | undefined {
+    let first: RequestExpect | undefined;
+    for (const [name, pol] of this.#project(p).policies) {
+      if (!pol.enabled || pol.config.kind !== "supersede") continue;
+      const { target, sameBranch } = pol.config;
+      for (const older of this.intents.values()) {
+        if (older.id === newer || older.project !== key(p) || !this.#before(older, this.intents.get(newer)!)) continue;
+        if (sameBranch && (older.branch === "" || older.branch !== branch)) continue;
+        if (this.#deployedTo(older.id, target)) continue;
+        const k = `${older.id}|${target}`;
+        this.#superseded.set(k, [...(this.#superseded.get(k) ?? []), { by: newer, policy: name, sameBranch }]);
+        const r = this.#newest(k, now);
+        if (r?.state !== "pending") continue;
+        const list = this.#requests.get(k)!;
+        const before = viewOf(list);
+        const next = withNewest(list, { ...r, state: "superseded", supersededBy: newer }, false);
+        this.#requests.set(k, next);
+        this.#tags.push("register supersedes a pending request");
+        first ??= { at: { project: p, id: older.id, environment: target }, before, after: [{ view: viewOf(next), commit: () => {} }] };
+      }
+    }
+    return first;
+  }
+
+  /**
+   * Whether intent `a` is older than `b`: registered before it (the issue's
+   * "a newer intent is registered"). MODEL_SUPERSEDE_TIE=id adopts the
+   * supersede branch's documented reading instead, server time with ties by
+   * id (see /work/notes/model13-findings.md), to look past that disagreement.
+   */
+  #before(a: ModelIntent, b: ModelIntent): boolean {
+    if (process.env.MODEL_SUPERSEDE_TIE === "id") return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
+    const order = [...this.intents.keys()];
+    return order.indexOf(a.id) < order.indexOf(b.id);
+  }
+
+  #deployedTo(intentId: string, env: string): boolean {
+    return this.#deployments.some((d) => d.intentId === intentId && d.env === env && d.succeeded);
   }
 
   #deploy(cmd: Extract<Command, { kind: "deploy" }>, caller: Caller, now: number): unknown {
@@ -565,22 +678,253 @@ export class GateModel {
       ruled.length > 0 &&
       ruled.length === gates.length &&
       !ruled.some((g) => this.#eligibleRules(g.config as ApprovalConfig, cmd.project, caller.sub, idp, now).length > 0);
+    // Issue 13: votes belong to the newest request; when it is final (a due one counts as expired) the
+    // vote is refused, saying what happened. Which of this and the refusals above comes first is open.
+    const k = `${cmd.id}|${env}`;
+    const newest = this.#newest(k, now);
+    const final = newest !== undefined && newest.state !== "pending" ? newest.state : undefined;
+    const personal = (fourEyes && !cmd.bypass) || ineligible;
+    if (final !== undefined && !personal) this.#tags.push(`vote on ${final === "expired" || final === "approved" ? "an" : "a"} ${final} request refused`);
     anyOf(
       fourEyes && !cmd.bypass
         ? refusal("PermissionDenied", proxy ? { includes: "four eyes cover the registrant" } : undefined)
         : undefined,
       ineligible ? refusal("PermissionDenied") : undefined,
+      final !== undefined ? refusal("FailedPrecondition", { includes: final }) : undefined,
     );
-    const k = `${cmd.id}|${env}`;
-    const votes = this.#votes.get(k) ?? new Map();
-    this.#votes.set(k, votes);
-    votes.set(caller.sub, { decision: cmd.decision, idp });
-    const history = this.#history.get(key(cmd.project)) ?? new Set();
-    this.#history.set(key(cmd.project), history);
-    history.add(`${cmd.id}|${env}|${caller.sub}`);
+    const list = this.#requests.get(k) ?? [];
+    // A vote with no request at all opens one (Forest's clients vote without asking); it starts with this vote.
+    const voted = voteOn(newest ?? this.#fresh(cmd.project, env, "vote", now), caller.sub, cmd.decision, idp, now);
+    if (newest === undefined) this.#tags.push("request opened by a vote");
+    const record = () => {
+      const history = this.#history.get(key(cmd.project)) ?? new Set();
+      this.#history.set(key(cmd.project), history);
+      history.add(`${cmd.id}|${env}|${caller.sub}`);
+    };
+    const after = this.#settle(cmd.project, intent, env, voted, now, true, cmd.decision === "rejected" ? caller.sub : undefined).map((r) => {
+      const next = withNewest(list, r, newest === undefined);
+      return { view: viewOf(next), commit: () => {
+        this.#requests.set(k, next);
+        record();
+      } };
+    });
+    if (after.length === 1 && after[0]!.view.state === "approved") this.#tags.push("request approved by a vote");
     // An override is what lets a four-eyes case through; a bypass nobody needed may be recorded either way.
     const kind = fourEyes ? "admin_override" : cmd.bypass ? undefined : "peer";
-    return { current: ruled.length > 0 ? undefined : this.#approvals(cmd.id, env), decision: cmd.decision, kind };
+    const value = { current: this.#current(gates.map((g) => g.config as ApprovalConfig), voted), decision: cmd.decision, kind };
+    // A superseded intent without a request: whether a vote opens one there the spec does not say.
+    const superseded = newest === undefined && this.#superseded.has(k);
+    answer({
+      codes: superseded ? ["ok", "FailedPrecondition"] : ["ok"],
+      value,
+      request: { at: { project: cmd.project, id: cmd.id, environment: env }, before: viewOf(list), after },
+    });
+  }
+
+  /** RequestApproval (issue 13): services and members; idempotent while a request is pending. */
+  #requestApproval(cmd: Extract<Command, { kind: "requestApproval" }>, caller: Caller, now: number): unknown {
+    const env = shape([["target_environment", cmd.environment, true]])[0]!;
+    this.#authorise(caller, cmd.project.organisation, { project: cmd.project.project, env }, "member", now);
+    const undeclared = this.#undeclared(cmd.project, [["target_environment", env]]);
+    if (this.#intentIn(cmd.project, cmd.id) === undefined) anyOf(undeclared, refusal("NotFound"));
+    anyOf(undeclared);
+    if (this.#gates(cmd.project, env).length === 0) throw new Refusal(refusal("FailedPrecondition"));
+    const k = `${cmd.id}|${env}`;
+    // The newest first: a due request turns expired, and the list read after it says so.
+    const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
+    const at = { project: cmd.project, id: cmd.id, environment: env };
+    const before = viewOf(list);
+    if (newest?.state === "pending") {
+      this.#tags.push("requestApproval: pending one returned (created false)");
+      answer({ codes: ["ok"], value: { created: false, state: "pending" }, request: { at, before, after: [{ view: before, commit: () => {} }] } });
+    }
+    const next = [...list, this.#fresh(cmd.project, env, "request", now)];
+    const opened: RequestOption = { view: viewOf(next), commit: () => this.#requests.set(k, next) };
+    if (newest !== undefined) this.#tags.push(`requestApproval after ${newest.state}`);
+    // After an approval, whether asking again returns the approved request or opens a new one is open;
+    // so is whether a superseded intent may ask again.
+    const approved = newest?.state === "approved";
+    const superseded = this.#superseded.has(k);
+    const after = approved ? [opened, { view: before, commit: () => {} }] : [opened];
+    // A superseded intent asking again: refused, or a request opened and superseded at once (the
+    // supersede branch's answer, consistent with "superseded there").
+    if (superseded) after.push(this.#bornSuperseded(k, list, now, "request", cmd.project, env));
+    answer({
+      codes: superseded ? ["ok", "FailedPrecondition"] : ["ok"],
+      value: { created: approved ? undefined : true },
+      request: { at, before, after },
+    });
+  }
+
+  /** CancelApprovalRequest (issue 13): the intent's author, its registrant or an organisation admin. */
+  #cancelRequest(cmd: Extract<Command, { kind: "cancelRequest" }>, caller: Caller, now: number): unknown {
+    const env = shape([["target_environment", cmd.environment, true]])[0]!;
+    const org = cmd.project.organisation;
+    this.#authorise(caller, org, { project: cmd.project.project, env }, "viewer", now);
+    const admin = !caller.service && this.effectiveRole(caller, org, undefined, undefined, now) === "admin";
+    // An admin grant on just this project: whether that is "an admin" the spec does not say.
+    const projectAdmin = !caller.service && !admin && this.effectiveRole(caller, org, cmd.project.project, env, now) === "admin";
+    const undeclared = this.#undeclared(cmd.project, [["target_environment", env]]);
+    const intent = this.#intentIn(cmd.project, cmd.id);
+    if (intent === undefined) anyOf(undeclared, refusal("NotFound"), admin ? undefined : refusal("PermissionDenied"));
+    const party = caller.sub === intent!.author || caller.sub === intent!.registrant;
+    const stranger = !party && !admin && !projectAdmin;
+    if (stranger) this.#tags.push("cancel by a stranger refused");
+    anyOf(undeclared, stranger ? refusal("PermissionDenied") : undefined);
+    const k = `${cmd.id}|${env}`;
+    // The newest first: a due request turns expired, and the list read after it says so.
+    const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
+    const at = { project: cmd.project, id: cmd.id, environment: env };
+    const before = viewOf(list);
+    if (newest?.state !== "pending") {
+      const nothing = refusal("FailedPrecondition");
+      if (projectAdmin) anyOf(nothing, refusal("PermissionDenied"));
+      answer({ ...nothing, request: { at, before, after: [] } });
+    }
+    const next = withNewest(list, { ...newest, state: "cancelled" }, false);
+    this.#tags.push(party ? "request cancelled by a party" : "request cancelled by an admin");
+    answer({
+      codes: projectAdmin ? ["ok", "PermissionDenied"] : ["ok"],
+      value: { state: "cancelled" },
+      request: { at, before, after: [{ view: viewOf(next), commit: () => this.#requests.set(k, next) }] },
+    });
+  }
+
+  /** A request opened on an intent already superseded at `env`, superseded at once (its newer intent is not compared). */
+  #bornSuperseded(k: string, list: readonly ModelRequest[], now: number, openedBy: ModelRequest["openedBy"], p: ProjectRef, env: string): RequestOption {
+    const next = [...list, { ...this.#fresh(p, env, openedBy, now), state: "superseded" as const }];
+    return { view: viewOf(next), commit: () => this.#requests.set(k, next) };
+  }
+
+  /** The newest request of `k`, a due pending one turned expired (it counts as expired at once). */
+  #newest(k: string, now: number): ModelRequest | undefined {
+    const list = this.#requests.get(k);
+    const r = list?.[list.length - 1];
+    if (r === undefined || !due(r, now)) return r;
+    const expired: ModelRequest = { ...r, state: "expired" };
+    this.#requests.set(k, withNewest(list!, expired, false));
+    return expired;
+  }
+
+  /** A new pending request: it expires after the largest request timeout of the environment's enabled approval policies (0: never). */
+  #fresh(p: ProjectRef, env: string, openedBy: ModelRequest["openedBy"], now: number): ModelRequest {
+    const t = Math.max(0, ...this.#gates(p, env).map((g) => (g.config as ApprovalConfig).timeout));
+    return { state: "pending", requestedAt: now, expiresAt: t > 0 ? now + t * 1000 : undefined, openedBy, votes: new Map() };
+  }
+
+  /** The four-eyes parties of an intent (a service registrant never votes). */
+  #parties(intent: ModelIntent): string[] {
+    return [intent.author, ...(intent.registrantType === "user" ? [intent.registrant] : [])];
+  }
+
+  /**
+   * What a pending request may become once `r` (its votes as they now are) is
+   * judged at `now`: rejected when `rejecter` just rejected and a reject_blocks
+   * policy counts them as an eligible approver (open for the author and the
+   * registrant), approved when every enabled approval policy passes, pending
+   * when one does not; several where the spec leaves the verdict open.
+   */
+  #settle(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest, now: number, atVote: boolean, rejecter?: string): ModelRequest[] {
+    if (r.state !== "pending") return [r];
+    const gates = this.#gates(p, env).map((g) => g.config as ApprovalConfig);
+    const out: ModelRequest[] = [];
+    const rejected: ModelRequest = { ...r, state: "rejected" };
+    if (rejecter !== undefined) {
+      let definite = false;
+      let maybe = false;
+      const v = r.votes.get(rejecter)!;
+      for (const c of gates) {
+        if (!c.rejectBlocks) continue;
+        if (c.rules.length > 0 && this.#eligibleRules(c, p, rejecter, v.idp, now).length === 0) continue;
+        if (this.#parties(intent).includes(rejecter)) maybe = true;
+        else definite = true;
+      }
+      if (definite) {
+        this.#tags.push("reject_blocks blocks");
+        return [rejected];
+      }
+      if (maybe) out.push(rejected);
+    } else if (gates.some((c) => c.rejectBlocks) && [...r.votes.values()].some((v) => v.decision === "rejected")) {
+      // A rejection that blocks at evaluation (cast before the policy blocked): whether the evaluation also
+      // ends the request as rejected the spec does not say.
+      out.push(rejected);
+    }
+    // At a vote, whether the maximum approval age already applies ("stop counting at evaluation") is open.
+    const verdict = this.#allPass(p, intent, env, r, now, atVote);
+    if (verdict !== false) out.push({ ...r, state: "approved" });
+    if (verdict !== true) out.push(r);
+    return out;
+  }
+
+  /** Whether every enabled approval policy of `env` passes on request `r` at `now` (break-glass: all do). */
+  #allPass(p: ProjectRef, intent: ModelIntent, env: string, r: ModelRequest | undefined, now: number, atVote = false): boolean | undefined {
+    if (this.#breakGlass.has(`${intent.id}|${env}`)) return true;
+    let all: boolean | undefined = true;
+    for (const g of this.#gates(p, env)) {
+      const v = this.#verdict(g.config as ApprovalConfig, p, intent, r, now, atVote).passed;
+      if (v === false) return false;
+      if (v === undefined) all = undefined;
+    }
+    return all;
+  }
+
+  /**
+   * One approval policy on request `r` (the newest of its intent and
+   * environment) at `now`, under every reading the spec leaves open: whether
+   * an admin's override approval as author or registrant counts for a rule,
+   * whether an approval of exactly the maximum age (or one repeated since)
+   * still counts, whether the author's or registrant's rejection blocks, and
+   * whether an aged rejection still does. undefined where the readings differ.
+   * `current`: the approvals that count, where the spec fixes the number.
+   */
+  #verdict(
+    c: ApprovalConfig,
+    p: ProjectRef,
+    intent: ModelIntent,
+    r: ModelRequest | undefined,
+    now: number,
+    atVote = false,
+  ): { passed: boolean | undefined; current: number | undefined } {
+    if (r === undefined) return { passed: false, current: 0 };
+    if (r.state !== "pending" && r.state !== "approved") return { passed: false, current: undefined };
+    const parties = this.#parties(intent);
+    const ruled = c.rules.length > 0;
+    const votes = [...r.votes].map(([voter, v]) => ({ voter, v, age: ageOf(v, c.maxAge, now), party: parties.includes(voter) }));
+    const rejections = c.rejectBlocks ? votes.filter((x) => x.v.decision === "rejected" && (!ruled || this.#eligibleRules(c, p, x.voter, x.v.idp, now).length > 0)) : [];
+    const both = [true, false];
+    const results = new Set<boolean>();
+    for (const overrides of ruled && votes.some((x) => x.party && x.v.decision === "approved") ? both : [true])
+      for (const unclear of votes.some((x) => x.age === "unclear") ? both : [true])
+        for (const ageless of atVote && votes.some((x) => x.age !== "fresh") ? both : [false])
+        for (const partyRejects of rejections.some((x) => x.party) ? both : [true])
+          for (const agedRejects of rejections.some((x) => x.age === "aged") ? both : [true]) {
+            const counts = (age: string) => ageless || age === "fresh" || (age === "unclear" && unclear);
+            if (rejections.some((x) => (!x.party || partyRejects) && (counts(x.age) || (x.age === "aged" && agedRejects)))) {
+              results.add(false);
+              continue;
+            }
+            const approvals = votes.filter((x) => x.v.decision === "approved" && counts(x.age) && (!ruled || overrides || !x.party));
+            results.add(ruled ? this.#rulesPass(c, p, approvals.map((x) => ({ voter: x.voter, idp: x.v.idp })), now) : approvals.length >= c.required);
+          }
+    const passed = results.size === 1 ? [...results][0] : undefined;
+    if (passed === false && votes.some((x) => x.v.decision === "approved" && x.age === "aged")) this.#tags.push("aged-out approval");
+    if (passed === false && rejections.some((x) => !x.party && x.age === "fresh")) this.#tags.push("reject_blocks blocks");
+    const current = ruled || votes.some((x) => x.age === "unclear") ? undefined : votes.filter((x) => x.v.decision === "approved" && x.age === "fresh").length;
+    return { passed, current };
+  }
+
+  /**
+   * The approvals count GetExternalApprovalState and a vote answer on
+   * request `r` (fixed only for policies without rules and without a maximum
+   * age: whether the state applies the age the spec does not say).
+   */
+  #current(gates: readonly ApprovalConfig[], r: ModelRequest | undefined): number | undefined {
+    if (r === undefined) return 0;
+    if (r.state !== "pending" && r.state !== "approved") return undefined;
+    if (gates.some((c) => c.rules.length > 0 || c.maxAge > 0)) return undefined;
+    return [...r.votes.values()].filter((v) => v.decision === "approved").length;
   }
 
   #breakGlassCmd(cmd: Extract<Command, { kind: "breakGlass" }>, caller: Caller, now: number): unknown {
@@ -612,13 +956,34 @@ export class GateModel {
       this.#history.set(key(cmd.project), history);
       history.add(`${cmd.id}|${env}|${caller.sub}`);
     };
-    if (undecided) {
-      if (refused !== undefined) anyOf(refused, refusal("PermissionDenied"));
-      open(["PermissionDenied"], {}, commit);
-    }
+    if (undecided && refused !== undefined) anyOf(refused, refusal("PermissionDenied"));
     if (refused !== undefined) anyOf(refused);
-    commit();
-    return {};
+    // Issue 13: break-glass approves the pending request; with none, whether it opens one (approved) is open.
+    const k = `${cmd.id}|${env}`;
+    // The newest first: a due request turns expired, and the list read after it says so.
+    const newest = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
+    const before = viewOf(list);
+    const keep: RequestOption = { view: before, commit };
+    let after: RequestOption[] = [keep];
+    if (newest?.state === "pending") {
+      const next = withNewest(list, { ...newest, state: "approved" }, false);
+      after = [{ view: viewOf(next), commit: () => {
+        commit();
+        this.#requests.set(k, next);
+      } }];
+    } else if (newest === undefined) {
+      const opened: ModelRequest = { state: "approved", requestedAt: now, expiresAt: undefined, openedBy: undefined, votes: new Map(), loose: true };
+      after = [keep, { view: { count: 1, state: "approved" }, commit: () => {
+        commit();
+        this.#requests.set(k, [opened]);
+      } }];
+    }
+    answer({
+      codes: undecided ? ["ok", "PermissionDenied"] : ["ok"],
+      value: {},
+      request: { at: { project: cmd.project, id: cmd.id, environment: env }, before, after },
+    });
   }
 
   /**
@@ -740,12 +1105,10 @@ export class GateModel {
    * (the generator keeps that total implied by the rules, where the spec's
    * two readings agree). Votes by `exclude` are left out.
    */
-  #rulesPass(c: ApprovalConfig, p: ProjectRef, intentId: string, t: number, exclude: readonly string[]): boolean {
-    const votes = this.#votes.get(`${intentId}|${c.target}`) ?? new Map<string, VoteRecord>();
+  #rulesPass(c: ApprovalConfig, p: ProjectRef, approvals: readonly { voter: string; idp: readonly string[] }[], t: number): boolean {
     const eligible: number[][] = [];
-    for (const [voter, v] of votes) {
-      if (v.decision !== "approved" || exclude.includes(voter)) continue;
-      const e = this.#eligibleRules(c, p, voter, v.idp, t);
+    for (const { voter, idp } of approvals) {
+      const e = this.#eligibleRules(c, p, voter, idp, t);
       if (e.length > 0) eligible.push(e);
     }
     if (eligible.length < c.required) return false;
@@ -783,6 +1146,8 @@ export class GateModel {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, p]) => this.#evaluateOne(cmd, name, p.config, intent, now));
     const allPassed = evaluations.some((e) => e.passed === false) ? false : evaluations.every((e) => e.passed === true) ? true : undefined;
+    const request = intent === undefined ? undefined : this.#evaluationEffect(cmd.project, intent, target, now);
+    if (request !== undefined) answer({ codes: ["ok"], value: { evaluations, allPassed }, request });
     return { evaluations, allPassed };
   }
 
@@ -814,9 +1179,10 @@ export class GateModel {
       }
       case "approval": {
         const mark = intent === undefined ? undefined : this.#breakGlass.get(`${intent.id}|${c.target}`);
-        const ruled = hasRules(c);
-        const current = intent === undefined ? 0 : ruled ? undefined : this.#approvals(intent.id, c.target);
-        const approvals = { required: c.required, current };
+        // Votes count on the newest request of the intent and environment (issue 13).
+        const r = intent === undefined ? undefined : this.#newest(`${intent.id}|${c.target}`, now);
+        const v = intent === undefined ? { passed: false, current: 0 } : this.#verdict(c, cmd.project, intent, r, now);
+        const approvals = { required: c.required, current: hasRules(c) ? undefined : v.current };
         if (mark !== undefined)
           return {
             name,
@@ -826,15 +1192,71 @@ export class GateModel {
             approvals,
           };
         if (intent === undefined) return { name, type: "approval", passed: false, approvals };
-        if (!ruled) return { name, type: "approval", passed: current! >= c.required, approvals };
-        const all = this.#rulesPass(c, cmd.project, intent.id, now, []);
-        // Whether an admin's override approval on their own (or their registered) intent counts for a
-        // rule the spec does not say: where it makes the difference, either verdict is allowed.
-        const parties = [intent.author, ...(intent.registrantType === "user" ? [intent.registrant] : [])];
-        const without = this.#rulesPass(c, cmd.project, intent.id, now, parties);
-        return { name, type: "approval", passed: all === without ? all : undefined, approvals };
+        // A final request that is not approved: not passed, and the reason names its state.
+        if (r !== undefined && r.state !== "pending" && r.state !== "approved") {
+          this.#tags.push(`evaluate: ${r.state} request holds`);
+          return { name, type: "approval", passed: false, reasonIncludes: r.state, approvals };
+        }
+        return { name, type: "approval", passed: v.passed, approvals };
+      }
+      case "supersede": {
+        if (intent === undefined) return { name, type: "supersede", passed: true };
+        const mine = [...this.intents.values()].filter((i) => i.project === intent.project);
+        // Newer intents by registration order, under this policy's branch rule.
+        const newer = mine
+          .filter((n) => this.#before(intent, n))
+          .filter((n) => !c.sameBranch || (intent.branch !== "" && n.branch === intent.branch))
+          .sort((x, y) => (this.#before(x, y) ? -1 : 1));
+        const deployed = this.#deployedTo(intent.id, c.target);
+        // Supersessions this very policy (same name, same branch rule) recorded at a registration: they hold,
+        // unless the intent has since been deployed there (then the question is moot, and either answer goes).
+        const recorded = (this.#superseded.get(`${intent.id}|${c.target}`) ?? []).filter((x) => x.policy === name && x.sameBranch === c.sameBranch);
+        if (recorded.length > 0) {
+          this.#tags.push("evaluate: superseded older intent holds");
+          // The reason names the newer intent: exact where the first recorded one is also the first newer one.
+          const by = recorded[0]!.by;
+          const exact = newer[0]?.id === by ? { reason: `superseded by ${by} (policy '${name}')` } : { reasonIncludes: "superseded by " };
+          return { name, type: "supersede", passed: deployed ? undefined : false, ...(deployed ? {} : exact) };
+        }
+        if (mine[mine.length - 1] === intent && [...this.#superseded.values()].some((l) => l.some((x) => x.by === intent.id)))
+          this.#tags.push("evaluate: newest not superseded");
+        // Not superseded at a registration by this policy, yet a newer intent exists (the policy came, was
+        // turned on or changed later, or another policy superseded it): whether the answer judges it now the
+        // spec does not say, so it may hold.
+        return { name, type: "supersede", passed: newer.length > 0 && !deployed ? undefined : true };
       }
     }
+  }
+
+  /**
+   * What an evaluation with an intent does to its requests at `env` (issue
+   * 13): opens one when an approval policy is unsatisfied and there is none
+   * yet or the newest is approved but no longer passes; approves the pending
+   * one when every approval policy passes; never reopens after rejected,
+   * expired, superseded or cancelled.
+   */
+  #evaluationEffect(p: ProjectRef, intent: ModelIntent, env: string, now: number): RequestExpect | undefined {
+    if (this.#gates(p, env).length === 0) return undefined;
+    const k = `${intent.id}|${env}`;
+    const r = this.#newest(k, now);
+    const list = this.#requests.get(k) ?? [];
+    const before = viewOf(list);
+    const keep: RequestOption = { view: before, commit: () => {} };
+    const set = (next: ModelRequest[]): RequestOption => ({ view: viewOf(next), commit: () => this.#requests.set(k, next) });
+    let after: RequestOption[] = [keep];
+    if (r === undefined || r.state === "approved") {
+      const verdict = this.#allPass(p, intent, env, r, now);
+      const opened = set([...list, this.#fresh(p, env, "evaluation", now)]);
+      // A superseded intent: whether an evaluation still opens a request there the spec does not say.
+      if (verdict === false && !this.#superseded.has(k)) {
+        after = [opened];
+        this.#tags.push(r === undefined ? "request opened by an evaluation" : "approved request no longer passes: a new one");
+      } else if (verdict !== true) after = [keep, opened, ...(this.#superseded.has(k) ? [this.#bornSuperseded(k, list, now, "evaluation", p, env)] : [])];
+    } else if (r.state === "pending") {
+      after = this.#settle(p, intent, env, r, now, false).map((x) => set(withNewest(list, x, false)));
+      if (after.length === 1 && after[0]!.view.state === "approved") this.#tags.push("request approved by an evaluation");
+    }
+    return { at: { project: p, id: intent.id, environment: env }, before, after };
   }
 
   #intentIn(p: ProjectRef, id: string): ModelIntent | undefined {
@@ -846,12 +1268,6 @@ export class GateModel {
     return [...this.#project(p).policies.values()].filter(
       (x) => x.enabled && x.config.kind === "approval" && x.config.target === env,
     );
-  }
-
-  #approvals(intentId: string, env: string): number {
-    let n = 0;
-    for (const d of this.#votes.get(`${intentId}|${env}`)?.values() ?? []) if (d.decision === "approved") n++;
-    return n;
   }
 
   #lastSuccess(project: string, env: string, intentId: string | undefined): number | undefined {
@@ -940,6 +1356,14 @@ function scopeOf(c: { scope: string; scopeId: string; expiresAt?: number }, erro
 
 type ApprovalConfig = Extract<Config, { kind: "approval" }>;
 
+/** The config oneof's field names, which refusals name. */
+const FIELDS: Readonly<Record<PolicyKind, string>> = {
+  soak: "soak_time",
+  branch: "branch_restriction",
+  approval: "external_approval",
+  supersede: "supersede_pending",
+};
+
 function hasRules(c: Config): boolean {
   return c.kind === "approval" && c.rules.length > 0;
 }
@@ -954,9 +1378,13 @@ function ruleProblem(r: WireRule): string | undefined {
 }
 
 function environmentsOf(c: Config): string[] {
+  // A supersede policy names only its target, like the approval and branch kinds.
   return c.kind === "soak" ? [c.target, c.source] : [c.target];
 }
 
 function configValue(c: Config): unknown {
-  return c.kind === "soak" ? { kind: c.kind, target: c.target, source: c.source } : { kind: c.kind, target: c.target };
+  if (c.kind === "soak") return { kind: c.kind, target: c.target, source: c.source };
+  if (c.kind === "supersede") return { kind: c.kind, target: c.target, sameBranch: c.sameBranch };
+  if (c.kind === "approval") return { kind: c.kind, target: c.target, timeout: c.timeout, maxAge: c.maxAge, rejectBlocks: c.rejectBlocks };
+  return { kind: c.kind, target: c.target };
 }

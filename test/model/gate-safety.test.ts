@@ -5,7 +5,7 @@ import { SuiteCounters } from "../support/reliability-report.js";
 import { ManualClock, startTestServer, TEST_JWT_SECRET, type TestServer } from "../support/server.js";
 import { type Expectation, GateModel } from "./gate-model.js";
 import { baseOrg, CALLERS, type Command, orgOf, READ_ONLY, show } from "./model-commands.js";
-import { compare, Divergence, type EvaluationAnswer } from "./model-compare.js";
+import { compare, compareRequest, Divergence, type EvaluationAnswer } from "./model-compare.js";
 import { CommandGenerator, prng, sequenceProjects } from "./model-generator.js";
 import { Wire } from "./model-wire.js";
 
@@ -34,6 +34,15 @@ import { Wire } from "./model-wire.js";
 // time, a bypass that needs a reason, and break-glass. Each sequence has
 // organisations of its own (the directory is organisation-wide), so every
 // call carries a token minted for them.
+//
+// Issue 13 (requests with a life) adds approval requests per intent and
+// environment: RequestApproval, GetApprovalRequest, CancelApprovalRequest,
+// the request timeout, the maximum approval age and reject_blocks on
+// approval policies, Forest's supersede-pending policy, and clock advances
+// that cross expiry. After every command that may change an intent's
+// requests the test reads GetApprovalRequest (as the organisation's admin)
+// and compares the state with the model's; where the spec leaves the effect
+// open the model lists the outcomes it allows and follows the service's.
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 300);
 const STEPS = Number(process.env.MODEL_STEPS ?? 20);
@@ -48,6 +57,8 @@ const REPRODUCE = `MODEL_SEED=${SEED} MODEL_RUNS=${RUNS} MODEL_STEPS=${STEPS} MO
 const sequenceSeed = (seq: number) => (SEED + Math.imul(seq + 1, 0x9e3779b9)) >>> 0;
 
 const counters = new SuiteCounters("model-gate-safety");
+/** Who reads an intent's requests back after a command (any role reads; the admin sees every project). */
+const ADMINS: Readonly<Record<string, string>> = { acme: "ada", globex: "gus" };
 const clock = new ManualClock();
 let server: TestServer;
 let wire: Wire;
@@ -100,6 +111,9 @@ function tag(name: string): void {
 /** Names what a command tries, from the command and the model's expectation. */
 function tagCommand(cmd: Command, exp: Expectation, model: GateModel, now: number): void {
   const refused = exp.codes[0] !== "ok";
+  for (const t of exp.tags ?? []) tag(t);
+  if (cmd.kind === "createPolicy" && cmd.config.kind === "supersede") tag(refused ? "supersede policy refused" : "supersede policy");
+  if (cmd.kind === "createPolicy" && cmd.config.kind === "approval" && !refused && (cmd.config.timeout ?? 0) > 0) tag("policy with a request timeout");
   const rule = exp.message?.includes ?? "";
   if (rule.includes("is not a valid environment name")) tag("look-alike or malformed environment refused");
   if (exp.message?.prefixes?.some((x) => x.includes("is not declared for"))) tag(`${cmd.kind}: undeclared environment refused`);
@@ -217,6 +231,17 @@ class SequenceRun {
     if (exp.commit !== undefined && got.code === "ok") exp.commit();
     try {
       compare(cmd, exp, got);
+      if (exp.request !== undefined) {
+        const admin = ADMINS[baseOrg(exp.request.at.project.organisation)]!;
+        const read = performance.now();
+        const view = await wire.view(exp.request.at, await tokenFor(admin, this.#seq));
+        const r = timing.get("read request back") ?? { ms: 0, n: 0 };
+        r.ms += performance.now() - read;
+        r.n++;
+        timing.set("read request back", r);
+        trace[trace.length - 1] += ` request=${typeof view === "string" ? view : `${view.count}:${view.state}`}`;
+        compareRequest(cmd, exp, got, view)?.commit();
+      }
     } catch (err) {
       if (!(err instanceof Divergence)) throw err;
       if (!SURVEY)
@@ -335,4 +360,20 @@ const TRICKS = [
   "ruled policy",
   "ruled policy with distinct approvers",
   "ruled policy refused",
+  // Issue 13.
+  "vote on an expired request refused",
+  "vote on a cancelled request refused",
+  "expired by time",
+  "aged-out approval",
+  "reject_blocks blocks",
+  "register supersedes a pending request",
+  "evaluate: superseded older intent holds",
+  "evaluate: newest not superseded",
+  "cancel by a stranger refused",
+  "request opened by a vote",
+  "request opened by an evaluation",
+  "request approved by a vote",
+  "requestApproval: pending one returned (created false)",
+  "supersede policy",
+  "supersede policy refused",
 ];

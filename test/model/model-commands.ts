@@ -68,6 +68,17 @@ export type WireConfig =
       /** Issue 12's rules (ExternalApprovalConfig 100) and distinct_approvers (101); absent: none. */
       readonly rules?: readonly WireRule[];
       readonly distinct?: boolean;
+      /** Issue 13 (ExternalApprovalConfig 102-104): request timeout and maximum approval age in seconds (0 or absent: none), reject_blocks. */
+      readonly timeout?: number;
+      readonly maxAge?: number;
+      readonly rejectBlocks?: boolean;
+    }
+  | {
+      /** Forest's POLICY_TYPE_SUPERSEDE_PENDING (issue 13): SupersedePendingConfig at config field 13. */
+      readonly kind: "supersede";
+      readonly target: string;
+      readonly sameBranch: boolean;
+      readonly cancelInProgress: boolean;
     };
 
 /** An approval rule as sent: group and minRole as given ("" = not set). */
@@ -153,16 +164,24 @@ export type Command =
       readonly id?: string;
     })
   | (Base & { readonly kind: "history"; readonly environment: string })
+  // Issue 13: releasegate.v1.ApprovalRequestService.
+  | (Base & { readonly kind: "requestApproval"; readonly id: string; readonly environment: string })
+  | (Base & { readonly kind: "cancelRequest"; readonly id: string; readonly environment: string; readonly reason?: string })
+  | (Base & { readonly kind: "getRequest"; readonly id: string; readonly environment: string })
   | (Base & { readonly kind: "watch"; readonly environment: string })
   | { readonly kind: "advance"; readonly seconds: number };
 
-/** Commands that change nothing: after a disagreement on one of them the sequence can go on. */
+/**
+ * Commands that change nothing: after a disagreement on one of them the
+ * sequence can go on. Not EvaluatePolicies since issue 13: an evaluation
+ * opens and approves approval requests.
+ */
 export const READ_ONLY: ReadonlySet<Command["kind"]> = new Set([
   "getEnvs",
   "getIntent",
   "state",
-  "evaluate",
   "history",
+  "getRequest",
   "watch",
   "listGroups",
   "listGrants",

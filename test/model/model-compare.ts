@@ -7,6 +7,7 @@
 
 import type { Expectation } from "./gate-model.js";
 import { baseOrg, CALLERS, type Command, orgOf } from "./model-commands.js";
+import type { RequestOption, RequestView } from "./model-requests.js";
 import type { Answer } from "./model-wire.js";
 
 /** A disagreement between the service and the model. */
@@ -63,7 +64,49 @@ export function compare(cmd: Exclude<Command, { kind: "advance" }>, exp: Expecta
       throw new Divergence(`${cmd.kind}: ${got.code} message lacks "${rule.includes}"`, false, detail);
     return;
   }
-  if (!matches(exp.value, got.value)) throw new Divergence(`${cmd.kind}: answer differs${answerHint(cmd, exp, got)}`, false, detail);
+  if (cmd.kind === "evaluate") {
+    // Where the spec fixes only part of a reason (issue 13: the request's state, "superseded by"), it must be in it.
+    const want = (exp.value as { evaluations: { name: string; reasonIncludes?: string }[] }).evaluations;
+    const g = (got.value as EvaluationAnswer).evaluations;
+    for (const w of want) {
+      const e = g.find((x) => x.name === w.name);
+      if (w.reasonIncludes !== undefined && e !== undefined && !(e.reason ?? "").includes(w.reasonIncludes))
+        throw new Divergence(`evaluate: reason lacks "${w.reasonIncludes}"`, false, detail);
+    }
+  }
+  if (!matches(withoutIncludes(exp.value), got.value)) throw new Divergence(`${cmd.kind}: answer differs${answerHint(cmd, exp, got)}`, false, detail);
+}
+
+/** An answer with the model's partial reason rules left out (they are checked on their own). */
+function withoutIncludes(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutIncludes);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(Object.entries(value).filter(([k]) => k !== "reasonIncludes").map(([k, v]) => [k, withoutIncludes(v)]));
+}
+
+/**
+ * Issue 13: the intent+environment's requests as GetApprovalRequest shows
+ * them after the command, against what the model allows (`before` after a
+ * refusal, one of `after` after a success). Answers the matching option.
+ */
+export function compareRequest(cmd: Exclude<Command, { kind: "advance" }>, exp: Expectation, got: Answer, view: RequestView | string): RequestOption | undefined {
+  const req = exp.request;
+  if (req === undefined) return undefined;
+  const allowed = got.code === "ok" ? req.after.map((o) => o.view) : [req.before];
+  const detail = `model ${JSON.stringify(allowed)}\nservice ${JSON.stringify(view)} (after ${cmd.kind} answered ${got.code})`;
+  if (typeof view === "string") throw new Divergence(`${cmd.kind}: approval request ${view.split(" ").slice(0, 2).join(" ")}`, false, detail);
+  // The one safety property of requests: never approved where the model does not allow it.
+  const unsafe = view.state === "approved" && !allowed.some((v) => v.state === "approved");
+  const option = got.code === "ok" ? req.after.find((o) => matches(o.view, view)) : matches(req.before, view) ? undefined : null;
+  if (option === null || (got.code === "ok" && option === undefined)) {
+    const states = `model ${[...new Set(allowed.map((v) => `${v.count}:${v.state}`))].join("|")}, service ${view.count}:${view.state}`;
+    throw new Divergence(`${unsafe ? "UNSAFE " : ""}${cmd.kind}: approval request ${matchesStates(allowed, view) ? "fields" : "state"} differ (${states})`, unsafe, detail);
+  }
+  return option;
+}
+
+function matchesStates(allowed: readonly RequestView[], view: RequestView): boolean {
+  return allowed.some((v) => v.count === view.count && v.state === view.state);
 }
 
 /** What the model's refusal is about, for grouping disagreements. */

@@ -51,7 +51,9 @@ export class CommandGenerator {
   readonly #projects: readonly ProjectRef[];
 
   /** The policy kind this sequence's policies lean to, so that each kind gets sequences where it can pass. */
-  readonly #theme: WireConfig["kind"] | "rules" | undefined;
+  readonly #theme: Exclude<WireConfig["kind"], "supersede"> | "rules" | "requests" | "supersede" | undefined;
+  /** Issue 13: this sequence's request timeout (seconds, 0: none), the same on every approval policy it creates. */
+  readonly #timeout: number;
   #grants = 0;
   readonly #seq: number;
 
@@ -61,7 +63,12 @@ export class CommandGenerator {
     this.#model = model;
     this.#projects = projects;
     this.#seq = seq;
-    this.#theme = this.#pick(["soak", "approval", "branch", undefined, "rules", "rules"] as const);
+    this.#theme = this.#pick(["soak", "approval", "branch", undefined, "rules", "rules", "rules", "requests", "requests", "supersede"] as const);
+    // One timeout per sequence: with several approval policies on an environment the request expires after
+    // the largest, and one value keeps that reading out of doubt. The shared clock moves by every lane's
+    // advances (a few minutes a round), so timeouts are minutes to hours.
+    this.#timeout =
+      this.#theme === "requests" ? this.#pick([300, 900, 7200]) : this.#theme === "supersede" ? this.#pick([0, 900]) : this.#chance(0.15) ? 900 : 0;
   }
 
   #pick<T>(xs: readonly T[]): T {
@@ -147,22 +154,39 @@ export class CommandGenerator {
   /** A config; in `project`, when it declares environments, often naming one it does not. */
   #config(project?: ProjectRef): WireConfig {
     const target = project === undefined ? this.#pick(TARGETS) : this.#undeclaredOr(project, () => this.#pick(TARGETS));
-    const themed = { soak: 0.5, approval: 0.1, branch: 0.9, rules: 0.1 }[this.#theme ?? "approval"];
+    const themed = { soak: 0.5, approval: 0.1, branch: 0.85, rules: 0.1, requests: 0.1, supersede: 0.97 }[this.#theme ?? "approval"];
     const r = this.#theme !== undefined && this.#chance(this.#theme === "rules" ? 0.8 : 0.6) ? themed : this.#rand();
     if (r < 0.35) {
-      const ruled = this.#theme === "rules" ? this.#chance(0.85) : this.#chance(0.2);
-      if (!ruled) return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * 2) };
+      const ruled = this.#theme === "rules" ? this.#chance(0.85) : this.#chance(this.#theme === "requests" ? 0.1 : 0.2);
+      const options = this.#requestOptions();
+      if (!ruled) return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * 2), ...options };
       const rules = this.#rules(project);
       // The policy's own total at most the largest rule's count: then the spec's two readings of
       // "distinct current approvals" agree (the model leaves the total to the rules).
       const most = Math.max(...rules.map((x) => (ruleValid(x) ? x.required : 1)));
-      return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * Math.min(2, most)), rules, distinct: this.#chance(0.5) };
+      return { kind: "approval", target: this.#spell(target), required: 1 + Math.floor(this.#rand() * Math.min(2, most)), rules, distinct: this.#chance(0.5), ...options };
     }
+    if (r >= 0.93) return this.#supersedeConfig(target);
     if (r < 0.7) {
       const source = this.#pick(SOURCES.filter((s) => s !== target));
       return { kind: "soak", target: this.#spell(target), source: this.#spell(source), seconds: this.#pick([1, 10, 30, 60, 60, 3600]) };
     }
     return { kind: "branch", target: this.#spell(target), pattern: this.#pick(Object.keys(PATTERNS)) };
+  }
+
+  /** Issue 13's options of an approval policy: the sequence's timeout, a maximum age and reject_blocks, now and then invalid. */
+  #requestOptions(): { timeout?: number; maxAge?: number; rejectBlocks?: boolean } {
+    const requests = this.#theme === "requests";
+    const maxAge = this.#chance(requests ? 0.5 : 0.1) ? this.#pick([120, 600, 3600]) : 0;
+    const rejectBlocks = this.#chance(requests ? 0.4 : 0.1);
+    if (this.#chance(0.03)) return this.#chance(0.5) ? { timeout: -1, maxAge, rejectBlocks } : { timeout: this.#timeout, maxAge: -60, rejectBlocks };
+    // Forest's clients send none of them: absent when all are off.
+    return this.#timeout === 0 && maxAge === 0 && !rejectBlocks ? {} : { timeout: this.#timeout, maxAge, rejectBlocks };
+  }
+
+  /** Forest's supersede-pending policy; cancel_in_progress (refused) now and then. */
+  #supersedeConfig(target: string): WireConfig {
+    return { kind: "supersede", target: this.#spell(target), sameBranch: this.#chance(0.5), cancelInProgress: this.#chance(0.06) };
   }
 
   /** One to three rules: groups of the organisation (existing or not) and minimum roles, now and then invalid. */
@@ -195,7 +219,7 @@ export class CommandGenerator {
    * Prefers an environment the project's policies use (so that commands meet
    * the gate rather than an empty one), else one of `fallback`.
    */
-  #envFor(p: ProjectRef, kind: "approval" | "any", side: "target" | "source", fallback: readonly string[]): string {
+  #envFor(p: ProjectRef, kind: "approval" | "supersede" | "any", side: "target" | "source", fallback: readonly string[]): string {
     const used = this.#model.environments(p, kind, side);
     return used.length > 0 && this.#chance(0.75) ? this.#pick(used) : this.#pick(fallback);
   }
@@ -228,12 +252,41 @@ export class CommandGenerator {
       if (step === 4) return { kind: "createPolicy", caller: ADMIN_OF[org]!, project: main, name: this.#policyName(main), config: this.#config() };
       return this.#register(main);
     }
+    // Issue 13: a gate with the sequence's timeout, a release that asks for approval and a vote; for
+    // supersede, the same gate with a supersede policy on its environment and releases on few branches.
+    if ((this.#theme === "requests" && step < 7) || (this.#theme === "supersede" && step < 6)) {
+      const main = this.#projects[0]!;
+      const admin = ADMIN_OF[main.organisation]!;
+      this.#target ??= this.#pick(TARGETS);
+      const gate: WireConfig = { kind: "approval", target: this.#target, required: 1 + Math.floor(this.#rand() * 2), ...this.#requestOptions() };
+      if (step === 0) {
+        this.#gateRejects = gate.kind === "approval" && gate.rejectBlocks === true;
+        return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: gate };
+      }
+      if (this.#theme === "supersede" && step === 1)
+        return { kind: "createPolicy", caller: admin, project: main, name: this.#policyName(main), config: this.#supersedeConfig(this.#target) };
+      // Requests: ask, vote, let time pass (past a maximum age or the timeout, or not), look.
+      // On a reject_blocks gate, often a rejection: an eligible one rejects the request.
+      if (this.#theme === "requests" && step === 4) return this.#vote(this.#gateRejects && this.#chance(0.5) ? "rejected" : undefined);
+      if (this.#theme === "requests" && step === 5) return { kind: "advance", seconds: this.#pick([30, 150, 700, 1000]) };
+      if (this.#theme === "requests" && step === 6) return this.#evaluate();
+      if (step === 1 || step === 2 || step === 4) return this.#register(main);
+      if (step === 3) {
+        const id = [...this.#model.intents.values()].at(-1)?.id ?? this.uuid();
+        this.#focus = { id, project: main, environment: this.#target };
+        return { kind: "requestApproval", caller: this.#pick(this.#servicesOf(main.organisation)), project: main, id, environment: this.#target };
+      }
+      return this.#requestCommand();
+    }
     // Then two votes and an evaluation on the latest release, so that ruled gates get the chance to open.
     if (this.#theme === "rules" && (step === 6 || step === 7)) return this.#vote();
     if (this.#theme === "rules" && step === 8) return this.#evaluate();
     if (step < 3 && this.#chance(0.8))
       return { kind: "createPolicy", caller: ADMIN_OF.acme!, project: this.#projects[0]!, name: this.#policyName(this.#projects[0]!), config: this.#config() };
     if (step === 3 && this.#theme !== "rules") return this.#register(this.#projects[0]);
+    // Issue 13: approval requests (asked for, read, cancelled), more of them in their own sequences.
+    const share = this.#theme === "requests" ? 0.3 : this.#theme === "supersede" ? 0.25 : 0.07;
+    if (this.#chance(share)) return this.#requestCommand();
     const d = this.#rand();
     // Issue 12: the directory (more of it in rules sequences) and break-glass, then issue 11's mix.
     if (d < (this.#theme === "rules" ? 0.2 : 0.1)) return this.#directoryCommand();
@@ -274,10 +327,41 @@ export class CommandGenerator {
     return this.#rest(r);
   }
 
-  #vote(): Command {
+  /** The environment the supersede and requests sequences gate. */
+  #target: string | undefined;
+  /** The intent+environment a request command last touched: votes often follow it (on a cancelled request, say). */
+  #focus: { id: string; project: ProjectRef; environment: string } | undefined;
+
+  /** RequestApproval, GetApprovalRequest or CancelApprovalRequest on a known intent (in supersede sequences also a new release). */
+  #requestCommand(): Command {
+    if (this.#theme === "supersede" && this.#chance(0.3)) return this.#register(this.#projects[0]);
+    // Requests sequences move the clock more, so that requests expire and approvals age under their eyes.
+    if (this.#theme === "requests" && this.#chance(0.15)) return { kind: "advance", seconds: this.#pick([60, 150, 300, 900]) };
+    if (this.#theme === "requests" && this.#focus !== undefined && this.#chance(0.2)) return this.#evaluate();
+    const { id, project } = this.#intent();
+    const org = project.organisation;
+    const environment = this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
+    const r = this.#rand();
+    this.#focus = { id, project, environment };
+    if (r < 0.4 && this.#theme === "requests" && this.#chance(0.3)) return this.#vote();
+    if (r < 0.4)
+      return { kind: "requestApproval", caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9), project, id, environment };
+    if (r < 0.72) return { kind: "getRequest", caller: this.#caller(this.#membersOf(org)), project, id, environment };
+    // Cancel: by the author or registrant, the admin, or anyone (a stranger is refused).
+    const intent = this.#model.intents.get(id);
+    const parties = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
+    const caller = parties.length > 0 && this.#chance(0.45) ? this.#pick(parties) : this.#chance(0.35) ? ADMIN_OF[org]! : this.#pick(ALL_CALLERS);
+    return { kind: "cancelRequest", caller, project, id, environment, reason: this.#chance(0.5) ? "wrong build" : undefined };
+  }
+
+  /** Whether the requests sequence's first gate has reject_blocks. */
+  #gateRejects = false;
+
+  #vote(forced?: "approved" | "rejected"): Command {
     {
-      const { id, project } = this.#intent();
-      const decision = this.#chance(0.75) ? "approved" : "rejected";
+      const focus = this.#focus !== undefined && this.#chance(0.4) ? this.#focus : undefined;
+      const { id, project } = focus ?? this.#intent();
+      const decision = forced ?? (this.#chance(0.75) ? "approved" : "rejected");
       // The intent's author and registrant are the voters four eyes are about.
       const intent = this.#model.intents.get(id);
       const involved = intent === undefined ? [] : [intent.author, intent.registrant].filter((c) => CALLERS[c] !== undefined);
@@ -291,12 +375,15 @@ export class CommandGenerator {
             ? this.#pick(eligible)
             : this.#caller(this.#membersOf(project.organisation), 0.85);
       const bypass = decision === "approved" && this.#chance(involved.includes(caller) ? 0.4 : 0.12);
+      const environment =
+        focus?.environment ?? this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS)));
+      if (this.#theme === "requests" || this.#theme === "supersede") this.#focus = { id, project, environment };
       return {
         kind: "vote",
         caller,
         project,
         id,
-        environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "approval", "target", TARGETS))),
+        environment,
         decision,
         // force_bypass: mostly where four eyes would refuse (the admin override), sometimes anywhere.
         bypass,
@@ -452,7 +539,9 @@ export class CommandGenerator {
       caller = this.#pick(ALL_CALLERS);
       author = this.#chance(0.5) ? "" : this.#pick(AUTHORS);
     }
-    return { kind: "register", caller, project, id: this.uuid(), author, branch: this.#pick(BRANCHES), version: this.#pick(["1.0.0", "2.1.0"]) };
+    // Supersede sequences release on few branches, so that a newer release often shares an older one's.
+    const branch = this.#pick(this.#theme === "supersede" ? ["main", "main", "release/1.2", ""] : BRANCHES);
+    return { kind: "register", caller, project, id: this.uuid(), author, branch, version: this.#pick(["1.0.0", "2.1.0"]) };
   }
 
   #deploy(now: number): Command {
@@ -479,13 +568,24 @@ export class CommandGenerator {
       caller: this.#caller([...this.#servicesOf(org), ...this.#servicesOf(org), ADMIN_OF[org]!, "max"], 0.85),
       project,
       id,
-      environment: this.#spell(this.#undeclaredOr(project, () => this.#envFor(project, "any", "source", SOURCES))),
+      // Supersede sequences also deploy to the supersede target: a deployed release is not superseded there.
+      environment: this.#spell(
+        this.#undeclaredOr(project, () =>
+          this.#theme === "supersede" && this.#chance(0.35) ? this.#envFor(project, "supersede", "target", TARGETS) : this.#envFor(project, "any", "source", SOURCES),
+        ),
+      ),
       status,
       finishedAt,
     };
   }
 
   #evaluate(): Command {
+    // Often the intent+environment a request command or vote last touched: its request's life is what counts.
+    const focus = this.#focus;
+    if (focus !== undefined && this.#chance(0.35)) {
+      const org = focus.project.organisation;
+      return { kind: "evaluate", caller: this.#caller([...this.#servicesOf(org), ...this.#membersOf(org)], 0.9), project: focus.project, environment: focus.environment, id: focus.id };
+    }
     const wantIntent = this.#chance(0.75);
     const { id, project } = wantIntent ? this.#intent() : { id: undefined, project: this.#project() };
     const intent = id === undefined ? undefined : this.#model.intents.get(id);

@@ -6,11 +6,13 @@
 import { type CallOptions, type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService } from "../../src/gen/releasegate/v1/approval_pb.js";
+import { type ApprovalRequest, ApprovalRequestService, ApprovalRequestState } from "../../src/gen/releasegate/v1/approval_request_pb.js";
 import { ApproverService } from "../../src/gen/releasegate/v1/approver_pb.js";
 import { BreakGlassService } from "../../src/gen/releasegate/v1/break_glass_pb.js";
 import { DeploymentStatus, ReleaseService } from "../../src/gen/releasegate/v1/release_pb.js";
 import { getProjectEnvironments, setProjectEnvironments } from "./environment-wire.js";
-import type { Command, WireConfig } from "./model-commands.js";
+import type { Command, ProjectRef, WireConfig } from "./model-commands.js";
+import type { RequestView } from "./model-requests.js";
 
 /** What the service answered: "ok" or a code name, the raw message, and the reduced answer. */
 export interface Answer {
@@ -26,6 +28,7 @@ interface Clients {
   readonly audit: Client<typeof ApprovalAuditService>;
   readonly directory: Client<typeof ApproverService>;
   readonly breakGlass: Client<typeof BreakGlassService>;
+  readonly requests: Client<typeof ApprovalRequestService>;
 }
 
 /**
@@ -46,6 +49,7 @@ export class Wire {
       audit: createClient(ApprovalAuditService, transport),
       directory: createClient(ApproverService, transport),
       breakGlass: createClient(BreakGlassService, transport),
+      requests: createClient(ApprovalRequestService, transport),
     };
   }
 
@@ -55,6 +59,23 @@ export class Wire {
     } catch (err) {
       const e = ConnectError.from(err);
       return { code: Code[e.code] ?? String(e.code), message: e.rawMessage };
+    }
+  }
+
+  /**
+   * GetApprovalRequest as `token` (an admin's) sees it, reduced to the
+   * model's view; "unreadable: <code>" when the read was refused.
+   */
+  async view(at: { project: ProjectRef; id: string; environment: string }, token: string): Promise<RequestView | string> {
+    try {
+      const res = await this.#c.requests.getApprovalRequest(
+        { project: at.project, releaseIntentId: at.id, targetEnvironment: at.environment },
+        { headers: { authorization: `Bearer ${token}` } },
+      );
+      return requestView(res.request, res.earlier.length);
+    } catch (err) {
+      const e = ConnectError.from(err);
+      return `unreadable: ${Code[e.code] ?? e.code} ${e.rawMessage}`;
     }
   }
 
@@ -129,6 +150,21 @@ export class Wire {
         const mine = res.state?.decisions.find((d) => d.userId === cmd.caller);
         return { current: res.state?.currentApprovals, decision: mine?.decision, kind: mine?.decisionKind };
       }
+      case "requestApproval": {
+        const res = await c.requests.requestApproval({ project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment }, o);
+        return { created: res.created, state: stateName(res.request?.state) };
+      }
+      case "cancelRequest": {
+        const res = await c.requests.cancelApprovalRequest(
+          { project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment, reason: cmd.reason ?? "" },
+          o,
+        );
+        return { state: stateName(res.request?.state) };
+      }
+      case "getRequest": {
+        const res = await c.requests.getApprovalRequest({ project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment }, o);
+        return requestView(res.request, res.earlier.length);
+      }
       case "state": {
         const res = await c.policies.getExternalApprovalState({ project, releaseIntentId: cmd.id, targetEnvironment: cmd.environment }, o);
         return { current: res.state?.currentApprovals };
@@ -155,10 +191,12 @@ export class Wire {
       }
       case "history": {
         const res = await c.audit.listApprovalHistory({ project, targetEnvironment: cmd.environment, pageSize: 1000 }, o);
-        const entries = new Set(res.entries.map((e) => `${e.releaseIntentId}|${e.targetEnvironment}|${e.userId}`));
+        // Votes and break-glass; issue 13's lifecycle entries (requested, expired, cancelled, ...) are not the model's.
+        const votes = res.entries.filter((e) => ["peer", "admin_override", "break_glass"].includes(e.decisionKind));
+        const entries = new Set(votes.map((e) => `${e.releaseIntentId}|${e.targetEnvironment}|${e.userId}`));
         // Issue 11's intent_author_user_id and intent_registered_by_user_id (entry fields 11 and 12), read by name.
         const intents = new Set(
-          res.entries.map(
+          votes.map(
             (e) => `${e.releaseIntentId}|${Reflect.get(e, "intentAuthorUserId")}|${Reflect.get(e, "intentRegisteredByUserId")}`,
           ),
         );
@@ -239,7 +277,36 @@ const TYPE_NAMES: Readonly<Record<number, string>> = {
   [PolicyType.SOAK_TIME]: "soak",
   [PolicyType.BRANCH_RESTRICTION]: "branch",
   [PolicyType.EXTERNAL_APPROVAL]: "approval",
+  [PolicyType.SUPERSEDE_PENDING]: "supersede",
 };
+
+const STATE_NAMES: Readonly<Record<number, string>> = {
+  [ApprovalRequestState.PENDING]: "pending",
+  [ApprovalRequestState.APPROVED]: "approved",
+  [ApprovalRequestState.REJECTED]: "rejected",
+  [ApprovalRequestState.EXPIRED]: "expired",
+  [ApprovalRequestState.SUPERSEDED]: "superseded",
+  [ApprovalRequestState.CANCELLED]: "cancelled",
+};
+
+function stateName(s: ApprovalRequestState | undefined): string | undefined {
+  return s === undefined ? undefined : (STATE_NAMES[s] ?? `state ${s}`);
+}
+
+const time = (t: string) => (t === "" ? null : Date.parse(t));
+
+/** GetApprovalRequest's answer as the model's view. */
+function requestView(r: ApprovalRequest | undefined, earlier: number): RequestView {
+  if (r === undefined) return { count: earlier, state: "none" };
+  return {
+    count: 1 + earlier,
+    state: (stateName(r.state) ?? "none") as RequestView["state"],
+    openedBy: r.openedBy,
+    supersededBy: r.supersededBy === "" ? undefined : r.supersededBy,
+    requestedAt: time(r.requestedAt) ?? undefined,
+    expiresAt: time(r.expiresAt),
+  };
+}
 
 function configToProto(c: WireConfig) {
   switch (c.kind) {
@@ -266,7 +333,18 @@ function configToProto(c: WireConfig) {
             requiredApprovals: c.required,
             rules: (c.rules ?? []).map((r) => ({ group: r.group, minRole: r.minRole, requiredApprovals: r.required })),
             distinctApprovers: c.distinct ?? false,
+            requestTimeoutSeconds: BigInt(c.timeout ?? 0),
+            maxApprovalAgeSeconds: BigInt(c.maxAge ?? 0),
+            rejectBlocks: c.rejectBlocks ?? false,
           },
+        },
+      };
+    case "supersede":
+      return {
+        policyType: PolicyType.SUPERSEDE_PENDING,
+        config: {
+          case: "supersedePending" as const,
+          value: { targetEnvironment: c.target, sameBranchOnly: c.sameBranch, cancelInProgress: c.cancelInProgress },
         },
       };
   }
@@ -281,7 +359,15 @@ function configFromProto(c: ProtoConfig | undefined): unknown {
     case "branchRestriction":
       return { kind: "branch", target: c.value.targetEnvironment };
     case "externalApproval":
-      return { kind: "approval", target: c.value.targetEnvironment };
+      return {
+        kind: "approval",
+        target: c.value.targetEnvironment,
+        timeout: Number(c.value.requestTimeoutSeconds),
+        maxAge: Number(c.value.maxApprovalAgeSeconds),
+        rejectBlocks: c.value.rejectBlocks,
+      };
+    case "supersedePending":
+      return { kind: "supersede", target: c.value.targetEnvironment, sameBranch: c.value.sameBranchOnly };
     default:
       return { kind: "none" };
   }
