@@ -254,7 +254,7 @@ describe("EvaluatePolicies with a supersede policy", () => {
     expect((await verdict(project, staged))[0]).toMatchObject({ passed: false });
   });
 
-  it("orders intents registered at the same instant by id (documented tie-break)", async () => {
+  it("orders intents registered at the same instant as they were registered, whatever their ids", async () => {
     const project = freshProject();
     await createSupersede(project, "one-pending");
     clock.advance(1);
@@ -263,11 +263,11 @@ describe("EvaluatePolicies with a supersede policy", () => {
     // Same server instant: register without advancing the clock.
     for (const id of [high, low])
       await server.client(ReleaseService, t.pipeline).registerReleaseIntent({ project, releaseIntentId: id, branch: "main" });
-    expect((await verdict(project, low))[0]).toMatchObject({
+    expect((await verdict(project, high))[0]).toMatchObject({
       passed: false,
-      reason: `superseded by ${high} (policy 'one-pending')`,
+      reason: `superseded by ${low} (policy 'one-pending')`,
     });
-    expect((await verdict(project, high))[0]).toMatchObject({ passed: true });
+    expect((await verdict(project, low))[0]).toMatchObject({ passed: true });
   });
 
   it("judges nothing for a disabled policy or another environment", async () => {

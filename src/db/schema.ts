@@ -28,6 +28,8 @@ export interface ReleaseIntentsTable {
   registered_by_actor_type: string;
   /** Bumped by every vote on the intent (optimistic concurrency; bigint, read as text). */
   vote_version: Generated<string>;
+  /** Order of registration (migrations/0017): what "newer" means to supersede-pending. */
+  registered_seq: Generated<string>;
 }
 
 export interface DeploymentsTable {

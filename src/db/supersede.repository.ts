@@ -5,18 +5,17 @@ import type { DB } from "./schema.js";
 
 type Db = Kysely<DB> | Transaction<DB>;
 
-// "Newer" everywhere below: registered later on the server's clock, and for
-// the same instant the greater id (src/policy/supersede.ts). Written as a
-// range on created_at plus a tie test so that the (organisation, project
-// [, branch], created_at) indexes bound the scan.
-const NEWER_THAN_I = sql`n.created_at >= i.created_at and (n.created_at > i.created_at or n.id > i.id)`;
+// "Newer" everywhere below: registered after, in the order registrations
+// drew registered_seq (src/policy/supersede.ts); the (organisation, project
+// [, branch], registered_seq) indexes of 0017 bound the scan.
+const NEWER_THAN_I = sql`n.registered_seq > i.registered_seq`;
 
 /**
  * What a supersede policy judges for one intent and target environment, in
  * one statement: the intent's branch, whether it has a successful
  * deployment there, and the first newer intent of the project (and, when
- * `withBranch`, of its branch). Index probes: release_intents_project_created
- * (0009), release_intents_project_branch_created (0017),
+ * `withBranch`, of its branch). Index probes: release_intents_project_registered
+ * and release_intents_project_branch_registered (0017),
  * deployments_intent_env_latest (0001). Undefined when the intent is not in
  * the project.
  */
@@ -38,11 +37,11 @@ export async function readSupersedeFacts(
               where d.release_intent_id = i.id and d.environment = ${environment} and d.status = 'succeeded') as deployed,
       (select n.id from release_intents n
         where n.organisation = i.organisation and n.project = i.project and ${NEWER_THAN_I}
-        order by n.created_at, n.id limit 1) as newer_in_project,
+        order by n.registered_seq limit 1) as newer_in_project,
       case when ${withBranch}::boolean and i.branch <> '' then
         (select n.id from release_intents n
           where n.organisation = i.organisation and n.project = i.project and n.branch = i.branch and ${NEWER_THAN_I}
-          order by n.created_at, n.id limit 1)
+          order by n.registered_seq limit 1)
       end as newer_on_branch
     from release_intents i
     where i.id = ${intentId}::uuid and i.organisation = ${project.organisation} and i.project = ${project.project}`.execute(

@@ -4,9 +4,9 @@ import type { SupersedePendingConfig } from "./policy.js";
  * What a supersede-pending policy judges, read for the evaluated release
  * intent only when such a policy applies (src/db/supersede.repository.ts).
  *
- * "Newer" is the registration order on the server's clock: a later
- * `created_at`, and for the same instant a greater intent id (the order is
- * total and every replica sees the same one).
+ * "Newer" is the order of registration (`registered_seq`, drawn by the
+ * database when the intent is inserted): total, the same on every replica,
+ * and right even when two registrations share a clock instant.
  */
 export interface SupersedeFacts {
   /** The evaluated intent's branch ("" when it has none). */
