@@ -457,6 +457,9 @@ export class GateModel {
     if (c.kind === "supersede" && c.cancelInProgress)
       errors.push(refusal("InvalidArgument", { prefixes: ["supersede_pending.cancel_in_progress", "cancel_in_progress"] }));
     const [target, source] = shape(checks, errors) as [string, string | undefined];
+    // A soak that reads its own target could never be met (a rule of the service since its first version).
+    if (c.kind === "soak" && source === target)
+      throw new Refusal(refusal("InvalidArgument", { prefixes: ["soak_time.source_environment"] }));
     if (c.kind === "soak") return { ...c, target, source: source! };
     if (c.kind === "branch") return { ...c, target };
     if (c.kind === "supersede") return { kind: "supersede", target, sameBranch: c.sameBranch };
