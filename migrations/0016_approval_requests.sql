@@ -6,6 +6,9 @@
 -- (approval_votes.request_id), and counting reads the current request's.
 CREATE TABLE IF NOT EXISTS approval_requests (
   id uuid PRIMARY KEY,
+  -- Order of opening: what "newest" means (two requests may share a
+  -- requested_at instant; their random ids say nothing about order).
+  seq bigserial NOT NULL,
   organisation text NOT NULL,
   project text NOT NULL,
   release_intent_id uuid NOT NULL REFERENCES release_intents (id),
@@ -39,7 +42,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS approval_requests_one_pending
   ON approval_requests (release_intent_id, environment) WHERE state = 'pending';
 -- The newest request of an intent and environment (evaluation, votes, GetApprovalRequest).
 CREATE INDEX IF NOT EXISTS approval_requests_intent_env
-  ON approval_requests (release_intent_id, environment, requested_at DESC);
+  ON approval_requests (release_intent_id, environment, seq DESC);
 -- The inbox and its count: pending requests of an organisation, oldest first.
 CREATE INDEX IF NOT EXISTS approval_requests_pending_org
   ON approval_requests (organisation, requested_at, id) WHERE state = 'pending';

@@ -34,14 +34,14 @@ function toRequest(r: Selectable<ApprovalRequestsTable>): ApprovalRequest {
 export function newestRequestIdSql(intent: RawBuilder<unknown>, environment: string): RawBuilder<string | null> {
   return sql<string | null>`(select r.id from approval_requests r
      where r.release_intent_id = ${intent} and r.environment = ${environment}
-     order by r.requested_at desc, r.id desc limit 1)`;
+     order by r.seq desc limit 1)`;
 }
 
 /** The newest request of `intent` in `environment` as one JSON object (null when none): read with `requestFromJson`. */
 export function newestRequestJsonSql(intent: RawBuilder<unknown>, environment: string): RawBuilder<unknown> {
   return sql`(select row_to_json(r) from approval_requests r
      where r.release_intent_id = ${intent} and r.environment = ${environment}
-     order by r.requested_at desc, r.id desc limit 1)`;
+     order by r.seq desc limit 1)`;
 }
 
 /** A request from `row_to_json` (timestamps as ISO strings); undefined for null. */
@@ -77,8 +77,7 @@ export async function findNewestRequest(
     .selectAll()
     .where("release_intent_id", "=", releaseIntentId)
     .where("environment", "=", environment)
-    .orderBy("requested_at", "desc")
-    .orderBy("id", "desc")
+    .orderBy("seq", "desc")
     .limit(1)
     .executeTakeFirst();
   return row === undefined ? undefined : toRequest(row);
@@ -91,8 +90,7 @@ export async function listRequests(db: Db, releaseIntentId: string, environment:
     .selectAll()
     .where("release_intent_id", "=", releaseIntentId)
     .where("environment", "=", environment)
-    .orderBy("requested_at", "desc")
-    .orderBy("id", "desc")
+    .orderBy("seq", "desc")
     .limit(limit)
     .execute();
   return rows.map(toRequest);

@@ -155,6 +155,8 @@ export type ApprovalRequestStateValue = "pending" | "approved" | "rejected" | "e
 
 export interface ApprovalRequestsTable {
   id: string;
+  /** Order of opening (bigserial, read as text): the newest request has the greatest. */
+  seq: Generated<string>;
   organisation: string;
   project: string;
   release_intent_id: string;
