@@ -35,7 +35,6 @@ export function uiCommand(): Command {
         const orgs = o.org.length > 0 ? o.org : ["acme=member"];
         const key = findSigningKey();
         const token = await mintConfiguredToken({ sub: o.sub, name: o.name, orgs, service: false, ttl: o.ttl }, key);
-        process.stderr.write(`signed with ${key.source}\n`);
         const server = resolveSession({ server: cmd.optsWithGlobals<{ server?: string }>().server }).server;
         process.stdout.write(`${signInLink(server, token, o.open)}\n`);
       } catch (err) {
