@@ -243,7 +243,12 @@ describe(`environment names on ${testDatabaseKind()}`, { timeout: 60_000 }, () =
       .evaluatePolicies({ project: p, targetEnvironment: "prod", releaseIntentId: id });
     expect(evaluated.allPassed).toBe(true);
     const history = await server.client(ApprovalAuditService, t.bob).listApprovalHistory({ project: p, targetEnvironment: "PROD" });
-    expect(history.entries.map((e) => [e.userId, e.targetEnvironment])).toEqual([["bob", "prod"]]);
+    // The vote opened the approval request and approved it: the request's rows are folded too.
+    expect(history.entries.map((e) => [e.userId, e.targetEnvironment, e.decisionKind])).toEqual([
+      ["bob", "prod", "request_pending"],
+      ["bob", "prod", "peer"],
+      ["bob", "prod", "request_approved"],
+    ]);
   });
 });
 

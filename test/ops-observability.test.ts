@@ -32,6 +32,17 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** The kinds of the events waiting in the outbox, oldest first. */
+async function unpublishedKinds(): Promise<unknown[]> {
+  const rows = await server.app.database.db
+    .selectFrom("outbox")
+    .select("payload")
+    .where("published_at", "is", null)
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => r.payload.kind);
+}
+
 beforeAll(async () => {
   server = await startTestServer({ logger });
   admin = await token({ sub: "ada", orgs: { acme: "admin" } });
@@ -76,7 +87,10 @@ describe("metrics on the admin port", () => {
     expect(sample(text, "releasegate_approvals_pending")).toBe(1);
     expect(sample(text, "releasegate_approvals_pending_age_seconds_count")).toBe(1);
     expect(sample(text, 'releasegate_approvals_pending_age_seconds_bucket{le="+Inf"}')).toBe(1);
-    expect(sample(text, "releasegate_outbox_depth")).toBe(0);
+    // The evaluation found the approval policy unsatisfied and opened an approval request; no NATS_URL
+    // in this server, so its event waits in the outbox.
+    expect(await unpublishedKinds()).toEqual(["approval.requested"]);
+    expect(sample(text, "releasegate_outbox_depth")).toBe(1);
 
     await server
       .client(PolicyService, reviewer)
@@ -86,8 +100,9 @@ describe("metrics on the admin port", () => {
     expect(sample(text, 'releasegate_approval_decisions_total{kind="peer",decision="approved"}')).toBe(1);
     expect(sample(text, 'releasegate_policy_evaluations_total{policy_type="external_approval",decision="passed"}')).toBe(1);
     expect(sample(text, "releasegate_approvals_pending")).toBe(0);
-    // No NATS_URL in this server: the vote's event waits in the outbox.
-    expect(sample(text, "releasegate_outbox_depth")).toBe(1);
+    // The vote's event and the approval of the request (the one required approval) join it.
+    expect(await unpublishedKinds()).toEqual(["approval.requested", "approval.decided", "approval.approved"]);
+    expect(sample(text, "releasegate_outbox_depth")).toBe(3);
     expect(sample(text, "releasegate_outbox_oldest_unpublished_age_seconds")).toBeGreaterThanOrEqual(0);
     expect(sample(text, "releasegate_outbox_relay_publish_errors_total")).toBe(0);
     // One vote, nobody voting at the same time: its optimistic write held.
@@ -138,15 +153,21 @@ describe("one JSON log line per RPC", () => {
 
   it("never logs the token or a vote's comment", async () => {
     const secretComment = `comment-${randomUUID()}`;
+    // An intent of its own: the shared one's request is approved (final) once the metrics test voted,
+    // and a vote on it would be refused before its comment is stored.
+    const fresh = randomUUID();
     await server
+      .client(ReleaseService, admin)
+      .registerReleaseIntent({ project, releaseIntentId: fresh, branch: "main", version: "1.0.1" });
+    const rejected = await server
       .client(PolicyService, reviewer)
-      .externalRejectRelease({ project, releaseIntentId: intentId, targetEnvironment: "prod", comment: secretComment })
-      .catch(() => undefined);
+      .externalRejectRelease({ project, releaseIntentId: fresh, targetEnvironment: "prod", comment: secretComment });
+    expect(rejected.state?.decisions).toMatchObject([{ userId: "bob", decision: "rejected", comment: secretComment }]);
     const all = JSON.stringify(lines);
     expect(all).not.toContain(secretComment);
     expect(all).not.toContain(admin);
     expect(all).not.toContain(reviewer);
-    expect(lines.some((l) => l.method === "ExternalRejectRelease")).toBe(true);
+    expect(lines.some((l) => l.method === "ExternalRejectRelease" && l.code === "OK")).toBe(true);
   });
 });
 

@@ -143,6 +143,13 @@ async function requestFor(method: DescMethod): Promise<Record<string, unknown>> 
     case "forest.v1.PolicyService/DeletePolicy":
       await soakPolicy(name);
       return { project, name };
+    // A fresh intent per vote: two approvals on one intent approve its request (final), and a vote on a
+    // final request is FAILED_PRECONDITION, which would hide what this row checks (who may vote).
+    case "forest.v1.PolicyService/ExternalApproveRelease":
+    case "forest.v1.PolicyService/ApproveRelease":
+    case "forest.v1.PolicyService/ExternalRejectRelease":
+    case "forest.v1.PolicyService/RejectRelease":
+      return { ...vote, releaseIntentId: await registerIntent("someone-else") };
     case "forest.v1.PolicyService/EvaluatePolicies":
       return { project, targetEnvironment: "prod", releaseIntentId: intentId };
     case "releasegate.v1.ReleaseService/RegisterReleaseIntent":
@@ -319,7 +326,11 @@ describe("four-eyes rules on votes", () => {
     const history = await server
       .client(ApprovalAuditService, tokens.member)
       .listApprovalHistory({ project, releaseIntentId: id });
-    expect(history.entries).toMatchObject([{ userId: "root", decision: "approved", decisionKind: "admin_override" }]);
+    // The vote opened the approval request; one approval of the two required leaves it pending.
+    expect(history.entries).toMatchObject([
+      { userId: "root", decision: "pending", decisionKind: "request_pending" },
+      { userId: "root", decision: "approved", decisionKind: "admin_override", comment: BYPASS_REASON },
+    ]);
     record("admin_override recorded");
   });
 

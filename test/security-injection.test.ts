@@ -151,7 +151,19 @@ describe("vote comments and voter names", () => {
       .approveRelease({ project, releaseIntentId: id, targetEnvironment: "prod", comment: probe });
     expect(res.state?.decisions).toMatchObject([{ userId: `voter-${probe}`, username: probe, comment: probe }]);
     const history = await server.client(ApprovalAuditService, admin).listApprovalHistory({ project, releaseIntentId: id });
-    expect(history.entries).toMatchObject([{ userId: `voter-${probe}`, username: probe, comment: probe }]);
+    // The first vote opens the approval request and, meeting the one required approval, approves it:
+    // the vote row sits between the request's pending and approved rows, each naming the voter verbatim.
+    const voterId = `voter-${probe}`;
+    expect(history.entries).toMatchObject([
+      { decisionKind: "request_pending", userId: voterId, username: probe },
+      { decisionKind: "peer", decision: "approved", userId: voterId, username: probe, comment: probe },
+      {
+        decisionKind: "request_approved",
+        userId: voterId,
+        username: probe,
+        comment: `approved by ${voterId}'s vote: every approval policy on prod passes`,
+      },
+    ]);
     await tablesIntact();
     record("vote comments and voter names (state and history)");
   });
