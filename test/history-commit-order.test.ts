@@ -102,6 +102,18 @@ async function openSlowVote(intent: string) {
   return { release, committed };
 }
 
+/** The project's history rows in sequence order, as `intent:decision_kind`. */
+async function allEntries(): Promise<string[]> {
+  const rows = await db()
+    .selectFrom("approval_history")
+    .select(["release_intent_id", "decision_kind"])
+    .where("organisation", "=", project.organisation)
+    .where("project", "=", project.project)
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => `${r.release_intent_id}:${r.decision_kind}`);
+}
+
 async function allSequences(): Promise<bigint[]> {
   const rows = await db()
     .selectFrom("approval_history")
@@ -147,7 +159,19 @@ describe("approval history from the tail while votes commit out of sequence orde
     for (const r of readers) await r.poll();
 
     const all = await allSequences();
-    expect(all).toHaveLength(4);
+    // Four votes, and the approval request each vote through the service opened
+    // (the slow vote is written below the use case, so it opens none).
+    expect((await allEntries()).sort()).toEqual(
+      [
+        `${earlier}:request_pending`,
+        `${earlier}:peer`,
+        `${slowIntent}:peer`,
+        `${fastIntent1}:request_pending`,
+        `${fastIntent1}:peer`,
+        `${fastIntent2}:request_pending`,
+        `${fastIntent2}:peer`,
+      ].sort(),
+    );
     for (const r of readers) expect(r.seen).toEqual(all);
   });
 
@@ -170,11 +194,16 @@ describe("approval history from the tail while votes commit out of sequence orde
     await fast;
     const rows = await db()
       .selectFrom("approval_history")
-      .select(["seq", "release_intent_id"])
+      .select(["seq", "release_intent_id", "decision_kind"])
       .where("seq", ">", (before.at(-1) ?? 0n).toString())
       .orderBy("seq")
       .execute();
-    expect(rows.map((r) => r.release_intent_id)).toEqual([slowIntent, fastIntent]);
+    // The fast vote's transaction opens its approval request and writes the vote: both after the slow vote.
+    expect(rows.map((r) => `${r.release_intent_id}:${r.decision_kind}`)).toEqual([
+      `${slowIntent}:peer`,
+      `${fastIntent}:request_pending`,
+      `${fastIntent}:peer`,
+    ]);
   });
 
   it("does not make votes of another project wait", async () => {

@@ -74,7 +74,10 @@ describe("two servers on one database", () => {
         ),
       ),
     );
-    const total = INTENTS * VOTERS;
+    // Per intent: the approval request its first vote opened (approval.requested), the VOTERS votes
+    // (approval.decided), and the approval the last vote made (approval.approved).
+    const perIntent = VOTERS + 2;
+    const total = INTENTS * perIntent;
     const stored = await waitFor(async () => {
       const all = await readStream(nc, names.stream);
       return all.length === total ? all : undefined;
@@ -87,13 +90,20 @@ describe("two servers on one database", () => {
     expect(new Set(watched)).toEqual(new Set(stored.map((m) => m.event.event_id)));
 
     for (const id of intents) {
-      const counts = stored.filter((m) => m.event.release_intent_id === id).map((m) => m.event.current_approvals);
+      const events = stored.filter((m) => m.event.release_intent_id === id).map((m) => m.event);
+      expect(events.map((e) => e.kind)).toEqual([
+        "approval.requested",
+        ...Array.from({ length: VOTERS }, () => "approval.decided"),
+        "approval.approved",
+      ]);
+      const counts = events.filter((e) => e.kind === "approval.decided").map((e) => e.current_approvals);
       expect(counts).toEqual(Array.from({ length: VOTERS }, (_, i) => i + 1));
+      expect(events.at(-1)).toMatchObject({ request_id: events[0]?.request_id, current_approvals: VOTERS, passed: true });
     }
     // Stopping drains both NATS connections: anything published twice would have arrived by now.
     await a.stop();
     await b.stop();
     await nc.flush();
-    for (const id of intents) expect(coreIds.filter((x) => x === id)).toHaveLength(VOTERS);
+    for (const id of intents) expect(coreIds.filter((x) => x === id)).toHaveLength(perIntent);
   });
 });

@@ -10,6 +10,7 @@ import { App } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { ApprovalAuditService, type ApprovalEvent } from "../src/gen/releasegate/v1/approval_pb.js";
+import { ApprovalRequestState } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { type Cast, cast, createApprovalPolicy, expectCode, registerIntent, waitFor } from "./support/approval-fixtures.js";
 import { createPostgresDatabase, createTestDatabase } from "./support/database.js";
 import { openThroughProxy } from "./support/pg-proxy.js";
@@ -55,6 +56,13 @@ async function watch(tok: string, targetEnvironment = "", protocol: "grpc" | "co
   };
 }
 
+/** The event a vote commits (besides the approval request's lifecycle events, approval.requested / approval.approved / ...). */
+const DECIDED = "approval.decided";
+const isVote = (e: ApprovalEvent) => e.kind === DECIDED;
+/** `kind:voter:decision:environment` of each event. */
+const described = (events: ApprovalEvent[]) =>
+  events.map((e) => `${e.kind}:${e.voterUserId}:${e.decision}:${e.targetEnvironment}`);
+
 describe("WatchApprovalEvents", () => {
   it("streams the decisions of the project and environment asked for, as they commit", async () => {
     const prod = await watch(t.pipeline, "prod");
@@ -71,14 +79,16 @@ describe("WatchApprovalEvents", () => {
       .externalApproveRelease({ project: other, releaseIntentId: otherId, targetEnvironment: "prod" });
     await server.client(PolicyService, t.carol).externalRejectRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
 
-    await waitFor(() => (prod.events.length >= 2 && all.events.length >= 3 ? true : undefined), 10_000, "events");
+    await waitFor(() => (prod.events.length >= 3 && all.events.length >= 6 ? true : undefined), 10_000, "events");
     await prod.stop();
     await all.stop();
-    expect(prod.events.map((e) => `${e.voterUserId}:${e.decision}:${e.targetEnvironment}`)).toEqual([
-      "bob:approved:prod",
-      "carol:rejected:prod",
+    // bob's first vote opens prod's approval request (2 approvals needed: it stays pending).
+    expect(described(prod.events)).toEqual([
+      "approval.requested:bob:pending:prod",
+      "approval.decided:bob:approved:prod",
+      "approval.decided:carol:rejected:prod",
     ]);
-    expect(prod.events[1]).toMatchObject({
+    expect(prod.events[2]).toMatchObject({
       kind: "approval.decided",
       project,
       releaseIntentId: id,
@@ -87,15 +97,28 @@ describe("WatchApprovalEvents", () => {
       requiredApprovals: 2,
       passed: false,
     });
-    expect(all.events.map((e) => e.targetEnvironment)).toEqual(["prod", "staging", "prod"]);
-    expect(all.events[1]).toMatchObject({ passed: true, currentApprovals: 1, requiredApprovals: 1 });
+    // staging needs one approval: bob's vote opens its request and approves it in one transaction.
+    expect(described(all.events)).toEqual([
+      "approval.requested:bob:pending:prod",
+      "approval.decided:bob:approved:prod",
+      "approval.requested:bob:pending:staging",
+      "approval.decided:bob:approved:staging",
+      "approval.approved:bob:approved:staging",
+      "approval.decided:carol:rejected:prod",
+    ]);
+    expect(all.events.filter(isVote)[1]).toMatchObject({ passed: true, currentApprovals: 1, requiredApprovals: 1 });
+    expect(all.events[4]).toMatchObject({ requestState: ApprovalRequestState.APPROVED, passed: true, releaseIntentId: id });
   });
 
   it("streams over the Connect protocol on HTTP/1.1 too", async () => {
     const watcher = await watch(t.bob, "prod", "connect");
     const id = await registerIntent(server, t.pipeline, project);
     await server.client(PolicyService, t.carol).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
-    const event = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "event over Connect");
+    const event = await waitFor(
+      () => watcher.events.find((e) => e.releaseIntentId === id && isVote(e)),
+      10_000,
+      "event over Connect",
+    );
     await watcher.stop();
     expect(event).toMatchObject({ voterUserId: "carol", decision: "approved", targetEnvironment: "prod" });
   });
@@ -109,9 +132,9 @@ describe("WatchApprovalEvents", () => {
       .client(PolicyService, voter)
       .externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     expect(res.state?.decisions[0]?.username).toBe(longName);
-    await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "the large event");
+    await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id && isVote(e)), 10_000, "the large event");
     await watcher.stop();
-    expect(watcher.events.find((e) => e.releaseIntentId === id)?.voterUsername).toBe(longName);
+    expect(watcher.events.find((e) => e.releaseIntentId === id && isVote(e))?.voterUsername).toBe(longName);
   });
 
   it("is denied to callers outside the organisation and validates its filter", async () => {
@@ -125,27 +148,38 @@ describe("WatchApprovalEvents", () => {
 describe("resuming after a reconnect (resume_after_event_id)", () => {
   const approve = (tok: string, releaseIntentId: string, targetEnvironment = "prod") =>
     server.client(PolicyService, tok).externalApproveRelease({ project, releaseIntentId, targetEnvironment });
-  const votes = (events: ApprovalEvent[], id: string) =>
-    events.filter((e) => e.releaseIntentId === id).map((e) => `${e.voterUserId}:${e.decision}:${e.targetEnvironment}`);
+  const of = (events: ApprovalEvent[], id: string) => described(events.filter((e) => e.releaseIntentId === id));
 
   it("replays what was committed while the client was away, then goes on live, each event once", async () => {
     const id = await registerIntent(server, t.pipeline, project);
     const first = await watch(t.pipeline, "prod");
     await approve(t.bob, id);
-    const seen = await waitFor(() => first.events.find((e) => e.releaseIntentId === id), 10_000, "bob's vote");
+    const seen = await waitFor(() => first.events.find((e) => e.releaseIntentId === id && isVote(e)), 10_000, "bob's vote");
     await first.stop();
+    expect(of(first.events, id)).toEqual(["approval.requested:bob:pending:prod", "approval.decided:bob:approved:prod"]);
 
-    // Away: two more votes on prod, one on staging (filtered out on resume).
+    // Away: two more votes on prod (bob changes his to a rejection: 1 of 2, the request stays pending),
+    // one on staging (filtered out on resume, with its request's approval.requested and approval.approved).
     await server.client(PolicyService, t.bob).externalRejectRelease({ project, releaseIntentId: id, targetEnvironment: "prod" });
     await approve(t.carol, id);
     await approve(t.carol, id, "staging");
 
     const resumed = await watch(t.pipeline, "prod", "grpc", seen.eventId);
-    await waitFor(() => (votes(resumed.events, id).length >= 2 ? true : undefined), 10_000, "the replay");
+    // The replay is at least once (docs/api.md: dedupe by event_id): it may repeat what the first
+    // stream had, e.g. the approval.requested that bob's vote committed with the resume point.
+    const had = new Set(first.events.map((e) => e.eventId));
+    const fresh = () => resumed.events.filter((e) => !had.has(e.eventId));
+    await waitFor(() => (of(fresh(), id).length >= 2 ? true : undefined), 10_000, "the replay");
+    // ada's is the second approval: prod's request is approved in the same transaction.
     await approve(t.ada, id);
-    await waitFor(() => (votes(resumed.events, id).length >= 3 ? true : undefined), 10_000, "a live event after the replay");
+    await waitFor(() => (of(fresh(), id).length >= 4 ? true : undefined), 10_000, "live events after the replay");
     await resumed.stop();
-    expect(votes(resumed.events, id)).toEqual(["bob:rejected:prod", "carol:approved:prod", "ada:approved:prod"]);
+    expect(of(fresh(), id)).toEqual([
+      "approval.decided:bob:rejected:prod",
+      "approval.decided:carol:approved:prod",
+      "approval.decided:ada:approved:prod",
+      "approval.approved:ada:approved:prod",
+    ]);
     // Each event once, and not the resume point itself.
     const ids = resumed.events.map((e) => e.eventId);
     expect(new Set(ids).size).toBe(ids.length);
@@ -160,7 +194,7 @@ describe("resuming after a reconnect (resume_after_event_id)", () => {
     const watcher = await watch(t.ada, "", "grpc");
     await server.client(PolicyService, t.bob).externalApproveRelease({ project: other, releaseIntentId: otherId, targetEnvironment: "prod" });
     await approve(t.bob, id);
-    const mine = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id), 10_000, "the vote");
+    const mine = await waitFor(() => watcher.events.find((e) => e.releaseIntentId === id && isVote(e)), 10_000, "the vote");
     await watcher.stop();
     const open = (resumeAfterEventId: string, p = project) =>
       server.client(ApprovalAuditService, t.bob).watchApprovalEvents({ project: p, resumeAfterEventId })[Symbol.asyncIterator]().next();
@@ -196,8 +230,11 @@ describe("an interrupted event feed", () => {
       const stream = watchFrom();
       expect((await stream.next()).value).toMatchObject({ subscribed: true });
       await vote(t.bob);
+      // bob's first vote opens the request (approval.requested), then his vote (1 of 2).
+      const requested = (await stream.next()).value?.event;
+      expect(requested).toMatchObject({ kind: "approval.requested", voterUserId: "bob" });
       const bobs = (await stream.next()).value?.event;
-      expect(bobs).toMatchObject({ voterUserId: "bob" });
+      expect(bobs).toMatchObject({ kind: DECIDED, voterUserId: "bob", currentApprovals: 1 });
 
       // The server's LISTEN session goes silent: what commits now is never notified to it.
       expect(proxy.freezeWhere(/LISTEN releasegate_outbox/)).toBe(1);
@@ -206,12 +243,20 @@ describe("an interrupted event feed", () => {
 
       const resumed = watchFrom(bobs?.eventId);
       expect((await resumed.next()).value).toMatchObject({ subscribed: true });
-      expect((await resumed.next()).value?.event).toMatchObject({ voterUserId: "carol", currentApprovals: 2, passed: true });
+      // The replay is at least once (dedupe by event_id): bob's approval.requested, committed with
+      // the resume point, comes again; then carol's vote and the approval it made, both missed.
+      const replayed: Array<ApprovalEvent | undefined> = [];
+      for (let i = 0; i < 3; i++) replayed.push((await resumed.next()).value?.event);
+      expect(replayed).toMatchObject([
+        { kind: "approval.requested", voterUserId: "bob", eventId: requested?.eventId },
+        { kind: DECIDED, voterUserId: "carol", currentApprovals: 2, passed: true },
+        { kind: "approval.approved", voterUserId: "carol", releaseIntentId: id },
+      ]);
       await resumed.return?.();
       // Operators see both on /metrics.
       const metrics = await (await fetch(`http://127.0.0.1:${gapped.app.adminPort}/metrics`)).text();
       expect(metrics).toMatch(/^releasegate_watch_feed_interruptions_total 1$/m);
-      expect(metrics).toMatch(/^releasegate_watch_replayed_events_total 1$/m);
+      expect(metrics).toMatch(/^releasegate_watch_replayed_events_total 3$/m);
     } finally {
       await gapped.stop();
       await close();
@@ -324,12 +369,21 @@ describe("without NATS_URL", () => {
             }),
           ),
       };
-      await createApprovalPolicy(local, t.ada, project, "gate", "prod", 1);
+      // Two approvals needed, so carol's vote still finds the request pending (a vote after a pass is refused).
+      await createApprovalPolicy(local, t.ada, project, "gate", "prod", 2);
       const id = await registerIntent(local, t.ada, project);
       const vote = { project, releaseIntentId: id, targetEnvironment: "prod" };
       await local.client(PolicyService, t.bob).externalApproveRelease(vote);
       await local.client(PolicyService, t.carol).externalApproveRelease(vote);
-      expect(await app.relay.outboxDepth()).toBe(2);
+      // approval.requested (bob's first vote opened the request), the two votes, approval.approved.
+      const kept = await db.database.db.selectFrom("outbox").select(["payload", "published_at"]).orderBy("seq").execute();
+      expect(kept.map((r) => [r.payload.kind, r.payload.voter_user_id, r.published_at])).toEqual([
+        ["approval.requested", "bob", null],
+        ["approval.decided", "bob", null],
+        ["approval.decided", "carol", null],
+        ["approval.approved", "carol", null],
+      ]);
+      expect(await app.relay.outboxDepth()).toBe(4);
     } finally {
       await app.stop(1_000);
       await db.dispose();
