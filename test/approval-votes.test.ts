@@ -88,7 +88,7 @@ describe("approve, reject, state", () => {
     await expectCode(
       policy(t.bob).externalRejectRelease(target(id)),
       Code.FailedPrecondition,
-      /^target_environment: approval request \S+ for release intent \S+ in prod was approved by bob at .*; open a new one with RequestApproval/,
+      /^target_environment: approval request \S+ for release intent \S+ in prod was approved by bob at .*; the approval gate has passed and takes no more votes$/,
     );
   });
 

@@ -79,6 +79,10 @@ export async function openRequestIn(trx: Transaction<DB>, o: OpenInTransaction):
   // Callers that hold the intent lock already (votes) take it again at no cost.
   await lockIntent(trx, o.intentId);
   const newest = await findNewestRequest(trx, o.intentId, o.environment);
+  // Asking again after an approval returns it: a member must not be able to
+  // throw away a passed gate by asking. (When the approvals no longer pass,
+  // e.g. aged out, the next evaluation opens the new request.)
+  if (newest !== undefined && newest.state === "approved" && o.openedBy === "request") return { request: newest, created: false };
   if (newest !== undefined && newest.state === "pending") {
     if (!isDue(newest, o.now)) return { request: newest, created: false };
     await expireRequest(trx, newest, o.subjectPrefix);

@@ -106,5 +106,8 @@ export function describeOutcome(r: ApprovalRequest): string {
  * what happened and what to do.
  */
 export function finalRequestMessage(r: ApprovalRequest): string {
-  return `approval request ${r.id} for release intent ${r.releaseIntentId} in ${r.environment} was ${describeOutcome(r)}; open a new one with RequestApproval (releasegate request)`;
+  const what = `approval request ${r.id} for release intent ${r.releaseIntentId} in ${r.environment} was ${describeOutcome(r)}`;
+  // An approved request needs no more votes; asking again would only return it.
+  if (r.state === "approved") return `${what}; the approval gate has passed and takes no more votes`;
+  return `${what}; open a new one with RequestApproval (releasegate request)`;
 }
