@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../src/cli/program.js";
+import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { ensureBuilt } from "./support/build.js";
 import { runCli, startCli } from "./support/cli.js";
 import { createPostgresDatabase } from "./support/database.js";
@@ -19,6 +20,18 @@ beforeAll(async () => {
   bobEnv = { ...env, RELEASEGATE_TOKEN: await token({ sub: "bob", name: "Bob", orgs: { acme: "member" } }) };
 }, 240_000);
 afterAll(() => server?.stop());
+
+/**
+ * A vote on an approved (final) request is FAILED_PRECONDITION (issue 13):
+ * the pipeline asks again, which opens a new pending request with no votes.
+ * The CLI has no `request` command, so the test calls RequestApproval itself.
+ */
+async function askAgain(intentId: string): Promise<void> {
+  const res = await server
+    .client(ApprovalRequestService, env.RELEASEGATE_TOKEN)
+    .requestApproval({ project: { organisation: "acme", project: "cli" }, releaseIntentId: intentId, targetEnvironment: "prod" });
+  expect(res.created).toBe(true);
+}
 
 describe("releasegate CLI against a running server", () => {
   let intentId = "";
@@ -86,7 +99,10 @@ describe("releasegate CLI against a running server", () => {
   });
 
   it("reject, then history lists both votes in order", async () => {
+    // bob's approval made the request approved (final); the rejection goes to a new request.
+    await askAgain(intentId);
     const rejected = await runCli(["reject", ...P, "--intent", intentId, "--env", "prod", "-m", "found a bug"], bobEnv);
+    expect(rejected.stderr).toBe("");
     expect(rejected.code).toBe(0);
     const history = await runCli(["-o", "json", "history", ...P, "--intent", intentId], env);
     expect(history.code).toBe(0);
@@ -94,9 +110,16 @@ describe("releasegate CLI against a running server", () => {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(entries.map((e) => [e.userId, e.decision])).toEqual([
+    // The history also has the requests' lifecycle rows (decision_kind request_<state>, issue 13).
+    const isRequestRow = (e: Record<string, unknown>) => String(e.decisionKind).startsWith("request_");
+    expect(entries.filter((e) => !isRequestRow(e)).map((e) => [e.userId, e.decision])).toEqual([
       ["bob", "approved"],
       ["bob", "rejected"],
+    ]);
+    expect(entries.filter(isRequestRow).map((e) => [e.decisionKind, e.decision])).toEqual([
+      ["request_pending", "pending"],
+      ["request_approved", "approved"],
+      ["request_pending", "pending"],
     ]);
     const table = await runCli(["history", ...P, "--intent", intentId, "--env", "prod"], env);
     expect(table.stdout).toMatch(/^SEQ\s+INTENT\s+ENV\s+USER/);
@@ -114,26 +137,45 @@ describe("releasegate CLI against a running server", () => {
   it("watch streams a decision as it is made and exits 0 on SIGINT", async () => {
     const watch = startCli(["-o", "json", "watch", ...P, "--env", "prod"], env);
     await waitFor(() => watch.out.stdout.includes('"subscribed":true'), 15_000, "the subscription");
-    await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
-    await waitFor(() => watch.out.stdout.includes('"decision":"approved"'), 15_000, "the approval event");
-    const event = JSON.parse(watch.out.stdout.trim().split("\n").at(-1)!) as { event: Record<string, unknown> };
-    expect(event.event).toMatchObject({ releaseIntentId: intentId, voterUserId: "bob", targetEnvironment: "prod" });
+    // The request is pending (the earlier rejection is a vote, not a block): bob's approval decides it.
+    const approved = await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    expect(approved).toMatchObject({ code: 0, stderr: "" });
+    const votes = () =>
+      watch.out.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { event?: Record<string, unknown> })
+        .filter((m) => m.event?.kind === "approval.decided");
+    // The approval also ends the request (approval.approved); the vote is the approval.decided event.
+    await waitFor(() => votes().some((m) => m.event?.decision === "approved"), 15_000, "the approval event");
+    const event = votes().at(-1) as { event: Record<string, unknown> };
+    expect(event.event).toMatchObject({
+      releaseIntentId: intentId,
+      voterUserId: "bob",
+      targetEnvironment: "prod",
+      decision: "approved",
+    });
     watch.child.kill("SIGINT");
     expect(await watch.exited).toBe(0);
 
-    // While nobody watches, bob changes his mind; --resume-after replays it.
-    await runCli(["reject", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    // While nobody watches, bob changes his mind on a new request; --resume-after replays it.
+    await askAgain(intentId);
+    const rejected = await runCli(["reject", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    expect(rejected).toMatchObject({ code: 0, stderr: "" });
     const resumed = startCli(["-o", "json", "watch", ...P, "--env", "prod", "--resume-after", String(event.event.eventId)], env);
     await waitFor(() => resumed.out.stdout.includes('"decision":"rejected"'), 15_000, "the replayed rejection");
     resumed.child.kill("SIGINT");
     expect(await resumed.exited).toBe(0);
     const replayed = resumed.out.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: Record<string, unknown> });
     // At least once: votes from shortly before the resume point may come again; the rejection comes last.
-    expect(replayed.filter((m) => m.event?.releaseIntentId === intentId).at(-1)?.event).toMatchObject({
+    expect(
+      replayed.filter((m) => m.event?.releaseIntentId === intentId && m.event?.kind === "approval.decided").at(-1)?.event,
+    ).toMatchObject({
       voterUserId: "bob",
       decision: "rejected",
     });
-    await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    const last = await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
+    expect(last).toMatchObject({ code: 0, stderr: "" });
   });
 
   it("policy update --disable and delete", async () => {

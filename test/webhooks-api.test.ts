@@ -141,11 +141,13 @@ describe(`WebhookService on ${testDatabaseKind()}`, () => {
 
   it("pages the delivery log newest first", { timeout: 30_000 }, async () => {
     const id = (await hooks(t.ada).createWebhook({ ...valid, project: "web", url: `https://${hostname()}:9/paged` })).webhook!.id;
-    const intent = await registerIntent(server, t.pipeline, project);
     const policy = server.client(PolicyService, t.bob);
-    for (let i = 0; i < 3; i++)
+    // One approval makes a request approved and final (issue 13), so each vote gets its own intent.
+    for (let i = 0; i < 3; i++) {
+      const intent = await registerIntent(server, t.pipeline, project);
       if (i % 2 === 0) await policy.externalApproveRelease({ project, releaseIntentId: intent, targetEnvironment: "prod" });
       else await policy.externalRejectRelease({ project, releaseIntentId: intent, targetEnvironment: "prod" });
+    }
     const first = await hooks(t.ada).listWebhookDeliveries({ organisation: "acme", subscriptionId: id, pageSize: 2 });
     expect(first.deliveries).toHaveLength(2);
     expect(first.nextPageToken).not.toBe("");

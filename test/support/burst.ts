@@ -112,7 +112,14 @@ export interface HistoryRow {
   readonly decision: string;
 }
 
-/** Every history entry of one intent via ListApprovalHistory, oldest first, all pages. */
+/** A request's lifecycle row (decision_kind `request_<state>`, issue 13), not a vote. */
+const isRequestRow = (decisionKind: string) => decisionKind.startsWith("request_");
+
+/**
+ * Every vote in the history of one intent via ListApprovalHistory, oldest
+ * first, all pages; the requests' lifecycle rows are left out (they are no
+ * vote, and replaying them as one would be wrong).
+ */
 export async function readHistory(transport: Transport, fixture: BurstFixture, intentId: string): Promise<HistoryRow[]> {
   const audit = createClient(ApprovalAuditService, transport);
   const rows: HistoryRow[] = [];
@@ -125,7 +132,11 @@ export async function readHistory(transport: Transport, fixture: BurstFixture, i
       pageSize: 1000,
       pageToken,
     });
-    rows.push(...page.entries.map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision })));
+    rows.push(
+      ...page.entries
+        .filter((e) => !isRequestRow(e.decisionKind))
+        .map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision })),
+    );
     if (page.nextPageToken === "") return rows;
     pageToken = page.nextPageToken;
   }
@@ -148,16 +159,26 @@ export async function currentVotes(transport: Transport, fixture: BurstFixture, 
   return new Map((res.state?.decisions ?? []).map((d) => [d.userId, d.decision]));
 }
 
-/** Outbox rows of the fixture's intents: all, and not yet published. */
-export async function outboxCounts(db: Kysely<DB>, fixture: BurstFixture): Promise<{ total: number; pending: number; eventIds: string[] }> {
+/**
+ * Outbox rows of the fixture's intents: all, not yet published, and the
+ * votes among them (approval.decided; the rest are the requests' lifecycle
+ * events, issue 13).
+ */
+export async function outboxCounts(
+  db: Kysely<DB>,
+  fixture: BurstFixture,
+): Promise<{ total: number; pending: number; votes: number; eventIds: string[] }> {
   const rows = await db
     .selectFrom("outbox")
-    .select(["event_id", "published_at"])
+    .select(["event_id", "published_at", "payload"])
     .where("release_intent_id", "in", [...fixture.intentIds])
     .execute();
+  const kindOf = (payload: unknown) =>
+    String(((typeof payload === "string" ? JSON.parse(payload) : payload) as { kind?: unknown }).kind);
   return {
     total: rows.length,
     pending: rows.filter((r) => r.published_at === null).length,
+    votes: rows.filter((r) => kindOf(r.payload) === "approval.decided").length,
     eventIds: rows.map((r) => r.event_id),
   };
 }
