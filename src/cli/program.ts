@@ -8,6 +8,7 @@ import { inboxCommand } from "./inbox.js";
 import { loginCommand, logoutCommand, whoamiCommand } from "./login.js";
 import { policyCommand } from "./policy.js";
 import { deployCommand, intentCommand } from "./release.js";
+import { requestCommands } from "./request.js";
 import { migrateCommand, serveCommand } from "./server-commands.js";
 import { tokenCommand } from "./token.js";
 import { uiCommand } from "./ui.js";
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
     ...voteCommands(),
     approversCommand(),
     inboxCommand(),
+    ...requestCommands(),
     breakGlassCommand(),
     historyCommand(),
     watchCommand(),
