@@ -219,7 +219,16 @@ export const releaseScreen: Screen = async (ctx, main, params) => {
   const live = h("p", { class: "live muted", "aria-live": "polite" }, "Live updates: connecting…");
   replace(main, title, facts, live, sections, history);
   const statusOf = new Map<string, HTMLElement>();
+  const actionsOf = new Map<string, { form: HTMLElement; closed: HTMLElement }>();
   let first = true;
+  // A final request takes no votes (the server says FAILED_PRECONDITION): a note says so.
+  const votingFor = (environment: string): HTMLElement[] => {
+    const form = actionsFor(ctx, project, intentId, environment, refresh);
+    const closed = h("p", { class: "closed muted", role: "note" });
+    closed.hidden = true;
+    actionsOf.set(environment, { form, closed });
+    return [form, closed];
+  };
   const refresh = async () => {
     let view: ReleaseView;
     try {
@@ -256,7 +265,7 @@ export const releaseScreen: Screen = async (ctx, main, params) => {
             h("h2", { id: headingId }, env.environment),
             status,
             env.gatedByApproval && reason !== undefined ? h("p", { class: "cannot", role: "note" }, reason) : null,
-            env.gatedByApproval ? actionsFor(ctx, project, intentId, env.environment, refresh) : null,
+            ...(env.gatedByApproval ? votingFor(env.environment) : []),
           ),
         );
       }
@@ -264,6 +273,19 @@ export const releaseScreen: Screen = async (ctx, main, params) => {
     for (const env of view.environments) {
       const status = statusOf.get(env.environment);
       if (status !== undefined) replace(status, ...environmentStatus(env));
+      const voting = actionsOf.get(env.environment);
+      const current = env.request === "unavailable" ? undefined : env.request.current;
+      const final = current !== undefined && current.state !== ApprovalRequestState.PENDING;
+      if (voting !== undefined) {
+        // Approved: nothing left to do here. Other final states keep the form, for an admin's break-glass.
+        voting.form.hidden = final && current.state === ApprovalRequestState.APPROVED;
+        voting.closed.hidden = !final;
+        voting.closed.textContent = !final
+          ? ""
+          : current.state === ApprovalRequestState.APPROVED
+            ? "The approval request is approved: it takes no more votes."
+            : `The approval request is ${requestStateName(current.state)}: it takes no more votes. A new one opens with \`releasegate request\`.`;
+      }
     }
     replace(historyBody, historyTable(view));
   };
