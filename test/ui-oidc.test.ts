@@ -92,8 +92,6 @@ describe("single sign-on with OpenID Connect", () => {
     expect(new URL(dana.url()).search).toBe("");
     await dana.goto(`${server.baseUrl}/ui/#/release/${intent}?org=acme&project=web`);
     const prod = dana.getByRole("region", { name: "prod" });
-    await new Promise((r) => setTimeout(r, 5000));
-    console.log("DEBUG", dana.url(), await dana.locator("body").textContent());
     await prod.getByRole("button", { name: "Approve" }).click();
     await prod.locator(".votes li", { hasText: "Dana" }).waitFor();
     await expect.poll(() => prod.locator(".overall").textContent()).toBe("Overall: passed");

@@ -61,12 +61,19 @@ async function boot(): Promise<void> {
       return;
     }
   }
-  const signInAgain = async (): Promise<never> => {
-    clear();
-    if (settings.oidc !== undefined) return startSignIn(settings.oidc, location.hash);
-    rememberReturn(location.hash);
-    showSignIn(settings, "Your sign-in has expired. Ask for a new sign-in link.");
-    return new Promise<never>(() => {});
+  // A screen makes several calls at once; each finds the expired token. Only the
+  // first starts the sign-in: a second would overwrite the first's PKCE verifier
+  // and state and send a second authorization request after it.
+  let signingIn: Promise<never> | undefined;
+  const signInAgain = (): Promise<never> => {
+    signingIn ??= (async (): Promise<never> => {
+      clear();
+      if (settings.oidc !== undefined) return startSignIn(settings.oidc, location.hash);
+      rememberReturn(location.hash);
+      showSignIn(settings, "Your sign-in has expired. Ask for a new sign-in link.");
+      return new Promise<never>(() => {});
+    })();
+    return signingIn;
   };
   const session = current();
   if (session === undefined) {
