@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { expect } from "vitest";
 import type { DB } from "../../src/db/schema.js";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
@@ -110,6 +110,13 @@ export interface HistoryRow {
   readonly sequence: bigint;
   readonly userId: string;
   readonly decision: string;
+  /** "peer", "admin_override", … for a vote; `request_<state>` for an approval request's transition. */
+  readonly decisionKind: string;
+}
+
+/** A history row of an approval request's lifecycle (not a vote). */
+export function isLifecycleRow(h: Pick<HistoryRow, "decisionKind">): boolean {
+  return h.decisionKind.startsWith("request_");
 }
 
 /** Every history entry of one intent via ListApprovalHistory, oldest first, all pages. */
@@ -125,16 +132,19 @@ export async function readHistory(transport: Transport, fixture: BurstFixture, i
       pageSize: 1000,
       pageToken,
     });
-    rows.push(...page.entries.map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision })));
+    rows.push(
+      ...page.entries.map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision, decisionKind: e.decisionKind })),
+    );
     if (page.nextPageToken === "") return rows;
     pageToken = page.nextPageToken;
   }
 }
 
-/** voter → decision after replaying `history` in order. */
+/** voter → decision after replaying the votes of `history` in order (lifecycle rows are no votes). */
 export function replay(history: readonly HistoryRow[]): Map<string, string> {
   const current = new Map<string, string>();
-  for (const h of [...history].sort((a, b) => (a.sequence < b.sequence ? -1 : 1))) current.set(h.userId, h.decision);
+  for (const h of [...history].sort((a, b) => (a.sequence < b.sequence ? -1 : 1)))
+    if (!isLifecycleRow(h)) current.set(h.userId, h.decision);
   return current;
 }
 
@@ -149,16 +159,21 @@ export async function currentVotes(transport: Transport, fixture: BurstFixture, 
 }
 
 /** Outbox rows of the fixture's intents: all, and not yet published. */
-export async function outboxCounts(db: Kysely<DB>, fixture: BurstFixture): Promise<{ total: number; pending: number; eventIds: string[] }> {
+export async function outboxCounts(
+  db: Kysely<DB>,
+  fixture: BurstFixture,
+): Promise<{ total: number; pending: number; eventIds: string[]; kinds: Map<string, number> }> {
   const rows = await db
     .selectFrom("outbox")
-    .select(["event_id", "published_at"])
+    .select(["event_id", "published_at", sql<string>`payload->>'kind'`.as("kind")])
     .where("release_intent_id", "in", [...fixture.intentIds])
     .execute();
   return {
     total: rows.length,
     pending: rows.filter((r) => r.published_at === null).length,
     eventIds: rows.map((r) => r.event_id),
+    /** Event kind (approval.decided, approval.requested, …) → count. */
+    kinds: rows.reduce((m, r) => m.set(r.kind, (m.get(r.kind) ?? 0) + 1), new Map<string, number>()),
   };
 }
 
@@ -166,22 +181,45 @@ export async function outboxCounts(db: Kysely<DB>, fixture: BurstFixture): Promi
  * For each intent of the fixture: replaying its history (ListApprovalHistory)
  * gives exactly the current votes (GetApprovalState), and every acknowledged
  * vote is in the history at least as often as it was acknowledged (a vote
- * whose answer was lost may be there too). Returns the number of history rows.
+ * whose answer was lost may be there too). Returns the number of vote rows
+ * (lifecycle rows of approval requests, `request_<state>`, not counted).
  */
 export async function expectReplayConsistent(
   transport: Transport,
   fixture: BurstFixture,
   acked: readonly AckedVote[] = [],
 ): Promise<number> {
-  let rows = 0;
+  return (await expectReplayConsistentRows(transport, fixture, acked)).votes;
+}
+
+/**
+ * expectReplayConsistent, returning the vote rows and the approval-request
+ * lifecycle rows (`request_<state>`) of the fixture's intents apart; each row
+ * of either kind has one outbox event.
+ */
+export async function expectReplayConsistentRows(
+  transport: Transport,
+  fixture: BurstFixture,
+  acked: readonly AckedVote[] = [],
+): Promise<{ votes: number; lifecycle: number; lifecycleKinds: Map<string, number> }> {
+  let votes = 0;
+  let lifecycle = 0;
+  const lifecycleKinds = new Map<string, number>();
   for (const intentId of fixture.intentIds) {
     const history = await readHistory(transport, fixture, intentId);
-    rows += history.length;
+    for (const h of history) {
+      if (!isLifecycleRow(h)) votes++;
+      else {
+        lifecycle++;
+        lifecycleKinds.set(h.decisionKind, (lifecycleKinds.get(h.decisionKind) ?? 0) + 1);
+      }
+    }
     expect(Object.fromEntries(await currentVotes(transport, fixture, intentId)), `current votes of ${intentId} vs replay`).toEqual(
       Object.fromEntries(replay(history)),
     );
     const tally = new Map<string, number>();
-    for (const h of history) tally.set(`${h.userId}:${h.decision}`, (tally.get(`${h.userId}:${h.decision}`) ?? 0) + 1);
+    for (const h of history.filter((r) => !isLifecycleRow(r)))
+      tally.set(`${h.userId}:${h.decision}`, (tally.get(`${h.userId}:${h.decision}`) ?? 0) + 1);
     for (const v of acked.filter((a) => a.intentId === intentId)) {
       const key = `${v.voter}:${v.decision}`;
       const left = tally.get(key) ?? 0;
@@ -189,5 +227,5 @@ export async function expectReplayConsistent(
       tally.set(key, left - 1);
     }
   }
-  return rows;
+  return { votes, lifecycle, lifecycleKinds };
 }
