@@ -110,16 +110,16 @@ export interface HistoryRow {
   readonly sequence: bigint;
   readonly userId: string;
   readonly decision: string;
-  /** "peer", "admin_override", … for a vote; `request_<state>` for an approval request's transition. */
-  readonly decisionKind: string;
 }
 
-/** A history row of an approval request's lifecycle (not a vote). */
-export function isLifecycleRow(h: Pick<HistoryRow, "decisionKind">): boolean {
-  return h.decisionKind.startsWith("request_");
-}
+/** A request's lifecycle row (decision_kind `request_<state>`, issue 13), not a vote. */
+const isRequestRow = (decisionKind: string) => decisionKind.startsWith("request_");
 
-/** Every history entry of one intent via ListApprovalHistory, oldest first, all pages. */
+/**
+ * Every vote in the history of one intent via ListApprovalHistory, oldest
+ * first, all pages; the requests' lifecycle rows are left out (they are no
+ * vote, and replaying them as one would be wrong).
+ */
 export async function readHistory(transport: Transport, fixture: BurstFixture, intentId: string): Promise<HistoryRow[]> {
   const audit = createClient(ApprovalAuditService, transport);
   const rows: HistoryRow[] = [];
@@ -133,18 +133,19 @@ export async function readHistory(transport: Transport, fixture: BurstFixture, i
       pageToken,
     });
     rows.push(
-      ...page.entries.map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision, decisionKind: e.decisionKind })),
+      ...page.entries
+        .filter((e) => !isRequestRow(e.decisionKind))
+        .map((e) => ({ sequence: e.sequence, userId: e.userId, decision: e.decision })),
     );
     if (page.nextPageToken === "") return rows;
     pageToken = page.nextPageToken;
   }
 }
 
-/** voter → decision after replaying the votes of `history` in order (lifecycle rows are no votes). */
+/** voter → decision after replaying `history` in order. */
 export function replay(history: readonly HistoryRow[]): Map<string, string> {
   const current = new Map<string, string>();
-  for (const h of [...history].sort((a, b) => (a.sequence < b.sequence ? -1 : 1)))
-    if (!isLifecycleRow(h)) current.set(h.userId, h.decision);
+  for (const h of [...history].sort((a, b) => (a.sequence < b.sequence ? -1 : 1))) current.set(h.userId, h.decision);
   return current;
 }
 
@@ -158,22 +159,27 @@ export async function currentVotes(transport: Transport, fixture: BurstFixture, 
   return new Map((res.state?.decisions ?? []).map((d) => [d.userId, d.decision]));
 }
 
-/** Outbox rows of the fixture's intents: all, and not yet published. */
+/**
+ * Outbox rows of the fixture's intents: all, not yet published, and the
+ * votes among them (approval.decided; the rest are the requests' lifecycle
+ * events, issue 13).
+ */
 export async function outboxCounts(
   db: Kysely<DB>,
   fixture: BurstFixture,
-): Promise<{ total: number; pending: number; eventIds: string[]; kinds: Map<string, number> }> {
+): Promise<{ total: number; pending: number; votes: number; eventIds: string[] }> {
   const rows = await db
     .selectFrom("outbox")
-    .select(["event_id", "published_at", sql<string>`payload->>'kind'`.as("kind")])
+    .select(["event_id", "published_at", "payload"])
     .where("release_intent_id", "in", [...fixture.intentIds])
     .execute();
+  const kindOf = (payload: unknown) =>
+    String(((typeof payload === "string" ? JSON.parse(payload) : payload) as { kind?: unknown }).kind);
   return {
     total: rows.length,
     pending: rows.filter((r) => r.published_at === null).length,
+    votes: rows.filter((r) => kindOf(r.payload) === "approval.decided").length,
     eventIds: rows.map((r) => r.event_id),
-    /** Event kind (approval.decided, approval.requested, …) → count. */
-    kinds: rows.reduce((m, r) => m.set(r.kind, (m.get(r.kind) ?? 0) + 1), new Map<string, number>()),
   };
 }
 
@@ -181,45 +187,22 @@ export async function outboxCounts(
  * For each intent of the fixture: replaying its history (ListApprovalHistory)
  * gives exactly the current votes (GetApprovalState), and every acknowledged
  * vote is in the history at least as often as it was acknowledged (a vote
- * whose answer was lost may be there too). Returns the number of vote rows
- * (lifecycle rows of approval requests, `request_<state>`, not counted).
+ * whose answer was lost may be there too). Returns the number of history rows.
  */
 export async function expectReplayConsistent(
   transport: Transport,
   fixture: BurstFixture,
   acked: readonly AckedVote[] = [],
 ): Promise<number> {
-  return (await expectReplayConsistentRows(transport, fixture, acked)).votes;
-}
-
-/**
- * expectReplayConsistent, returning the vote rows and the approval-request
- * lifecycle rows (`request_<state>`) of the fixture's intents apart; each row
- * of either kind has one outbox event.
- */
-export async function expectReplayConsistentRows(
-  transport: Transport,
-  fixture: BurstFixture,
-  acked: readonly AckedVote[] = [],
-): Promise<{ votes: number; lifecycle: number; lifecycleKinds: Map<string, number> }> {
-  let votes = 0;
-  let lifecycle = 0;
-  const lifecycleKinds = new Map<string, number>();
+  let rows = 0;
   for (const intentId of fixture.intentIds) {
     const history = await readHistory(transport, fixture, intentId);
-    for (const h of history) {
-      if (!isLifecycleRow(h)) votes++;
-      else {
-        lifecycle++;
-        lifecycleKinds.set(h.decisionKind, (lifecycleKinds.get(h.decisionKind) ?? 0) + 1);
-      }
-    }
+    rows += history.length;
     expect(Object.fromEntries(await currentVotes(transport, fixture, intentId)), `current votes of ${intentId} vs replay`).toEqual(
       Object.fromEntries(replay(history)),
     );
     const tally = new Map<string, number>();
-    for (const h of history.filter((r) => !isLifecycleRow(r)))
-      tally.set(`${h.userId}:${h.decision}`, (tally.get(`${h.userId}:${h.decision}`) ?? 0) + 1);
+    for (const h of history) tally.set(`${h.userId}:${h.decision}`, (tally.get(`${h.userId}:${h.decision}`) ?? 0) + 1);
     for (const v of acked.filter((a) => a.intentId === intentId)) {
       const key = `${v.voter}:${v.decision}`;
       const left = tally.get(key) ?? 0;
@@ -227,5 +210,44 @@ export async function expectReplayConsistentRows(
       tally.set(key, left - 1);
     }
   }
-  return { votes, lifecycle, lifecycleKinds };
+  return rows;
 }
+
+/**
+ * The approval requests' lifecycle rows (decision_kind `request_<state>`) in
+ * the history of the fixture's intents, by decision kind; readHistory leaves
+ * them out. Each has one outbox event, as each vote does.
+ */
+export async function lifecycleCounts(transport: Transport, fixture: BurstFixture): Promise<Map<string, number>> {
+  const audit = createClient(ApprovalAuditService, transport);
+  const counts = new Map<string, number>();
+  for (const intentId of fixture.intentIds) {
+    let pageToken = "";
+    do {
+      const page = await audit.listApprovalHistory({
+        project: fixture.project,
+        releaseIntentId: intentId,
+        targetEnvironment: fixture.environment,
+        pageSize: 1000,
+        pageToken,
+      });
+      for (const e of page.entries)
+        if (isRequestRow(e.decisionKind)) counts.set(e.decisionKind, (counts.get(e.decisionKind) ?? 0) + 1);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+  return counts;
+}
+
+/** The fixture's outbox events by kind (approval.decided, approval.requested, …). */
+export async function outboxKinds(db: Kysely<DB>, fixture: BurstFixture): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom("outbox")
+    .select(sql<string>`payload->>'kind'`.as("kind"))
+    .where("release_intent_id", "in", [...fixture.intentIds])
+    .execute();
+  return rows.reduce((m, r) => m.set(r.kind, (m.get(r.kind) ?? 0) + 1), new Map<string, number>());
+}
+
+/** Sum of a count map. */
+export const sumCounts = (counts: ReadonlyMap<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0);
