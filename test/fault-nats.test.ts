@@ -1,8 +1,9 @@
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REQUIRED_APPROVALS_MAX } from "../src/policy/policy.js";
 import { waitFor } from "./support/approval-fixtures.js";
-import { expectReplayConsistent, outboxCounts, prepareBurst, runBurst } from "./support/burst.js";
+import { expectReplayConsistent, lifecycleCounts, outboxCounts, outboxKinds, prepareBurst, runBurst, sumCounts } from "./support/burst.js";
 import { NatsServerProcess, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { SuiteCounters } from "./support/reliability-report.js";
 import { startTestServer, type TestServer, token } from "./support/server.js";
@@ -35,8 +36,9 @@ afterAll(async () => {
 });
 
 describe("NATS killed and restarted mid-burst", () => {
-  it("loses and doubles no event for a durable JetStream consumer", async () => {
-    const fixture = await prepareBurst(server.grpc(admin), { intents: 3 });
+  it("loses and doubles no event for a durable JetStream consumer", { timeout: 120_000 }, async () => {
+    // More approvals required than there are voters: the request stays pending and every vote is taken.
+    const fixture = await prepareBurst(server.grpc(admin), { intents: 3, required: REQUIRED_APPROVALS_MAX });
     const tokens = await Promise.all(
       Array.from({ length: CLIENTS }, (_, i) => token({ sub: `voter-${i}`, orgs: { acme: "member" } })),
     );
@@ -83,14 +85,25 @@ describe("NATS killed and restarted mid-burst", () => {
     expect(Object.fromEntries(result.errors), "votes fail while only NATS is down").toEqual({});
     expect(kills).toBe(2);
 
-    const decisions = await expectReplayConsistent(server.grpc(admin), fixture, result.acked);
-    expect(decisions).toBe(result.acked.length);
+    const votes = await expectReplayConsistent(server.grpc(admin), fixture, result.acked);
+    const lifecycleKinds = await lifecycleCounts(server.grpc(admin), fixture);
+    const lifecycle = sumCounts(lifecycleKinds);
+    expect(votes).toBe(result.acked.length);
+    expect(Object.fromEntries(lifecycleKinds), "one request opened per intent, still pending").toEqual({
+      request_pending: fixture.intentIds.length,
+    });
+    // Each history row (vote or request transition) has one event.
+    const decisions = votes + lifecycle;
     await waitFor(
       async () => ((await outboxCounts(server.db.database.db, fixture)).pending === 0 ? true : undefined),
       30_000,
       "outbox drained after NATS came back",
     );
     const outbox = await outboxCounts(server.db.database.db, fixture);
+    expect(Object.fromEntries(await outboxKinds(server.db.database.db, fixture)), "outbox events by kind").toEqual({
+      "approval.decided": votes,
+      "approval.requested": lifecycle,
+    });
 
     const nc = await connect({ servers: nats.url });
     try {

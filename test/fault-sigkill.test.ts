@@ -2,8 +2,9 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../src/db/database.js";
+import { REQUIRED_APPROVALS_MAX } from "../src/policy/policy.js";
 import { waitFor } from "./support/approval-fixtures.js";
-import { expectReplayConsistent, outboxCounts, prepareBurst, runBurst } from "./support/burst.js";
+import { expectReplayConsistent, lifecycleCounts, outboxCounts, outboxKinds, prepareBurst, runBurst, sumCounts } from "./support/burst.js";
 import { createPostgresDatabase } from "./support/database.js";
 import { NatsServerProcess, readStream, uniqueSignalNames } from "./support/nats-fixtures.js";
 import { SuiteCounters } from "./support/reliability-report.js";
@@ -57,7 +58,8 @@ function transport(tok: string, protocol: "grpc" | "connect" = "grpc") {
 describe("server SIGKILLed mid-burst", () => {
   it("keeps every acknowledged vote and drains the outbox after a restart", { timeout: 120_000 }, async () => {
     const admin = await token({ sub: "ada", orgs: { acme: "admin" } });
-    const fixture = await prepareBurst(transport(admin));
+    // More approvals required than there are voters: the request stays pending and every vote is taken.
+    const fixture = await prepareBurst(transport(admin), { required: REQUIRED_APPROVALS_MAX });
     const tokens = await Promise.all(
       Array.from({ length: CLIENTS }, (_, i) => token({ sub: `voter-${i}`, orgs: { acme: "member" } })),
     );
@@ -78,8 +80,15 @@ describe("server SIGKILLed mid-burst", () => {
 
     await proc.start();
     const check = transport(admin);
-    const decisions = await expectReplayConsistent(check, fixture, result.acked);
-    expect(decisions).toBeGreaterThanOrEqual(result.acked.length);
+    const votes = await expectReplayConsistent(check, fixture, result.acked);
+    const lifecycleKinds = await lifecycleCounts(check, fixture);
+    const lifecycle = sumCounts(lifecycleKinds);
+    expect(votes).toBeGreaterThanOrEqual(result.acked.length);
+    expect(Object.fromEntries(lifecycleKinds), "one request opened per intent, still pending").toEqual({
+      request_pending: fixture.intentIds.length,
+    });
+    // Each history row (vote or request transition) has one event.
+    const decisions = votes + lifecycle;
 
     const database = await openDatabase({ databaseUrl: pgdb.url, dataDir: "/nonexistent", poolSize: 2 });
     try {
@@ -90,6 +99,10 @@ describe("server SIGKILLed mid-burst", () => {
       );
       const outbox = await outboxCounts(database.db, fixture);
       expect(outbox.total, "one outbox event per decision").toBe(decisions);
+      expect(Object.fromEntries(await outboxKinds(database.db, fixture)), "outbox events by kind").toEqual({
+        "approval.decided": votes,
+        "approval.requested": lifecycle,
+      });
       const nc = await connect({ servers: nats.url });
       try {
         const events = (await readStream(nc, names.stream)).filter((e) =>

@@ -45,21 +45,23 @@ afterAll(async () => {
 
 describe("outbox relay metrics with a real NATS", () => {
   it("counts published events and empties the outbox", async () => {
+    // bob's first vote opens the approval request: two events (approval.requested, approval.decided).
     await approveAs("bob");
-    await waitFor(async () => (await metric("releasegate_outbox_relay_published_total")) === 1, 15_000, "one publish");
+    await waitFor(async () => (await metric("releasegate_outbox_relay_published_total")) === 2, 15_000, "two publishes");
     await waitFor(async () => (await metric("releasegate_outbox_depth")) === 0, 15_000, "an empty outbox");
     expect(await metric("releasegate_outbox_relay_publish_errors_total")).toBe(0);
   });
 
   it("counts a failed publish (stream deleted under it), then the retry that succeeds", async () => {
     await deleteStream(SHARED_NATS_URL, stream);
+    // Second of three approvals: one event (approval.decided), the request stays pending.
     await approveAs("carol");
     await waitFor(
       async () => (await metric("releasegate_outbox_relay_publish_errors_total")) >= 1,
       15_000,
       "a publish error",
     );
-    await waitFor(async () => (await metric("releasegate_outbox_relay_published_total")) === 2, 30_000, "the retry");
+    await waitFor(async () => (await metric("releasegate_outbox_relay_published_total")) === 3, 30_000, "the retry");
     expect(await metric("releasegate_outbox_depth")).toBe(0);
     expect(await metric("releasegate_outbox_oldest_unpublished_age_seconds")).toBe(0);
   });

@@ -1,5 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyService } from "../src/gen/forest/v1/policy_pb.js";
 import { approvalSubject, subjectToken } from "../src/signal/subject.js";
@@ -65,13 +66,20 @@ describe("publishing approval decisions", () => {
     await server.client(PolicyService, t.bob).externalApproveRelease(vote);
     await server.client(PolicyService, t.carol).externalApproveRelease(vote);
 
-    const stored = await waitFor(async () => {
+    // Two votes, and the approval request's life: opened by bob's first vote, approved by carol's.
+    const all = await waitFor(async () => {
       const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
-      return all.length === 2 ? all : undefined;
-    }, 10_000, "two events in the stream");
+      return all.length === 4 ? all : undefined;
+    }, 10_000, "four events in the stream (two votes, request opened and approved)");
+    expect(all.map((m) => m.event.kind)).toEqual(["approval.requested", "approval.decided", "approval.decided", "approval.approved"]);
     const subject = `${names.prefix}.acme.web%2Eapp.prod%2Eeu`;
-    expect(stored.map((m) => m.subject)).toEqual([subject, subject]);
-    for (const m of stored) expect(m.msgId).toBe(m.event.event_id);
+    expect(all.map((m) => m.subject)).toEqual([subject, subject, subject, subject]);
+    for (const m of all) expect(m.msgId).toBe(m.event.event_id);
+    expect(new Set(all.map((m) => m.msgId)).size).toBe(4);
+    expect(all[0]?.event).toMatchObject({ voter_user_id: "bob", decision: "pending", decision_kind: "request_pending" });
+    expect(all[3]?.event).toMatchObject({ decision: "approved", decision_kind: "request_approved", passed: true });
+    expect(all[3]?.event.request_id).toBe(all[0]?.event.request_id);
+    const stored = all.filter((m) => m.event.kind === "approval.decided");
     expect(stored[0]?.event).toMatchObject({
       kind: "approval.decided",
       organisation: "acme",
@@ -89,7 +97,8 @@ describe("publishing approval decisions", () => {
     expect(stored[1]?.event).toMatchObject({ voter_user_id: "carol", current_approvals: 2, passed: true });
     expect(Number.isNaN(Date.parse(String(stored[1]?.event.decided_at)))).toBe(false);
 
-    await waitFor(() => (evaluateIds.filter((x) => x === id).length === 2 ? true : undefined), 10_000, "core messages");
+    // One core message per event (the votes and the request's transitions).
+    await waitFor(() => (evaluateIds.filter((x) => x === id).length === 4 ? true : undefined), 10_000, "core messages");
     // Published before the relay commits its "published" mark: wait for the commit.
     await waitFor(async () => ((await server.app.relay.outboxDepth()) === 0 ? true : undefined), 5_000, "outbox marked");
   });
@@ -105,10 +114,13 @@ describe("publishing approval decisions", () => {
         forceBypass: true,
         comment: "incident 42: hotfix",
       });
-    const [event] = await waitFor(async () => {
+    // The override counts as one approval of two (four eyes bypassed, not the gate): the request it opened stays pending.
+    const all = await waitFor(async () => {
       const all = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
-      return all.length === 1 ? all : undefined;
-    }, 10_000, "the override event");
+      return all.length === 2 ? all : undefined;
+    }, 10_000, "the override event and the request it opened");
+    expect(all.map((m) => m.event.kind)).toEqual(["approval.requested", "approval.decided"]);
+    const [event] = all.filter((m) => m.event.kind === "approval.decided");
     expect(event?.event).toMatchObject({ voter_user_id: "ada", decision_kind: "admin_override", decision: "approved" });
   });
 
@@ -116,13 +128,15 @@ describe("publishing approval decisions", () => {
     await deleteStream(SHARED_NATS_URL, names.stream);
     const id = await registerIntent(server, t.ada, project);
     await server.client(PolicyService, t.bob).externalApproveRelease({ project, releaseIntentId: id, targetEnvironment: environment });
-    const stored = await waitFor(async () => {
+    await waitFor(async () => {
       const all = await readStream(nc, names.stream);
-      return all.some((m) => m.event.release_intent_id === id) ? all : undefined;
-    }, 15_000, "the event in the re-created stream");
-    expect(stored.filter((m) => m.event.release_intent_id === id)).toHaveLength(1);
-    // Published before the relay commits its "published" mark: wait for the commit.
+      return all.filter((m) => m.event.release_intent_id === id).length >= 2 ? all : undefined;
+    }, 15_000, "the events in the re-created stream");
+    // Published before the relay commits its "published" mark: wait for the commit; then read again.
     await waitFor(async () => ((await server.app.relay.outboxDepth()) === 0 ? true : undefined), 5_000, "outbox marked");
+    const stored = (await readStream(nc, names.stream)).filter((m) => m.event.release_intent_id === id);
+    // bob's vote and the request it opened, each once.
+    expect(stored.map((m) => m.event.kind)).toEqual(["approval.requested", "approval.decided"]);
   });
 });
 
@@ -135,28 +149,35 @@ describe("outbox retention", () => {
       env: { NATS_URL: SHARED_NATS_URL, NATS_STREAM: local.stream, NATS_SUBJECT_PREFIX: local.prefix },
     });
     try {
-      await createApprovalPolicy(replica, t.ada, project, "gate", environment, 1);
+      // Three approvals for two voters: the request stays pending, so carol's later vote is taken.
+      await createApprovalPolicy(replica, t.ada, project, "gate", environment, 3);
       const id = await registerIntent(replica, t.ada, project);
       const vote = { project, releaseIntentId: id, targetEnvironment: environment };
       const db = replica.app.database.db;
-      const rows = () => db.selectFrom("outbox").select(["event_id", "published_at"]).orderBy("seq").execute();
+      const rows = () =>
+        db
+          .selectFrom("outbox")
+          .select(["event_id", "published_at", sql<string>`payload->>'kind'`.as("kind")])
+          .orderBy("seq")
+          .execute();
       await replica.client(PolicyService, t.bob).externalApproveRelease(vote);
-      const [old] = await waitFor(async () => {
+      const old = await waitFor(async () => {
         const r = await rows();
-        return r.length === 1 && r[0]?.published_at !== null ? r : undefined;
-      }, 10_000, "first event published");
+        return r.length === 2 && r.every((x) => x.published_at !== null) ? r : undefined;
+      }, 10_000, "first events published (request opened, bob's vote)");
+      expect(old.map((r) => r.kind)).toEqual(["approval.requested", "approval.decided"]);
 
       // Eight days later (and past the hourly prune interval) another vote wakes the relay.
       clock.advance(8 * 24 * 3600);
       await replica.client(PolicyService, t.carol).externalApproveRelease(vote);
       const remaining = await waitFor(async () => {
         const r = await rows();
-        return r.length === 1 && r[0]?.event_id !== old?.event_id && r[0]?.published_at !== null ? r : undefined;
-      }, 10_000, "old event deleted, new one published");
-      expect(remaining).toHaveLength(1);
+        return r.length === 1 && !old.some((o) => o.event_id === r[0]?.event_id) && r[0]?.published_at !== null ? r : undefined;
+      }, 10_000, "old events deleted, new one published");
+      expect(remaining.map((r) => r.kind)).toEqual(["approval.decided"]);
       // The audit history is untouched.
       const history = await db.selectFrom("approval_history").select("user_id").where("release_intent_id", "=", id).execute();
-      expect(history.map((h) => h.user_id)).toEqual(["bob", "carol"]);
+      expect(history.map((h) => h.user_id)).toEqual(["bob", "bob", "carol"]);
     } finally {
       await replica.stop();
       await deleteStream(SHARED_NATS_URL, local.stream);

@@ -31,17 +31,19 @@ describe("NATS outages", () => {
     const id = await registerIntent(server, t.ada, project);
     const dave = await token({ sub: "dave", orgs: { acme: "member" } });
     const vote = { project, releaseIntentId: id, targetEnvironment: "prod" };
+    // kind:voter:decision of every event, in commit order: the votes and the approval request's life.
     const expected: string[] = [];
     const cast = async (tok: string, who: string, decision: "approved" | "rejected") => {
       const client = server.client(PolicyService, tok);
       await (decision === "approved" ? client.externalApproveRelease(vote) : client.externalRejectRelease(vote));
-      expected.push(`${who}:${decision}`);
+      expected.push(`approval.decided:${who}:${decision}`);
     };
 
-    // 1. NATS never reached since start.
+    // 1. NATS never reached since start. bob's first vote opens the request (its event comes first).
+    expected.push("approval.requested:bob:pending");
     await cast(t.bob, "bob", "approved");
     await cast(t.carol, "carol", "rejected");
-    expect(await server.app.relay.outboxDepth()).toBe(2);
+    expect(await server.app.relay.outboxDepth()).toBe(3);
 
     await nats.start();
     await waitFor(async () => ((await server.app.relay.outboxDepth()) === 0 ? true : undefined), 15_000, "outbox drained");
@@ -51,7 +53,9 @@ describe("NATS outages", () => {
     await cast(t.bob, "bob", "rejected");
     await cast(t.carol, "carol", "approved");
     await cast(dave, "dave", "approved");
-    expect(await server.app.relay.outboxDepth()).toBe(3);
+    // dave's is the second current approval of two: the request is approved, after his vote.
+    expected.push("approval.approved:dave:approved");
+    expect(await server.app.relay.outboxDepth()).toBe(4);
 
     await nats.start();
     await waitFor(async () => ((await server.app.relay.outboxDepth()) === 0 ? true : undefined), 20_000, "outbox drained again");
@@ -59,10 +63,10 @@ describe("NATS outages", () => {
     const nc = await connect({ servers: nats.url });
     try {
       const stored = await readStream(nc, names.stream);
-      expect(stored.map((m) => `${m.event.voter_user_id}:${m.event.decision}`)).toEqual(expected);
-      expect(new Set(stored.map((m) => m.msgId)).size).toBe(5);
+      expect(stored.map((m) => `${m.event.kind}:${m.event.voter_user_id}:${m.event.decision}`)).toEqual(expected);
+      expect(new Set(stored.map((m) => m.msgId)).size).toBe(7);
 
-      // What a durable consumer sees: the same five, each once.
+      // What a durable consumer sees: the same seven, each once.
       const jsm = await jetstreamManager(nc);
       await jsm.consumers.add(names.stream, { durable_name: "outage-check", ack_policy: AckPolicy.Explicit });
       const consumer = await jetstream(nc).consumers.get(names.stream, "outage-check");

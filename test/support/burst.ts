@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { expect } from "vitest";
 import type { DB } from "../../src/db/schema.js";
 import { PolicyService, PolicyType } from "../../src/gen/forest/v1/policy_pb.js";
@@ -212,3 +212,42 @@ export async function expectReplayConsistent(
   }
   return rows;
 }
+
+/**
+ * The approval requests' lifecycle rows (decision_kind `request_<state>`) in
+ * the history of the fixture's intents, by decision kind; readHistory leaves
+ * them out. Each has one outbox event, as each vote does.
+ */
+export async function lifecycleCounts(transport: Transport, fixture: BurstFixture): Promise<Map<string, number>> {
+  const audit = createClient(ApprovalAuditService, transport);
+  const counts = new Map<string, number>();
+  for (const intentId of fixture.intentIds) {
+    let pageToken = "";
+    do {
+      const page = await audit.listApprovalHistory({
+        project: fixture.project,
+        releaseIntentId: intentId,
+        targetEnvironment: fixture.environment,
+        pageSize: 1000,
+        pageToken,
+      });
+      for (const e of page.entries)
+        if (isRequestRow(e.decisionKind)) counts.set(e.decisionKind, (counts.get(e.decisionKind) ?? 0) + 1);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+  return counts;
+}
+
+/** The fixture's outbox events by kind (approval.decided, approval.requested, …). */
+export async function outboxKinds(db: Kysely<DB>, fixture: BurstFixture): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom("outbox")
+    .select(sql<string>`payload->>'kind'`.as("kind"))
+    .where("release_intent_id", "in", [...fixture.intentIds])
+    .execute();
+  return rows.reduce((m, r) => m.set(r.kind, (m.get(r.kind) ?? 0) + 1), new Map<string, number>());
+}
+
+/** Sum of a count map. */
+export const sumCounts = (counts: ReadonlyMap<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0);
