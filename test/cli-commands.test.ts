@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../src/cli/program.js";
-import { ApprovalRequestService } from "../src/gen/releasegate/v1/approval_request_pb.js";
 import { ensureBuilt } from "./support/build.js";
 import { runCli, startCli } from "./support/cli.js";
 import { createPostgresDatabase } from "./support/database.js";
@@ -22,15 +21,14 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 /**
- * A vote on an approved (final) request is FAILED_PRECONDITION (issue 13):
- * the pipeline asks again, which opens a new pending request with no votes.
- * The CLI has no `request` command, so the test calls RequestApproval itself.
+ * A vote on an approved (final) request is FAILED_PRECONDITION (issue 13),
+ * and asking again returns the approved request: a test that votes again
+ * after a pass does so on a release of its own.
  */
-async function askAgain(intentId: string): Promise<void> {
-  const res = await server
-    .client(ApprovalRequestService, env.RELEASEGATE_TOKEN)
-    .requestApproval({ project: { organisation: "acme", project: "cli" }, releaseIntentId: intentId, targetEnvironment: "prod" });
-  expect(res.created).toBe(true);
+async function freshIntent(): Promise<string> {
+  const registered = await runCli(["intent", "register", ...P, "--branch", "main", "--version", "1.2.4"], env);
+  expect(registered.code, registered.stderr).toBe(0);
+  return registered.stdout.trim();
 }
 
 describe("releasegate CLI against a running server", () => {
@@ -98,12 +96,15 @@ describe("releasegate CLI against a running server", () => {
     expect(JSON.parse(evaluated.stdout)).toMatchObject({ allPassed: true });
   });
 
-  it("reject, then history lists both votes in order", async () => {
-    // bob's approval made the request approved (final); the rejection goes to a new request.
-    await askAgain(intentId);
+  it("reject, then approve: history lists both votes in order", async () => {
+    // bob's approval made the first release's request approved (final): this one starts afresh.
+    intentId = await freshIntent();
     const rejected = await runCli(["reject", ...P, "--intent", intentId, "--env", "prod", "-m", "found a bug"], bobEnv);
     expect(rejected.stderr).toBe("");
     expect(rejected.code).toBe(0);
+    // A rejection is a vote (reject_blocks off): the request stays pending, and bob changes his mind.
+    const approved = await runCli(["approve", ...P, "--intent", intentId, "--env", "prod", "-m", "fixed"], bobEnv);
+    expect(approved).toMatchObject({ code: 0, stderr: "" });
     const history = await runCli(["-o", "json", "history", ...P, "--intent", intentId], env);
     expect(history.code).toBe(0);
     const entries = history.stdout
@@ -113,13 +114,12 @@ describe("releasegate CLI against a running server", () => {
     // The history also has the requests' lifecycle rows (decision_kind request_<state>, issue 13).
     const isRequestRow = (e: Record<string, unknown>) => String(e.decisionKind).startsWith("request_");
     expect(entries.filter((e) => !isRequestRow(e)).map((e) => [e.userId, e.decision])).toEqual([
-      ["bob", "approved"],
       ["bob", "rejected"],
+      ["bob", "approved"],
     ]);
     expect(entries.filter(isRequestRow).map((e) => [e.decisionKind, e.decision])).toEqual([
       ["request_pending", "pending"],
       ["request_approved", "approved"],
-      ["request_pending", "pending"],
     ]);
     const table = await runCli(["history", ...P, "--intent", intentId, "--env", "prod"], env);
     expect(table.stdout).toMatch(/^SEQ\s+INTENT\s+ENV\s+USER/);
@@ -137,7 +137,8 @@ describe("releasegate CLI against a running server", () => {
   it("watch streams a decision as it is made and exits 0 on SIGINT", async () => {
     const watch = startCli(["-o", "json", "watch", ...P, "--env", "prod"], env);
     await waitFor(() => watch.out.stdout.includes('"subscribed":true'), 15_000, "the subscription");
-    // The request is pending (the earlier rejection is a vote, not a block): bob's approval decides it.
+    // A release of its own, so its request is pending: bob's approval decides it.
+    intentId = await freshIntent();
     const approved = await runCli(["approve", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
     expect(approved).toMatchObject({ code: 0, stderr: "" });
     const votes = () =>
@@ -158,8 +159,8 @@ describe("releasegate CLI against a running server", () => {
     watch.child.kill("SIGINT");
     expect(await watch.exited).toBe(0);
 
-    // While nobody watches, bob changes his mind on a new request; --resume-after replays it.
-    await askAgain(intentId);
+    // While nobody watches, bob rejects another release; --resume-after replays it.
+    intentId = await freshIntent();
     const rejected = await runCli(["reject", ...P, "--intent", intentId, "--env", "prod"], bobEnv);
     expect(rejected).toMatchObject({ code: 0, stderr: "" });
     const resumed = startCli(["-o", "json", "watch", ...P, "--env", "prod", "--resume-after", String(event.event.eventId)], env);
