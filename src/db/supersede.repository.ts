@@ -61,7 +61,8 @@ export async function readSupersedeFacts(
  * The older intents of the project whose request for `environment` is
  * pending and that a registration of `newerIntentId` supersedes: registered
  * before it, not deployed there, and on its branch when `sameBranchOnly`
- * (none when the newer intent has no branch). The requests themselves are
+ * (none when the newer intent has no branch), and not yet due to expire at
+ * `now` (a due request is expired, whether or not the reaper has marked it). The requests themselves are
  * locked and ended by `supersedePendingRequests`
  * (src/db/approval-request.repository.ts). Index: approval_requests_pending_org
  * (0016): the organisation's pending requests, few by nature.
@@ -72,6 +73,7 @@ export async function findSupersedeCandidates(
   newerIntentId: string,
   environment: string,
   sameBranchOnly: boolean,
+  now: Date,
 ): Promise<string[]> {
   const { rows } = await sql<{ release_intent_id: string }>`
     select r.release_intent_id
@@ -80,6 +82,8 @@ export async function findSupersedeCandidates(
     join release_intents n on n.id = ${newerIntentId}::uuid
     where r.organisation = ${project.organisation} and r.project = ${project.project}
       and r.environment = ${environment} and r.state = 'pending'
+      -- A request past its expiry is expired, reaped or not: it is not superseded.
+      and (r.expires_at is null or r.expires_at > ${now})
       and ${NEWER_THAN_I}
       and (not ${sameBranchOnly}::boolean or (n.branch <> '' and i.branch = n.branch))
       and not exists (select 1 from deployments d

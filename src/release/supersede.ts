@@ -49,7 +49,7 @@ export async function supersedeOlderRequests(trx: Transaction<DB>, ctx: Supersed
   const done: Supersession[] = [];
   for (const policy of supersedePolicies(ctx.policies)) {
     const environment = policy.config.targetEnvironment;
-    const older = await findSupersedeCandidates(trx, project, newerIntentId, environment, policy.config.sameBranchOnly);
+    const older = await findSupersedeCandidates(trx, project, newerIntentId, environment, policy.config.sameBranchOnly, now);
     // Intent rows first, in id order, as votes and every other transition do
     // (intent, then request): a concurrent vote on an old intent cannot deadlock with us.
     for (const id of older) await lockIntent(trx, id);
